@@ -1,0 +1,225 @@
+// Test fixtures on the running test control plane: namespaces, kwok-backed pods whose ports lead to a
+// TCP server the test started (or to a command, to reproduce node-side failures), tokens for
+// ServiceAccounts and for users with groups, and the pinned kubectl.
+import * as k8s from '@kubernetes/client-node';
+import { spawn, spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { NODE_NAME, readState, TestEnvState } from './controlplane';
+import { TestEnvError } from './errors';
+import { stateDir } from './paths';
+import { mintToken } from './token-webhook';
+
+export interface PodPort {
+  /** The container port the pod declares (what port-forward asks for). */
+  port: number;
+  name?: string;
+  /** Where kwok sends that port's streams: a local TCP port ... */
+  targetPort?: number;
+  /** ... or a command speaking on stdin/stdout (kwok runs it per stream). */
+  command?: string[];
+}
+
+export interface KubectlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class TestCluster {
+  readonly kc: k8s.KubeConfig;
+  readonly core: k8s.CoreV1Api;
+  readonly custom: k8s.CustomObjectsApi;
+  readonly rbac: k8s.RbacAuthorizationV1Api;
+
+  private constructor(readonly state: TestEnvState) {
+    this.kc = new k8s.KubeConfig();
+    this.kc.loadFromFile(state.kubeconfig);
+    this.core = this.kc.makeApiClient(k8s.CoreV1Api);
+    this.custom = this.kc.makeApiClient(k8s.CustomObjectsApi);
+    this.rbac = this.kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+  }
+
+  /** The running test control plane (started by the mocha fixture or `make testenv-up`). */
+  static connect(): TestCluster {
+    const state = readState();
+    if (!state) throw new TestEnvError('no test control plane is running: run `make testenv-up` first');
+    return new TestCluster(state);
+  }
+
+  kubectl(args: string[], opts: { kubeconfig?: string; input?: string } = {}): KubectlResult {
+    const out = spawnSync(
+      this.state.kubectl,
+      ['--kubeconfig', opts.kubeconfig ?? this.state.kubeconfig, ...args],
+      {
+        input: opts.input,
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+    return { code: out.status ?? -1, stdout: out.stdout, stderr: out.stderr };
+  }
+
+  /** A new namespace with a unique name, ready for pods (its default ServiceAccount exists). */
+  async createNamespace(prefix: string): Promise<string> {
+    const name = `${prefix}-${crypto.randomBytes(3).toString('hex')}`;
+    await this.core.createNamespace({ metadata: { name, labels: { 'portforward.dev/test': 'true' } } });
+    await poll(`ServiceAccount ${name}/default`, 30_000, async () => {
+      await this.core.readNamespacedServiceAccount('default', name);
+      return true;
+    });
+    return name;
+  }
+
+  async deleteNamespace(name: string): Promise<void> {
+    await this.core.deleteNamespace(name).catch(() => undefined);
+  }
+
+  /**
+   * A pod on the kwok node whose ports kwok forwards as told (a kwok.x-k8s.io PortForward named like
+   * the pod); resolves once the pod is Running and Ready.
+   */
+  async createPod(
+    ns: string,
+    name: string,
+    ports: PodPort[],
+    labels: Record<string, string> = {},
+  ): Promise<k8s.V1Pod> {
+    await this.custom.createNamespacedCustomObject('kwok.x-k8s.io', 'v1alpha1', ns, 'portforwards', {
+      apiVersion: 'kwok.x-k8s.io/v1alpha1',
+      kind: 'PortForward',
+      metadata: { name, namespace: ns },
+      spec: {
+        forwards: ports.map((p) =>
+          p.command
+            ? { ports: [p.port], command: p.command }
+            : { ports: [p.port], target: { port: p.targetPort, address: '127.0.0.1' } },
+        ),
+      },
+    });
+    await this.core.createNamespacedPod(ns, {
+      metadata: { name, namespace: ns, labels },
+      spec: {
+        nodeName: NODE_NAME,
+        containers: [
+          {
+            name: 'app',
+            image: 'registry.invalid/fake:latest', // never pulled: kwok plays the kubelet
+            ports: ports.map((p) => ({ containerPort: p.port, ...(p.name ? { name: p.name } : {}) })),
+          },
+        ],
+      },
+    });
+    return this.waitPodReady(ns, name);
+  }
+
+  async waitPodReady(ns: string, name: string, timeoutMs = 30_000): Promise<k8s.V1Pod> {
+    let pod: k8s.V1Pod | undefined;
+    await poll(`pod ${ns}/${name} Running and Ready`, timeoutMs, async () => {
+      pod = (await this.core.readNamespacedPod(name, ns)).body;
+      const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+      return pod.status?.phase === 'Running' && !!ready;
+    });
+    return pod!;
+  }
+
+  /** A bearer token for any user name and groups (served by the test env's token webhook). */
+  mintUserToken(user: string, groups: string[] = []): string {
+    const secret = fs.readFileSync(this.state.webhookSecretFile, 'utf8').trim();
+    return mintToken(secret, { user, groups: [...groups, 'system:authenticated'] });
+  }
+
+  /** A token for a ServiceAccount (created if missing), from the TokenRequest API. */
+  async mintServiceAccountToken(ns: string, name: string): Promise<string> {
+    await this.core.createNamespacedServiceAccount(ns, { metadata: { name } }).catch((err: unknown) => {
+      if ((err as { statusCode?: number }).statusCode !== 409) throw err;
+    });
+    const res = await this.core.createNamespacedServiceAccountToken(name, ns, {
+      spec: { audiences: [], expirationSeconds: 3600 },
+    });
+    const token = res.body.status?.token;
+    if (!token) throw new TestEnvError(`TokenRequest for ${ns}/${name} returned no token`);
+    return token;
+  }
+
+  /** A kubeconfig file that authenticates with `token` against the test control plane. */
+  kubeconfigFor(token: string): string {
+    const file = path.join(
+      stateDir(),
+      `kubeconfig-${crypto.createHash('sha256').update(token).digest('hex').slice(0, 12)}`,
+    );
+    const base = JSON.parse(fs.readFileSync(this.state.kubeconfig, 'utf8')) as {
+      users: { name: string; user: Record<string, string> }[];
+    };
+    base.users = [{ name: 'pfo-testenv-admin', user: { token } }];
+    fs.writeFileSync(file, JSON.stringify(base, null, 2), { mode: 0o600 });
+    return file;
+  }
+
+  /**
+   * `kubectl port-forward` running in the background; resolves once it printed its local port.
+   * `stderr()` returns what it printed to stderr so far.
+   */
+  async portForward(args: string[], kubeconfig?: string): Promise<KubectlPortForward> {
+    const child = spawn(
+      this.state.kubectl,
+      ['--kubeconfig', kubeconfig ?? this.state.kubeconfig, 'port-forward', ...args],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+    let exitCode: number | undefined;
+    void exited.then((c) => (exitCode = c));
+    let localPort = 0;
+    await poll('kubectl port-forward to print "Forwarding from"', 15_000, () => {
+      if (exitCode !== undefined) {
+        throw new TestEnvError(`kubectl port-forward exited with ${exitCode}: ${stderr.trim()}`);
+      }
+      const m = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(stdout);
+      if (m) localPort = Number(m[1]);
+      return Promise.resolve(!!m);
+    });
+    return {
+      localPort,
+      stderr: () => stderr,
+      exited,
+      stop: async () => {
+        if (exitCode === undefined) child.kill('SIGTERM');
+        await exited;
+      },
+    };
+  }
+}
+
+export interface KubectlPortForward {
+  localPort: number;
+  stderr(): string;
+  exited: Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Polls `check` every 100 ms until it returns true; a thrown error is retried until the deadline. */
+export async function poll(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      if (await check()) return;
+      last = undefined;
+    } catch (err) {
+      if (err instanceof TestEnvError) throw err;
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      const why = last instanceof Error ? `: ${last.message}` : last ? `: ${JSON.stringify(last)}` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

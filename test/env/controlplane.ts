@@ -1,0 +1,369 @@
+// The test control plane: etcd, kube-apiserver (RBAC, token authentication, service-account token
+// signing), kube-controller-manager and kwok as the kubelet of node kwok-node-0, real processes on
+// loopback with ports chosen at run time. `up` starts it (or reuses a running one) and returns once it
+// is ready; `down` stops every process it started and removes the state folder.
+import { spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Assets, ensureAssets } from './assets';
+import { TestEnvError } from './errors';
+import { repoRoot, stateDir } from './paths';
+import {
+  assertPortFree,
+  freePort,
+  httpGet,
+  isAlive,
+  lastLines,
+  sleep,
+  Started,
+  startProcess,
+  stopProcess,
+  waitReady,
+} from './procs';
+
+export const NODE_NAME = 'kwok-node-0';
+
+/** What `up` leaves in `<state>/state.json`; tests and `down` read it. */
+export interface TestEnvState {
+  apiVersion: 'testenv.portforward.dev/v1';
+  server: string;
+  kubeconfig: string;
+  webhookSecretFile: string;
+  kubectl: string;
+  versions: Assets['versions'];
+  processes: { name: string; pid: number; command: string; logFile: string }[];
+}
+
+type Log = (line: string) => void;
+
+function statePath(dir = stateDir()): string {
+  return path.join(dir, 'state.json');
+}
+
+export function readState(dir = stateDir()): TestEnvState | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(statePath(dir), 'utf8')) as TestEnvState;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A running env whose processes are all alive and whose API server answers. */
+export async function runningState(dir = stateDir()): Promise<TestEnvState | undefined> {
+  const state = readState(dir);
+  if (!state || !state.processes.every(isAlive)) return undefined;
+  const token = adminToken(dir);
+  const res = await httpGet(`${state.server}/readyz`, token).catch(() => undefined);
+  return res?.status === 200 ? state : undefined;
+}
+
+function adminToken(dir: string): string {
+  return fs.readFileSync(path.join(dir, 'pki', 'admin-token'), 'utf8').trim();
+}
+
+/** Starts the control plane, or returns the running one. `started` says which. */
+export async function up(log: Log = console.log): Promise<{ state: TestEnvState; started: boolean }> {
+  const dir = stateDir();
+  const running = await runningState(dir);
+  if (running) {
+    log(`test control plane already running at ${running.server} (kubeconfig ${running.kubeconfig})`);
+    return { state: running, started: false };
+  }
+  if (fs.existsSync(dir)) await down(() => undefined); // leftovers of a crashed run
+
+  const fixedPort = process.env.TESTENV_APISERVER_PORT;
+  if (fixedPort !== undefined && !/^\d+$/.test(fixedPort)) {
+    throw new TestEnvError(
+      `TESTENV_APISERVER_PORT=${fixedPort} is not a port number: give 1-65535 or unset it.`,
+    );
+  }
+  if (fixedPort) await assertPortFree(Number(fixedPort), 'kube-apiserver', 'TESTENV_APISERVER_PORT');
+
+  const assets = await ensureAssets(log);
+  log(`binaries from ${assets.source}`);
+  const started: Started[] = [];
+  try {
+    const state = await start(dir, assets, fixedPort ? Number(fixedPort) : await freePort(), started, log);
+    return { state, started: true };
+  } catch (err) {
+    for (const p of started.reverse()) await stopProcess(p, 3000);
+    const keep = path.join(path.dirname(dir), `${path.basename(dir)}-failed`);
+    fs.rmSync(keep, { recursive: true, force: true });
+    if (fs.existsSync(dir)) fs.renameSync(dir, keep);
+    if (err instanceof TestEnvError) {
+      err.message += `\n  (state and logs of the failed start kept in ${keep})`;
+    }
+    throw err;
+  }
+}
+
+async function start(
+  dir: string,
+  assets: Assets,
+  apiPort: number,
+  started: Started[],
+  log: Log,
+): Promise<TestEnvState> {
+  const t0 = Date.now();
+  const logs = path.join(dir, 'logs');
+  const pki = path.join(dir, 'pki');
+  for (const d of [logs, pki, path.join(dir, 'etcd')]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+
+  // Credentials: an admin token (system:masters), the service-account signing key, the webhook secret.
+  const token = crypto.randomBytes(24).toString('hex');
+  fs.writeFileSync(path.join(pki, 'admin-token'), token, { mode: 0o600 });
+  fs.writeFileSync(path.join(pki, 'tokens.csv'), `${token},testenv-admin,testenv-admin,system:masters\n`, {
+    mode: 0o600,
+  });
+  const sa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  fs.writeFileSync(path.join(pki, 'sa.key'), sa.privateKey.export({ type: 'pkcs1', format: 'pem' }), {
+    mode: 0o600,
+  });
+  fs.writeFileSync(path.join(pki, 'sa.pub'), sa.publicKey.export({ type: 'spki', format: 'pem' }));
+  const webhookSecretFile = path.join(pki, 'webhook-secret');
+  fs.writeFileSync(webhookSecretFile, crypto.randomBytes(32).toString('hex'), { mode: 0o600 });
+
+  const run = (name: string, command: string, args: string[]): Started => {
+    const p = startProcess(name, command, args, path.join(logs, `${name}.log`));
+    started.push(p);
+    return p;
+  };
+
+  // 1. The token webhook (tests mint tokens for users with groups through it).
+  const webhookPort = await freePort();
+  const webhook = run('token-webhook', process.execPath, [
+    path.join(__dirname, 'token-webhook.js'),
+    String(webhookPort),
+    webhookSecretFile,
+  ]);
+  await waitReady(
+    webhook,
+    'listening',
+    10_000,
+    async () => (await httpGet(`http://127.0.0.1:${webhookPort}/`)).status > 0,
+  );
+  writeKubeconfig(path.join(pki, 'webhook.kubeconfig'), `http://127.0.0.1:${webhookPort}/authenticate`, {});
+
+  // 2. etcd.
+  const [etcdPort, etcdPeer] = [await freePort(), await freePort()];
+  const etcd = run('etcd', assets.bin.etcd, [
+    '--name=testenv',
+    `--data-dir=${path.join(dir, 'etcd')}`,
+    `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+    `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+    `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+    `--initial-cluster=testenv=http://127.0.0.1:${etcdPeer}`,
+    '--unsafe-no-fsync', // a throw-away store: durability is not worth the disk waits
+    '--log-level=warn',
+  ]);
+  await waitReady(
+    etcd,
+    'healthy',
+    30_000,
+    async () => (await httpGet(`http://127.0.0.1:${etcdPort}/health`)).status === 200,
+  );
+  log(`  etcd ${assets.versions.etcd} on 127.0.0.1:${etcdPort}`);
+
+  // 3. kube-apiserver.
+  const server = `https://127.0.0.1:${apiPort}`;
+  const apiserver = run('kube-apiserver', assets.bin['kube-apiserver'], [
+    `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--secure-port=${apiPort}`,
+    `--cert-dir=${pki}`, // a self-signed serving certificate for 127.0.0.1 and localhost
+    `--token-auth-file=${path.join(pki, 'tokens.csv')}`,
+    `--authentication-token-webhook-config-file=${path.join(pki, 'webhook.kubeconfig')}`,
+    '--authentication-token-webhook-version=v1',
+    '--authorization-mode=RBAC',
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    `--service-account-key-file=${path.join(pki, 'sa.pub')}`,
+    `--service-account-signing-key-file=${path.join(pki, 'sa.key')}`,
+    '--service-cluster-ip-range=10.96.0.0/16',
+    '--kubelet-preferred-address-types=InternalIP', // kwok's node answers on its InternalIP, 127.0.0.1
+    '--endpoint-reconciler-type=none', // 127.0.0.1 may not be an endpoint of the kubernetes Service
+    '--allow-privileged=true',
+    '--profiling=false',
+  ]);
+  await waitReady(
+    apiserver,
+    'ready',
+    90_000,
+    async () => (await httpGet(`${server}/readyz`, token)).status === 200,
+  );
+  log(`  kube-apiserver ${assets.versions.kubernetes} at ${server}`);
+
+  const ca = fs.readFileSync(path.join(pki, 'apiserver.crt'));
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  writeKubeconfig(kubeconfig, server, { token, ca });
+
+  // 4. kube-controller-manager: namespaces get their default ServiceAccount and can be deleted,
+  //    workloads get pods, garbage collection follows ownerReferences.
+  run('kube-controller-manager', assets.bin['kube-controller-manager'], [
+    `--kubeconfig=${kubeconfig}`,
+    '--leader-elect=false',
+    '--secure-port=0',
+    // nodelifecycle would taint and evict on any missed kwok heartbeat; node IPAM and cloud controllers
+    // have nothing to do here.
+    '--controllers=*,-nodelifecycle,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller',
+    `--service-account-private-key-file=${path.join(pki, 'sa.key')}`,
+    `--root-ca-file=${path.join(pki, 'apiserver.crt')}`,
+  ]);
+
+  // 5. kwok as the kubelet of kwok-node-0, serving port-forward from kwok PortForward objects.
+  const kwokPort = await freePort();
+  const kubectl = (args: string[], input?: string): string =>
+    runKubectl(assets.bin.kubectl, kubeconfig, args, input);
+  kubectl(['apply', '--server-side', '-f', assets.kwokCrds]);
+  kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=30s',
+    'crd/portforwards.kwok.x-k8s.io',
+    'crd/clusterportforwards.kwok.x-k8s.io',
+  ]);
+  const kwok = run('kwok', assets.bin.kwok, [
+    `--kubeconfig=${kubeconfig}`,
+    `--config=${assets.kwokStages}`,
+    `--manage-single-node=${NODE_NAME}`,
+    '--node-ip=127.0.0.1',
+    `--node-port=${kwokPort}`,
+    `--server-address=127.0.0.1:${kwokPort}`,
+    '--enable-crds=PortForward,ClusterPortForward',
+    '--cidr=10.244.0.1/16',
+  ]);
+  await waitReady(
+    kwok,
+    'serving',
+    30_000,
+    async () => (await httpGet(`http://127.0.0.1:${kwokPort}/healthz`)).status === 200,
+  );
+  kubectl(['apply', '-f', '-'], nodeManifest());
+  await waitReady(kwok, `turning node ${NODE_NAME} Ready`, 30_000, async () =>
+    kubectlOk(assets.bin.kubectl, kubeconfig, [
+      'wait',
+      '--for=condition=Ready',
+      '--timeout=1s',
+      `node/${NODE_NAME}`,
+    ]),
+  );
+  log(`  kwok ${assets.versions.kwok} is the kubelet of node ${NODE_NAME} (127.0.0.1:${kwokPort})`);
+
+  // 6. This project's CRDs, and a namespace that is usable (its default ServiceAccount exists).
+  const crds = path.join(repoRoot, 'crds');
+  if (fs.existsSync(crds) && fs.readdirSync(crds).some((f) => /\.ya?ml$/.test(f))) {
+    kubectl(['apply', '--server-side', '-f', crds]);
+    kubectl(['wait', '--for=condition=Established', '--timeout=30s', '-f', crds]);
+  }
+  const kcm = started.find((p) => p.name === 'kube-controller-manager')!;
+  await waitReady(kcm, 'creating ServiceAccounts', 60_000, async () =>
+    kubectlOk(assets.bin.kubectl, kubeconfig, ['get', 'serviceaccount', 'default', '-n', 'default']),
+  );
+
+  // kubectl of the pinned release, next to the kubeconfig, for people at a terminal.
+  fs.mkdirSync(path.join(dir, 'bin'), { recursive: true });
+  fs.symlinkSync(assets.bin.kubectl, path.join(dir, 'bin', 'kubectl'));
+
+  const state: TestEnvState = {
+    apiVersion: 'testenv.portforward.dev/v1',
+    server,
+    kubeconfig,
+    webhookSecretFile,
+    kubectl: assets.bin.kubectl,
+    versions: assets.versions,
+    processes: started.map(({ name, pid, command, logFile }) => ({ name, pid, command, logFile })),
+  };
+  fs.writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
+  log(`test control plane ready in ${((Date.now() - t0) / 1000).toFixed(1)} s; kubeconfig: ${kubeconfig}`);
+  return state;
+}
+
+/** Stops every process a state file names (also those of a crashed run) and removes the state folder. */
+export async function down(log: Log = console.log): Promise<void> {
+  const dir = stateDir();
+  const state = readState(dir);
+  const procs = state?.processes ?? orphanProcesses(dir);
+  for (const p of [...procs].reverse()) {
+    if (isAlive(p)) log(`stopping ${p.name} (pid ${p.pid})`);
+    await stopProcess(p);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  log(
+    state || procs.length
+      ? 'test control plane stopped and its state removed'
+      : 'no test control plane was running',
+  );
+}
+
+/**
+ * Processes of a start that died before writing state.json: found by the state folder in their
+ * command line, which every one of them carries.
+ */
+function orphanProcesses(dir: string): { name: string; pid: number; command: string }[] {
+  if (!fs.existsSync(dir)) return [];
+  const found: { name: string; pid: number; command: string }[] = [];
+  for (const pid of fs.readdirSync('/proc').filter((f) => /^\d+$/.test(f))) {
+    try {
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (Number(pid) !== process.pid && argv.some((a) => a.includes(dir + path.sep))) {
+        found.push({ name: path.basename(argv[0]), pid: Number(pid), command: argv[0] });
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+function nodeManifest(): string {
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      name: NODE_NAME,
+      annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+      labels: { type: 'kwok', 'kubernetes.io/hostname': NODE_NAME, 'kubernetes.io/os': 'linux' },
+    },
+  });
+}
+
+function writeKubeconfig(file: string, server: string, opts: { token?: string; ca?: Buffer }): void {
+  const cluster: Record<string, string> = { server };
+  if (opts.ca) cluster['certificate-authority-data'] = opts.ca.toString('base64');
+  const user: Record<string, string> = opts.token ? { token: opts.token } : {};
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'pfo-testenv', cluster }],
+    users: [{ name: 'pfo-testenv-admin', user }],
+    contexts: [{ name: 'pfo-testenv', context: { cluster: 'pfo-testenv', user: 'pfo-testenv-admin' } }],
+    'current-context': 'pfo-testenv',
+  };
+  fs.writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
+}
+
+export function runKubectl(kubectl: string, kubeconfig: string, args: string[], input?: string): string {
+  const out = spawnSync(kubectl, ['--kubeconfig', kubeconfig, ...args], {
+    input,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (out.status !== 0) {
+    throw new TestEnvError(
+      `kubectl ${args.join(' ')} failed: ${(out.stderr || out.error?.message || '').trim()}`,
+    );
+  }
+  return out.stdout;
+}
+
+function kubectlOk(kubectl: string, kubeconfig: string, args: string[]): Promise<boolean> {
+  const out = spawnSync(kubectl, ['--kubeconfig', kubeconfig, ...args], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  return Promise.resolve(out.status === 0);
+}
+
+export { lastLines, sleep };

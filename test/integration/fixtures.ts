@@ -1,0 +1,14 @@
+// Mocha global fixture of the integration suites: start the test control plane, or reuse the one
+// `make testenv-up` left running. One this suite started is stopped at the end unless TESTENV_KEEP=1.
+import { down, up } from '../env/controlplane';
+
+let startedHere = false;
+
+export async function mochaGlobalSetup(): Promise<void> {
+  const { started } = await up((line) => console.log(`[testenv] ${line}`));
+  startedHere = started;
+}
+
+export async function mochaGlobalTeardown(): Promise<void> {
+  if (startedHere && process.env.TESTENV_KEEP !== '1') await down((line) => console.log(`[testenv] ${line}`));
+}

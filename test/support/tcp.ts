@@ -1,0 +1,85 @@
+// Real TCP peers for tests: an echo server that stands behind a pod, and a client that sends a payload
+// and reads back the whole echo.
+import * as crypto from 'node:crypto';
+import * as net from 'node:net';
+
+export interface EchoServer {
+  port: number;
+  /** Connections accepted so far. */
+  accepted(): number;
+  close(): Promise<void>;
+}
+
+export function startEchoServer(): Promise<EchoServer> {
+  let accepted = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    accepted++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => s.destroy());
+    s.pipe(s);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      resolve({
+        port: (server.address() as net.AddressInfo).port,
+        accepted: () => accepted,
+        close: () =>
+          new Promise<void>((r) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}
+
+export function randomPayload(bytes: number): Buffer {
+  return crypto.randomBytes(bytes);
+}
+
+export function sha256(b: Buffer): string {
+  return crypto.createHash('sha256').update(b).digest('hex');
+}
+
+/**
+ * Connects to host:port, writes `payload`, and resolves with everything read back once `payload.length`
+ * bytes arrived. Rejects on a socket error, an early close, or after `timeoutMs`.
+ */
+export function echoRoundTrip(
+  port: number,
+  payload: Buffer,
+  timeoutMs = 30_000,
+  host = '127.0.0.1',
+): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    const sock = net.connect({ port, host });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`echo of ${payload.length} bytes: only ${received} back after ${timeoutMs} ms`));
+    }, timeoutMs);
+    sock.on('connect', () => sock.write(payload));
+    sock.on('data', (c: Buffer) => {
+      chunks.push(c);
+      received += c.length;
+      if (received >= payload.length) {
+        clearTimeout(timer);
+        sock.end();
+        resolve(Buffer.concat(chunks));
+      }
+    });
+    sock.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    sock.on('close', () => {
+      clearTimeout(timer);
+      if (received < payload.length)
+        reject(new Error(`connection closed after ${received} of ${payload.length} bytes`));
+    });
+  });
+}
