@@ -61,6 +61,10 @@ testenv-down: ## Stop every test control-plane process (also after a crashed run
 testenv-status: build ## Show whether the test control plane runs, and its processes
 	$(TESTENV) status
 
+.PHONY: run
+run: build ## Run the operator against the current kubeconfig context (ARGS="--namespace demo" adds flags)
+	node dist/main.js $(ARGS)
+
 .PHONY: demo
 demo: ## (coming with the demo issue) the embedded control plane, a demo pod and the operator
 	@echo "make demo is not available yet: it arrives with the newcomer/demo issue. Try 'make testenv-up'." >&2

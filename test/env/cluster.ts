@@ -86,6 +86,10 @@ export class TestCluster {
     ports: PodPort[],
     labels: Record<string, string> = {},
   ): Promise<k8s.V1Pod> {
+    // A pod re-created under the same name gets its forwards anew.
+    await this.custom
+      .deleteNamespacedCustomObject('kwok.x-k8s.io', 'v1alpha1', ns, 'portforwards', name)
+      .catch(() => undefined);
     await this.custom.createNamespacedCustomObject('kwok.x-k8s.io', 'v1alpha1', ns, 'portforwards', {
       apiVersion: 'kwok.x-k8s.io/v1alpha1',
       kind: 'PortForward',

@@ -1,0 +1,102 @@
+// The PortForward API, portforward.dev/v1alpha1 (contract: extend it, never rename it). The CRD in
+// crds/portforward.yaml is the schema of record; these types mirror it for the operator's code.
+
+export const GROUP = 'portforward.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'PortForward';
+export const PLURAL = 'portforwards';
+
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  values?: string[];
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+/** Exactly one field is set (enforced at admission). Targets live in the PortForward's namespace. */
+export interface Target {
+  pod?: string;
+  service?: string;
+  deployment?: string;
+  statefulSet?: string;
+  selector?: LabelSelector;
+}
+
+export interface PortSpec {
+  /** A port number, or a name: a service port name (service targets) or a container port name. */
+  port: number | string;
+  name?: string;
+  localPort?: number;
+  /** Only TCP: port-forward carries TCP alone; the field exists so that UDP is refused at admission. */
+  protocol?: 'TCP';
+}
+
+export interface PortForwardSpec {
+  target: Target;
+  ports: PortSpec[];
+  listenAddress?: string;
+  allowedSourceRanges?: string[];
+  /** A Go-style duration: 90s, 15m, 1h30m. */
+  ttl?: string;
+  suspend?: boolean;
+}
+
+export type Phase = 'Pending' | 'Ready' | 'Degraded' | 'Suspended' | 'Expired' | 'Failed';
+
+export interface Endpoint {
+  name?: string;
+  /** The spec's port as given (number or name). */
+  port: number | string;
+  /** The pod's container port the forward reaches. */
+  targetPort?: number;
+  address: string;
+  localPort: number;
+  url: string;
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export interface PortForwardStatus {
+  observedGeneration?: number;
+  phase?: Phase;
+  message?: string;
+  pod?: { name: string; uid?: string };
+  endpoints?: Endpoint[];
+  connections?: { active: number; total: number; failed: number };
+  bytesSent?: number;
+  bytesReceived?: number;
+  retargets?: number;
+  lastError?: { message: string; time: string };
+  startTime?: string;
+  expiryTime?: string;
+  conditions?: Condition[];
+}
+
+export interface PortForward {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace: string;
+    uid?: string;
+    generation?: number;
+    resourceVersion?: string;
+    /** Strings in watch events, Dates after client-node's deserializer: read with toISO(). */
+    creationTimestamp?: string | Date;
+    deletionTimestamp?: string | Date;
+  };
+  spec: PortForwardSpec;
+  status?: PortForwardStatus;
+}

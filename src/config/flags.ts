@@ -1,0 +1,265 @@
+// The operator's command line (contract: DESIGN.md §3). Parsed once at start-up; every flag also reads
+// from an environment variable (PFO_ + the flag in upper snake case, e.g. PFO_PORT_RANGE); a flag given
+// on the command line wins. A bad value stops start-up with one clear line (ConfigError).
+import * as net from 'node:net';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface BindAddress {
+  host: string;
+  port: number;
+}
+
+export interface Config {
+  kubeconfig?: string;
+  /** Namespaces to watch; empty means all. */
+  namespaces: string[];
+  listenAddress: string;
+  /** Listen addresses a PortForward may ask for in spec.listenAddress (besides listenAddress). */
+  allowedListenAddresses: string[];
+  advertiseAddress: string;
+  portRange: { min: number; max: number };
+  /** undefined: disabled ("0"). */
+  metricsBindAddress?: BindAddress;
+  healthProbeBindAddress?: BindAddress;
+  leaderElect: boolean;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  logFormat: 'json' | 'text';
+  workers: number;
+  /** Least time between two status writes of one PortForward that only update counters. */
+  statusIntervalMs: number;
+}
+
+interface FlagDef {
+  name: string;
+  help: string;
+  default: string;
+  repeatable?: boolean;
+  boolean?: boolean;
+  env?: string;
+}
+
+const inCluster = (): boolean => !!process.env.KUBERNETES_SERVICE_HOST;
+
+export function flagDefs(): FlagDef[] {
+  return [
+    {
+      name: 'kubeconfig',
+      help: 'kubeconfig file; default: $KUBECONFIG, ~/.kube/config, or in-cluster',
+      default: '',
+      env: 'KUBECONFIG',
+    },
+    {
+      name: 'namespace',
+      help: 'namespace to watch (repeatable); default: all namespaces',
+      default: '',
+      repeatable: true,
+    },
+    {
+      name: 'listen-address',
+      help: 'address the forwards listen on',
+      default: inCluster() ? '0.0.0.0' : '127.0.0.1',
+    },
+    {
+      name: 'allowed-listen-addresses',
+      help: 'comma-separated addresses a PortForward may name in spec.listenAddress, besides --listen-address',
+      default: '',
+    },
+    {
+      name: 'advertise-address',
+      help: 'address written into status endpoints; default: the listen address (127.0.0.1 for 0.0.0.0)',
+      default: '',
+    },
+    { name: 'port-range', help: 'range local ports are allocated from, MIN-MAX', default: '20000-29999' },
+    {
+      name: 'metrics-bind-address',
+      help: 'host:port of the Prometheus metrics endpoint; 0 disables',
+      default: ':8080',
+    },
+    {
+      name: 'health-probe-bind-address',
+      help: 'host:port of /healthz and /readyz; 0 disables',
+      default: ':8081',
+    },
+    {
+      name: 'leader-elect',
+      help: 'hold a Lease so only one replica serves the forwards',
+      default: 'false',
+      boolean: true,
+    },
+    { name: 'log-level', help: 'error, warn, info or debug', default: 'info' },
+    {
+      name: 'log-format',
+      help: 'json or text; default: text on a terminal, json otherwise',
+      default: process.stderr.isTTY ? 'text' : 'json',
+    },
+    { name: 'workers', help: 'PortForwards reconciled at once', default: '4' },
+    {
+      name: 'status-interval',
+      help: 'least time between two counter-only status writes of one PortForward (e.g. 5s)',
+      default: '5s',
+    },
+  ];
+}
+
+export function envName(def: FlagDef): string {
+  return def.env ?? `PFO_${def.name.toUpperCase().replace(/-/g, '_')}`;
+}
+
+export function usage(): string {
+  const lines = [
+    'usage: portforward-operator [flags]',
+    '',
+    'Flags (each also read from the environment variable shown):',
+  ];
+  for (const d of flagDefs()) {
+    const dflt = d.default === '' ? '' : ` (default ${JSON.stringify(d.default)})`;
+    lines.push(`  --${d.name}${d.boolean ? '' : '=VALUE'}`.padEnd(36) + `${d.help}${dflt} [$${envName(d)}]`);
+  }
+  lines.push('  --help'.padEnd(36) + 'print this help');
+  return lines.join('\n');
+}
+
+/** Parses argv (without node and script) and env into a Config, or throws a ConfigError. */
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config {
+  const defs = new Map(flagDefs().map((d) => [d.name, d]));
+  const given = new Map<string, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--'))
+      throw new ConfigError(`unexpected argument ${JSON.stringify(arg)}: flags start with --`);
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const def = defs.get(name);
+    if (!def) throw new ConfigError(`unknown flag --${name}: see --help for the flags`);
+    let value: string;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else if (def.boolean) value = 'true';
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) value = argv[++i];
+    else throw new ConfigError(`flag --${name} needs a value`);
+    if (given.has(name) && !def.repeatable) throw new ConfigError(`flag --${name} is given twice`);
+    given.set(name, [...(given.get(name) ?? []), value]);
+  }
+  const get = (name: string): string => {
+    const def = defs.get(name)!;
+    const v = given.get(name);
+    if (v) return v[v.length - 1];
+    const e = env[envName(def)];
+    return e !== undefined && e !== '' ? e : def.default;
+  };
+  const getAll = (name: string): string[] => {
+    const v = given.get(name);
+    if (v) return v;
+    const e = env[envName(defs.get(name)!)];
+    return e ? e.split(',').map((s) => s.trim()) : [];
+  };
+
+  const listenAddress = parseIP('listen-address', get('listen-address'));
+  const advertise = get('advertise-address');
+  return {
+    kubeconfig: get('kubeconfig') || undefined,
+    namespaces: getAll('namespace')
+      .filter(Boolean)
+      .map((n) => parseDNSLabel('namespace', n)),
+    listenAddress,
+    allowedListenAddresses: get('allowed-listen-addresses')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .map((a) => parseIP('allowed-listen-addresses', a)),
+    advertiseAddress: advertise
+      ? parseIP('advertise-address', advertise)
+      : listenAddress === '0.0.0.0'
+        ? '127.0.0.1'
+        : listenAddress === '::'
+          ? '::1'
+          : listenAddress,
+    portRange: parsePortRange(get('port-range')),
+    metricsBindAddress: parseBind('metrics-bind-address', get('metrics-bind-address')),
+    healthProbeBindAddress: parseBind('health-probe-bind-address', get('health-probe-bind-address')),
+    leaderElect: parseBool('leader-elect', get('leader-elect')),
+    logLevel: parseEnum('log-level', get('log-level'), ['error', 'warn', 'info', 'debug'] as const),
+    logFormat: parseEnum('log-format', get('log-format'), ['json', 'text'] as const),
+    workers: parseInt('workers', get('workers'), 1, 64),
+    statusIntervalMs: parseDuration('status-interval', get('status-interval')),
+  };
+}
+
+function parseIP(flag: string, v: string): string {
+  if (net.isIP(v) === 0) throw new ConfigError(`--${flag}=${v} is not an IP address (e.g. 127.0.0.1 or ::1)`);
+  return v;
+}
+
+function parseDNSLabel(flag: string, v: string): string {
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v)) {
+    throw new ConfigError(
+      `--${flag}=${v} is not a namespace name (lowercase letters, digits and '-', at most 63)`,
+    );
+  }
+  return v;
+}
+
+function parsePortRange(v: string): { min: number; max: number } {
+  const m = /^(\d+)-(\d+)$/.exec(v);
+  const min = m ? Number(m[1]) : NaN;
+  const max = m ? Number(m[2]) : NaN;
+  if (!m || min < 1 || max > 65535 || min > max) {
+    throw new ConfigError(
+      `--port-range=${v} is not a range MIN-MAX with 1 <= MIN <= MAX <= 65535 (e.g. 20000-29999)`,
+    );
+  }
+  return { min, max };
+}
+
+function parseBind(flag: string, v: string): BindAddress | undefined {
+  if (v === '0') return undefined;
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(v);
+  const host = m ? (m[1] ?? m[2] ?? '') : '';
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535 || (host !== '' && net.isIP(host) === 0 && host !== 'localhost')) {
+    throw new ConfigError(`--${flag}=${v} is not HOST:PORT, :PORT or 0 (disabled)`);
+  }
+  return { host: host || '0.0.0.0', port };
+}
+
+function parseBool(flag: string, v: string): boolean {
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new ConfigError(`--${flag}=${v} is not true or false`);
+}
+
+function parseEnum<T extends string>(flag: string, v: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(v))
+    throw new ConfigError(`--${flag}=${v} is not one of ${allowed.join(', ')}`);
+  return v as T;
+}
+
+function parseInt(flag: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < min || n > max)
+    throw new ConfigError(`--${flag}=${v} is not a whole number from ${min} to ${max}`);
+  return n;
+}
+
+/** Go-style durations (90s, 15m, 1h30m, 500ms) in milliseconds; throws ConfigError. */
+export function parseDuration(flag: string, v: string): number {
+  const ms = durationMs(v);
+  if (ms === undefined)
+    throw new ConfigError(`--${flag}=${v} is not a duration such as 500ms, 5s, 1m or 1h30m`);
+  return ms;
+}
+
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
+
+/** A Go-style duration in milliseconds, or undefined when it does not parse. */
+export function durationMs(v: string): number | undefined {
+  if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(v)) return undefined;
+  let total = 0;
+  for (const m of v.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(m[1]) * UNIT_MS[m[2]];
+  return total;
+}

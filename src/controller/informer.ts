@@ -1,0 +1,94 @@
+// A watch-backed cache that never gives up. @kubernetes/client-node's ListWatch stops for good on a
+// watch error (and @dot-i/k8s-operator answers that with process.exit); this wrapper restarts it with
+// backoff, so a restarted API server or a dropped connection costs a relist, never the process.
+import * as k8s from '@kubernetes/client-node';
+import { errorMessage, Logger } from '../observability/logger';
+
+export type ChangeHandler<T> = (obj: T) => void;
+
+export interface InformerOptions<T extends k8s.KubernetesObject> {
+  kind: string;
+  /** API path to watch, e.g. /api/v1/pods or /api/v1/namespaces/x/pods. */
+  path: string;
+  list: k8s.ListPromise<T>;
+  kubeConfig: k8s.KubeConfig;
+  logger: Logger;
+  /** First restart delay; doubles up to maxRestartDelayMs. Defaults 200 ms and 30 s. */
+  restartDelayMs?: number;
+  maxRestartDelayMs?: number;
+}
+
+export class ResilientInformer<T extends k8s.KubernetesObject> {
+  private readonly lw: k8s.ListWatch<T>;
+  private readonly handlers: ChangeHandler<T>[] = [];
+  private stopped = false;
+  private failures = 0;
+  private synced = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: InformerOptions<T>) {
+    this.lw = new k8s.ListWatch<T>(opts.path, new k8s.Watch(opts.kubeConfig), opts.list, false);
+    const changed = (obj: T): void => {
+      this.failures = 0;
+      for (const h of this.handlers) h(obj);
+    };
+    this.lw.on(k8s.ADD, changed);
+    this.lw.on(k8s.UPDATE, changed);
+    this.lw.on(k8s.DELETE, changed);
+    this.lw.on(k8s.CONNECT, () => {
+      this.synced = true;
+    });
+    this.lw.on(k8s.ERROR, (err: unknown) => this.restart(err));
+  }
+
+  /** Called for every added, updated or deleted object (deletions too: look the key up again). */
+  onChange(handler: ChangeHandler<T>): void {
+    this.handlers.push(handler);
+  }
+
+  /** Starts listing and watching; resolves after the first list (or keeps retrying in the background). */
+  async start(): Promise<void> {
+    this.stopped = false;
+    try {
+      await this.lw.start();
+      this.synced = true;
+    } catch (err) {
+      this.restart(err);
+    }
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    void this.lw.stop();
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.lw.get(name, namespace);
+  }
+
+  list(namespace?: string): ReadonlyArray<T> {
+    return this.lw.list(namespace);
+  }
+
+  private restart(err: unknown): void {
+    if (this.stopped) return;
+    const base = this.opts.restartDelayMs ?? 200;
+    const delay = Math.min(this.opts.maxRestartDelayMs ?? 30_000, base * 2 ** Math.min(this.failures, 10));
+    this.failures++;
+    this.opts.logger.warn(`watch of ${this.opts.kind} failed; restarting`, {
+      path: this.opts.path,
+      error: errorMessage(err),
+      retryInMs: delay,
+    });
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.stopped) void this.start();
+    }, delay);
+  }
+}

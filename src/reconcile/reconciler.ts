@@ -1,0 +1,276 @@
+// reconcile(key): level-based. Reads the PortForward and its pod from the watch caches (never from the
+// event that woke it), plans the session, has the relay match the plan, and writes status when it
+// changed. Only this file writes status; relay events merely bring the key back.
+import type { V1Pod } from '@kubernetes/client-node';
+import { PortForward, PortForwardStatus } from '../api/v1alpha1';
+import { done, Result } from '../controller/result';
+import { EventRecorder } from '../kube/events';
+import { errorMessage, Logger } from '../observability/logger';
+import type { ListenerSpec, ListenerState, RelayEngine } from '../relay/types';
+import { plan, PlanConfig, PlannedListener } from './plan';
+import { PortAllocator } from './ports';
+import { resolveTarget } from './resolve';
+import { bindOutcome, buildStatus, Counters, countersChanged, significantChange } from './status';
+
+/** Re-try a port that another program holds this often (PortInUse recovers by itself). */
+const PORT_RETRY_MS = 5_000;
+
+export interface ReconcilerDeps {
+  getPortForward(namespace: string, name: string): PortForward | undefined;
+  getPod(namespace: string, name: string): V1Pod | undefined;
+  relay: RelayEngine;
+  allocator: PortAllocator;
+  writeStatus(namespace: string, name: string, status: PortForwardStatus): Promise<boolean>;
+  events: Pick<EventRecorder, 'record'>;
+  config: PlanConfig & { advertiseAddress: string; statusIntervalMs: number };
+  logger: Logger;
+  now?: () => Date;
+}
+
+interface SessionMemory {
+  baseline: Counters;
+  podUid?: string;
+  retargets: number;
+  lastWrite: number;
+  lastPhase?: string;
+}
+
+export class Reconciler {
+  private readonly sessions = new Map<string, SessionMemory>();
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  /**
+   * Before the first reconcile: claims every port recorded in status, so that a restarted operator
+   * gives each PortForward its old ports back, whatever order the keys run in.
+   */
+  restoreRecordedPorts(pfs: ReadonlyArray<PortForward>): void {
+    for (const pf of pfs) {
+      const key = `${pf.metadata.namespace}/${pf.metadata.name}`;
+      const empty = resolveTarget(pf, () => undefined);
+      const p = plan(pf, empty, this.deps.config, this.now());
+      for (const l of p.listeners) {
+        const port = l.requestedPort ?? l.recordedPort;
+        if (port) this.deps.allocator.claim(key, l.id, port);
+      }
+    }
+  }
+
+  async reconcile(key: string): Promise<Result> {
+    const [namespace, name] = splitKey(key);
+    const pf = this.deps.getPortForward(namespace, name);
+    if (!pf || pf.metadata.deletionTimestamp) {
+      await this.deps.relay.stop(key);
+      this.deps.allocator.release(key);
+      this.sessions.delete(key);
+      return done;
+    }
+    const log = this.deps.logger.child({ portforward: key });
+    const now = this.now();
+    if (!pf.status?.conditions?.length) {
+      // kstatus reads a resource without conditions as Current: say Ready=False before any work.
+      const pending = 'the operator is setting the forward up';
+      await this.deps.writeStatus(namespace, name, {
+        observedGeneration: pf.metadata.generation,
+        phase: 'Pending',
+        message: pending,
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'False',
+            reason: 'Pending',
+            message: pending,
+            lastTransitionTime: now.toISOString(),
+          },
+          {
+            type: 'Reconciling',
+            status: 'True',
+            reason: 'Pending',
+            message: pending,
+            lastTransitionTime: now.toISOString(),
+          },
+        ],
+      });
+    }
+    const resolution = resolveTarget(pf, (podNs, podName) => this.deps.getPod(podNs, podName));
+    const p = plan(pf, resolution, this.deps.config, now);
+    const mem = this.memory(key, pf);
+
+    let states: ListenerState[] = [];
+    let retryPortsAfter: number | undefined;
+    if (p.listeners.length === 0) {
+      this.foldStats(key, mem);
+      await this.deps.relay.stop(key);
+      // Suspended forwards keep their ports for the resume; others let them go.
+      if (p.phase !== 'Suspended') this.deps.allocator.release(key);
+    } else {
+      const assigned = p.listeners.map((l) => this.assignPort(key, l));
+      const wanted = assigned.filter((a): a is ListenerSpec => 'localPort' in a);
+      const refused = assigned.filter((a): a is ListenerState => 'state' in a);
+      this.deps.allocator.release(key, new Set(p.listeners.map((l) => l.id)));
+      states = [
+        ...(await this.deps.relay.ensure(key, {
+          listeners: wanted,
+          target: p.target,
+          allowedSourceRanges: p.allowedSourceRanges,
+        })),
+        ...refused,
+      ];
+      for (const s of states) {
+        if (s.state !== 'error') continue;
+        retryPortsAfter = PORT_RETRY_MS;
+        const l = p.listeners.find((x) => x.id === s.id);
+        // An allocated port another program took: pick another one on the next run, at once.
+        if (l && l.requestedPort === undefined && s.code === 'EADDRINUSE') {
+          this.deps.allocator.markBusy(key, l.id);
+          retryPortsAfter = 0;
+        }
+      }
+    }
+
+    const outcome = bindOutcome(p, states, (port) => this.deps.allocator.ownerOf(port));
+    const pod = resolution.ok ? resolution.pod : resolution.pod;
+    if (resolution.ok) {
+      const uid = resolution.pod.metadata?.uid;
+      if (mem.podUid && uid && mem.podUid !== uid) {
+        mem.retargets++;
+        void this.deps.events.record(
+          pf,
+          'Normal',
+          'Retargeted',
+          `new connections go to pod ${resolution.pod.metadata?.name} (${uid})`,
+        );
+      }
+      if (uid) mem.podUid = uid;
+    }
+    const stats = this.deps.relay.stats(key);
+    const status = buildStatus({
+      pf,
+      plan: p,
+      outcome,
+      listeners: states,
+      pod,
+      targetResolved: resolution.ok
+        ? { ok: true, reason: 'PodResolved', message: `pod ${namespace}/${resolution.pod.metadata?.name}` }
+        : { ok: false, reason: resolution.reason, message: resolution.message },
+      stats,
+      baseline: mem.baseline,
+      retargets: mem.retargets,
+      advertiseAddress: this.deps.config.advertiseAddress,
+      now,
+    });
+
+    if (outcome.phase !== mem.lastPhase) {
+      if (outcome.phase === 'Failed' || outcome.phase === 'Degraded') {
+        void this.deps.events.record(pf, 'Warning', outcome.reason, outcome.message);
+      } else if (outcome.phase === 'Expired') {
+        void this.deps.events.record(pf, 'Normal', 'Expired', outcome.message);
+      }
+      log.info(`phase ${outcome.phase}`, { reason: outcome.reason, message: outcome.message });
+      mem.lastPhase = outcome.phase;
+    }
+
+    const requeues: (number | undefined)[] = [p.requeueAfterMs, retryPortsAfter];
+    const sinceWrite = now.getTime() - mem.lastWrite;
+    if (
+      significantChange(pf.status, status) ||
+      (countersChanged(pf.status, status) && sinceWrite >= this.deps.config.statusIntervalMs)
+    ) {
+      try {
+        await this.deps.writeStatus(namespace, name, status);
+        mem.lastWrite = now.getTime();
+        log.debug('status written', { phase: status.phase, connections: status.connections });
+      } catch (err) {
+        log.warn('status write failed; retrying', { error: errorMessage(err) });
+        throw err;
+      }
+    } else if (countersChanged(pf.status, status)) {
+      requeues.push(this.deps.config.statusIntervalMs - sinceWrite);
+    }
+    // The relay reports on connections as they end; while some stay open, look at the counters
+    // again each status interval so bytes moving on long connections show up.
+    if ((stats?.active ?? 0) > 0) requeues.push(this.deps.config.statusIntervalMs);
+    const next = requeues.filter((x): x is number => x !== undefined);
+    return next.length ? { requeueAfterMs: Math.max(0, Math.min(...next)) } : done;
+  }
+
+  /** A listener spec with its local port, or a listener error when no port can be had. */
+  private assignPort(key: string, l: PlannedListener): ListenerSpec | ListenerState {
+    const a = this.deps.allocator;
+    const asSpec = (localPort: number): ListenerSpec => ({
+      id: l.id,
+      address: l.address,
+      localPort,
+      remotePort: l.remotePort,
+    });
+    if (l.requestedPort !== undefined) {
+      if (!a.claim(key, l.id, l.requestedPort)) {
+        return {
+          id: l.id,
+          state: 'error',
+          address: l.address,
+          localPort: l.requestedPort,
+          code: 'PORT_TAKEN',
+          message: 'taken',
+        };
+      }
+      return asSpec(l.requestedPort);
+    }
+    const held = a.portOf(key, l.id);
+    if (held !== undefined) return asSpec(held);
+    if (l.recordedPort !== undefined && a.claim(key, l.id, l.recordedPort)) return asSpec(l.recordedPort);
+    const port = a.allocate(key, l.id);
+    if (port === undefined) {
+      return {
+        id: l.id,
+        state: 'error',
+        address: l.address,
+        localPort: 0,
+        code: 'RANGE_FULL',
+        message: 'every port of --port-range is in use; widen the range or delete unused PortForwards',
+      };
+    }
+    return asSpec(port);
+  }
+
+  /** Keeps a closing session's counters: the relay forgets them with the session. */
+  private foldStats(key: string, mem: SessionMemory): void {
+    const st = this.deps.relay.stats(key);
+    if (!st) return;
+    mem.baseline = {
+      total: mem.baseline.total + st.total,
+      failed: mem.baseline.failed + st.failed,
+      bytesSent: mem.baseline.bytesSent + st.bytesSent,
+      bytesReceived: mem.baseline.bytesReceived + st.bytesReceived,
+    };
+  }
+
+  private memory(key: string, pf: PortForward): SessionMemory {
+    let mem = this.sessions.get(key);
+    if (!mem) {
+      const s = pf.status;
+      mem = {
+        baseline: {
+          total: s?.connections?.total ?? 0,
+          failed: s?.connections?.failed ?? 0,
+          bytesSent: s?.bytesSent ?? 0,
+          bytesReceived: s?.bytesReceived ?? 0,
+        },
+        podUid: s?.pod?.uid,
+        retargets: s?.retargets ?? 0,
+        lastWrite: 0,
+        lastPhase: s?.phase,
+      };
+      this.sessions.set(key, mem);
+    }
+    return mem;
+  }
+}
+
+export function splitKey(key: string): [string, string] {
+  const i = key.indexOf('/');
+  return [key.slice(0, i), key.slice(i + 1)];
+}

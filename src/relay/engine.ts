@@ -1,0 +1,154 @@
+// The RelayEngine: sessions by key, each a set of listeners whose connections are tunnelled to a pod.
+//
+// Guarantees
+// - `ensure` is idempotent: a listener whose id, address and local port are unchanged stays bound
+//   (its open connections untouched); a changed one is closed with its connections and bound again; a
+//   removed one is closed with its connections. Bind failures are reported per listener, never thrown.
+// - Changing `target` or `allowedSourceRanges` affects new connections only.
+// - Calls for one key run one at a time, in order.
+// - Each ended connection emits one event: `tunnelError` if it failed, else `connectionClosed`
+//   (also for clients refused by allowedSourceRanges or for want of a target).
+import * as net from 'node:net';
+import { Cidr, parseCidr } from './cidr';
+import type { Dialer } from './dialer';
+import { RelaySpecError } from './errors';
+import { RelayLogger, silentLogger } from './logger';
+import { Session } from './session';
+import type { ListenerState, RelayEngine, RelayEvent, SessionSpec, SessionStats } from './types';
+
+export interface RelayEngineOptions {
+  dialer: Dialer;
+  /** Default: logs nothing. */
+  logger?: RelayLogger;
+  /** Interval of WebSocket pings on every tunnel. Default 10 000 ms. */
+  pingIntervalMs?: number;
+  /** A tunnel with no pong (or other sign of life) for this long fails as `timeout`. Default 30 000 ms. */
+  pongTimeoutMs?: number;
+  /**
+   * After a client's FIN, the tunnel closes once the pod sent nothing for this long. v4 cannot pass a
+   * half-close on, and a FIN does not say whether the client still reads, so this is how long a client
+   * that closed is kept waiting for nothing, and how long a half-closed one may wait for its reply to
+   * begin (each byte from the pod restarts it). Default 5 000 ms.
+   */
+  halfCloseTimeoutMs?: number;
+  /** Bytes queued towards the API server above which a client is paused. Default 512 KiB. */
+  highWaterMark?: number;
+  /** Bytes queued towards the API server at which a paused client resumes. Default 128 KiB. */
+  lowWaterMark?: number;
+  /** Write buffer of a client socket before the tunnel's WebSocket is paused. Default 256 KiB. */
+  socketBufferBytes?: number;
+}
+
+export function createRelayEngine(options: RelayEngineOptions): RelayEngine {
+  return new Engine(options);
+}
+
+class Engine implements RelayEngine {
+  private readonly sessions = new Map<string, Session>();
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly subscribers: ((event: RelayEvent) => void)[] = [];
+  private readonly logger: RelayLogger;
+  private closed = false;
+
+  constructor(private readonly options: RelayEngineOptions) {
+    this.logger = options.logger ?? silentLogger;
+    const ping = options.pingIntervalMs ?? 10_000;
+    if (!(ping > 0)) throw new RelaySpecError(`pingIntervalMs must be positive, not ${ping}`);
+  }
+
+  ensure(key: string, spec: SessionSpec): Promise<ListenerState[]> {
+    return this.serial(key, async () => {
+      if (this.closed) throw new Error('the relay engine is closed');
+      const ranges = validate(spec);
+      let session = this.sessions.get(key);
+      if (!session) {
+        session = this.newSession(key);
+        this.sessions.set(key, session);
+      }
+      return session.apply(spec.listeners, spec.target && { ...spec.target }, ranges);
+    });
+  }
+
+  stop(key: string): Promise<void> {
+    return this.serial(key, async () => {
+      const session = this.sessions.get(key);
+      this.sessions.delete(key);
+      await session?.stop();
+    });
+  }
+
+  stats(key: string): SessionStats | undefined {
+    return this.sessions.get(key)?.stats();
+  }
+
+  onEvent(listener: (event: RelayEvent) => void): void {
+    this.subscribers.push(listener);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.sessions.keys()].map((key) => this.stop(key)));
+  }
+
+  private newSession(key: string): Session {
+    const o = this.options;
+    const pingIntervalMs = o.pingIntervalMs ?? 10_000;
+    return new Session(key, {
+      dialer: o.dialer,
+      logger: this.logger,
+      socketBufferBytes: o.socketBufferBytes ?? 256 * 1024,
+      tunnel: {
+        pingIntervalMs,
+        pongTimeoutMs: o.pongTimeoutMs ?? Math.max(30_000, 2 * pingIntervalMs),
+        halfCloseTimeoutMs: o.halfCloseTimeoutMs ?? 5_000,
+        highWaterMark: o.highWaterMark ?? 512 * 1024,
+        lowWaterMark: o.lowWaterMark ?? 128 * 1024,
+      },
+      emit: (event) => this.emit(event),
+    });
+  }
+
+  private emit(event: RelayEvent): void {
+    for (const subscriber of this.subscribers) {
+      try {
+        subscriber(event);
+      } catch (err) {
+        this.logger.error('relay event subscriber threw', { error: (err as Error).message });
+      }
+    }
+  }
+
+  /** Runs `op` after every earlier call for `key` settled. */
+  private serial<T>(key: string, op: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(key) ?? Promise.resolve();
+    const next = previous.then(op, op);
+    const tail = next.catch(() => undefined);
+    this.queues.set(key, tail);
+    void tail.then(() => {
+      if (this.queues.get(key) === tail) this.queues.delete(key);
+    });
+    return next;
+  }
+}
+
+/** Checks what a schema cannot guarantee to a caller; returns the parsed source ranges. */
+function validate(spec: SessionSpec): Cidr[] {
+  const ids = new Set<string>();
+  for (const l of spec.listeners) {
+    if (ids.has(l.id)) throw new RelaySpecError(`listener id "${l.id}" appears twice`);
+    ids.add(l.id);
+    if (!Number.isInteger(l.localPort) || l.localPort < 0 || l.localPort > 65535) {
+      throw new RelaySpecError(`listener "${l.id}": localPort ${l.localPort} is not in 0-65535`);
+    }
+    // 0 means "not known yet" (a named port with no pod to look it up in): allowed only without a
+    // target, when no connection is relayed anyway.
+    const unknownAllowed = spec.target === undefined && l.remotePort === 0;
+    if (!unknownAllowed && (!Number.isInteger(l.remotePort) || l.remotePort < 1 || l.remotePort > 65535)) {
+      throw new RelaySpecError(`listener "${l.id}": remotePort ${l.remotePort} is not in 1-65535`);
+    }
+    if (!net.isIP(l.address) && l.address !== 'localhost') {
+      throw new RelaySpecError(`listener "${l.id}": address "${l.address}" is not an IP address`);
+    }
+  }
+  return (spec.allowedSourceRanges ?? []).map(parseCidr);
+}

@@ -1,0 +1,60 @@
+// The relay engine's small interface. It knows nothing of CRDs: a session is a set of TCP listeners
+// whose accepted connections are relayed to a pod's port through the API server.
+
+/** Where new connections of a session go; changing it never disturbs open connections. */
+export interface PodRef {
+  namespace: string;
+  name: string;
+}
+
+export interface ListenerSpec {
+  /** Stable identity within the session (the spec port's name, or its index). */
+  id: string;
+  address: string;
+  /** The local port to bind; 0 asks the kernel for one. */
+  localPort: number;
+  /** The pod's container port number. */
+  remotePort: number;
+}
+
+export interface SessionSpec {
+  listeners: ListenerSpec[];
+  /** undefined: no pod to send to; new connections are refused (and counted as failed). */
+  target: PodRef | undefined;
+  /** CIDRs allowed to connect; empty or undefined allows everyone. */
+  allowedSourceRanges?: string[];
+}
+
+export type ListenerState =
+  | { id: string; state: 'bound'; address: string; localPort: number }
+  | { id: string; state: 'error'; address: string; localPort: number; code: string; message: string };
+
+export interface SessionStats {
+  active: number;
+  total: number;
+  failed: number;
+  refused: number;
+  bytesSent: number; // client -> pod
+  bytesReceived: number; // pod -> client
+  /** Bytes the relay holds in memory for this session now (both directions); bounded by backpressure. */
+  bufferedBytes?: number;
+  lastError?: { message: string; time: Date; kind: TunnelErrorKind };
+}
+
+export type TunnelErrorKind =
+  'refused' | 'timeout' | 'forbidden' | 'notFound' | 'nodeError' | 'protocol' | 'network';
+
+export type RelayEvent =
+  | { type: 'tunnelError'; key: string; message: string; kind: TunnelErrorKind }
+  | { type: 'connectionClosed'; key: string };
+
+export interface RelayEngine {
+  /** Makes the session's listeners match `spec` (idempotent); resolves with each listener's state. */
+  ensure(key: string, spec: SessionSpec): Promise<ListenerState[]>;
+  /** Closes the session's listeners and connections. */
+  stop(key: string): Promise<void>;
+  stats(key: string): SessionStats | undefined;
+  /** Relay events; the controller enqueues the key, it never writes status from here. */
+  onEvent(listener: (event: RelayEvent) => void): void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,118 @@
+// Helpers of the end-to-end suites: PortForward objects through the real API, waits on their status.
+import * as net from 'node:net';
+import { PortForward, PortForwardSpec } from '../../src/api/v1alpha1';
+import { poll, TestCluster } from '../env/cluster';
+
+export async function applyPortForward(
+  cluster: TestCluster,
+  ns: string,
+  name: string,
+  spec: PortForwardSpec,
+): Promise<PortForward> {
+  const body = {
+    apiVersion: 'portforward.dev/v1alpha1',
+    kind: 'PortForward',
+    metadata: { name, namespace: ns },
+    spec,
+  };
+  const res = await cluster.custom.createNamespacedCustomObject(
+    'portforward.dev',
+    'v1alpha1',
+    ns,
+    'portforwards',
+    body,
+  );
+  return res.body as PortForward;
+}
+
+export async function getPortForward(cluster: TestCluster, ns: string, name: string): Promise<PortForward> {
+  const res = await cluster.custom.getNamespacedCustomObject(
+    'portforward.dev',
+    'v1alpha1',
+    ns,
+    'portforwards',
+    name,
+  );
+  return res.body as PortForward;
+}
+
+/** JSON merge patch of the spec. */
+export async function patchSpec(
+  cluster: TestCluster,
+  ns: string,
+  name: string,
+  spec: Partial<PortForwardSpec>,
+): Promise<void> {
+  await cluster.custom.patchNamespacedCustomObject(
+    'portforward.dev',
+    'v1alpha1',
+    ns,
+    'portforwards',
+    name,
+    { spec },
+    undefined,
+    undefined,
+    undefined,
+    { headers: { 'Content-Type': 'application/merge-patch+json' } },
+  );
+}
+
+export async function deletePortForward(cluster: TestCluster, ns: string, name: string): Promise<void> {
+  await cluster.custom.deleteNamespacedCustomObject('portforward.dev', 'v1alpha1', ns, 'portforwards', name);
+}
+
+/** Polls the PortForward until `check` holds; returns it. The error names the last status seen. */
+export async function waitForStatus(
+  cluster: TestCluster,
+  ns: string,
+  name: string,
+  what: string,
+  check: (pf: PortForward) => boolean,
+  timeoutMs = 10_000,
+): Promise<PortForward> {
+  let last: PortForward | undefined;
+  try {
+    await poll(what, timeoutMs, async () => {
+      last = await getPortForward(cluster, ns, name);
+      return check(last);
+    });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last?.status)}`, {
+      cause: err,
+    });
+  }
+  return last!;
+}
+
+export function condition(pf: PortForward, type: string): { status: string; reason: string } | undefined {
+  return pf.status?.conditions?.find((c) => c.type === type);
+}
+
+/** Resolves true when a TCP connect to the port is refused (nothing listens). */
+export function connectRefused(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, host);
+    s.on('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
+}
+
+/** A connection that reads until the peer closes; resolves with what it read. */
+export function connectAndRead(
+  port: number,
+  send?: Buffer,
+  host = '127.0.0.1',
+): Promise<{ data: Buffer; error?: string }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const s = net.connect(port, host, () => {
+      if (send) s.write(send);
+    });
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('error', (err) => resolve({ data: Buffer.concat(chunks), error: err.message }));
+    s.on('close', () => resolve({ data: Buffer.concat(chunks) }));
+  });
+}

@@ -1,0 +1,88 @@
+// The operator as a child process (`node dist/main.js`), as users run it: started against the test
+// control plane, waited on through its readiness endpoint, stopped with a signal.
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { poll } from '../env/cluster';
+import { TestEnvError } from '../env/errors';
+import { stateDir, repoRoot } from '../env/paths';
+import { freePort, httpGet } from '../env/procs';
+
+export interface OperatorProcess {
+  child: ChildProcess;
+  logFile: string;
+  healthPort: number;
+  portRange: { min: number; max: number };
+  exited: Promise<number | null>;
+  alive(): boolean;
+  logs(): string;
+  /** SIGTERM and wait for the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL: a crash. */
+  kill(): Promise<void>;
+}
+
+let counter = 0;
+
+/** A port range of 50 that nothing else in this run uses. */
+export function freshPortRange(): { min: number; max: number } {
+  const base = 30000 + ((process.pid * 7 + counter++ * 50) % 20000);
+  return { min: base, max: base + 49 };
+}
+
+export async function startOperator(opts: {
+  kubeconfig: string;
+  namespaces: string[];
+  portRange?: { min: number; max: number };
+  extraArgs?: string[];
+}): Promise<OperatorProcess> {
+  const healthPort = await freePort();
+  const portRange = opts.portRange ?? freshPortRange();
+  const logFile = path.join(stateDir(), 'logs', `operator-${process.pid}-${counter++}.log`);
+  fs.mkdirSync(path.dirname(logFile), { recursive: true });
+  const out = fs.openSync(logFile, 'a');
+  const args = [
+    path.join(repoRoot, 'dist', 'main.js'),
+    `--kubeconfig=${opts.kubeconfig}`,
+    ...opts.namespaces.map((n) => `--namespace=${n}`),
+    `--port-range=${portRange.min}-${portRange.max}`,
+    '--metrics-bind-address=0',
+    `--health-probe-bind-address=127.0.0.1:${healthPort}`,
+    '--log-format=json',
+    '--log-level=debug',
+    '--status-interval=1s',
+    ...(opts.extraArgs ?? []),
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  let code: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (c) => {
+      code = c;
+      resolve(c);
+    }),
+  );
+  const op: OperatorProcess = {
+    child,
+    logFile,
+    healthPort,
+    portRange,
+    exited,
+    alive: () => code === undefined,
+    logs: () => fs.readFileSync(logFile, 'utf8'),
+    stop: async () => {
+      if (code === undefined) child.kill('SIGTERM');
+      return exited;
+    },
+    kill: async () => {
+      if (code === undefined) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+  await poll('the operator to be ready', 20_000, async () => {
+    if (!op.alive()) throw new TestEnvError(`the operator exited with ${String(code)}:\n${op.logs()}`);
+    const res = await httpGet(`http://127.0.0.1:${healthPort}/readyz`);
+    return res.status === 200;
+  });
+  return op;
+}
