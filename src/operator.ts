@@ -5,9 +5,9 @@ import Operator from '@dot-i/k8s-operator';
 import * as k8s from '@kubernetes/client-node';
 import type * as http from 'node:http';
 import * as os from 'node:os';
-import { GROUP, PLURAL, PortForward, PortForwardStatus, VERSION } from './api/v1alpha1';
+import { PortForward, PortForwardStatus } from './api/v1alpha1';
 import type { Config } from './config/flags';
-import { ResilientInformer } from './controller/informer';
+import { WatchCaches } from './controller/caches';
 import { TerminalError } from './controller/result';
 import { WorkQueue } from './controller/workqueue';
 import { EventRecorder } from './kube/events';
@@ -21,8 +21,7 @@ import { createRelayEngine, WebSocketDialer } from './relay';
 import type { RelayEngine } from './relay/types';
 
 export class PortForwardOperator extends Operator {
-  private readonly pfInformers: ResilientInformer<k8s.KubernetesObject>[] = [];
-  private readonly podInformers: ResilientInformer<k8s.V1Pod>[] = [];
+  private caches!: WatchCaches;
   private readonly queue: WorkQueue;
   private readonly metrics = new Metrics();
   private relay!: RelayEngine;
@@ -54,44 +53,15 @@ export class PortForwardOperator extends Operator {
    */
   protected async init(): Promise<void> {
     const kc = this.kubeConfig;
-    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
-    const core = kc.makeApiClient(k8s.CoreV1Api);
-    const scopes: (string | undefined)[] = this.cfg.namespaces.length ? this.cfg.namespaces : [undefined];
-    for (const ns of scopes) {
-      this.pfInformers.push(
-        new ResilientInformer<k8s.KubernetesObject>({
-          kind: 'PortForward',
-          path: ns
-            ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}`
-            : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
-          list: () =>
-            (ns
-              ? custom.listNamespacedCustomObject(GROUP, VERSION, ns, PLURAL)
-              : custom.listClusterCustomObject(GROUP, VERSION, PLURAL)) as Promise<{
-              body: k8s.KubernetesListObject<k8s.KubernetesObject>;
-              response: http.IncomingMessage;
-            }>,
-          kubeConfig: kc,
-          logger: this.log,
-        }),
-      );
-      this.podInformers.push(
-        new ResilientInformer<k8s.V1Pod>({
-          kind: 'Pod',
-          path: ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods',
-          list: () => (ns ? core.listNamespacedPod(ns) : core.listPodForAllNamespaces()),
-          kubeConfig: kc,
-          logger: this.log,
-        }),
-      );
-    }
+    this.caches = new WatchCaches(kc, this.cfg.namespaces, this.log);
+    const caches = this.caches;
 
     const events = new EventRecorder(kc, os.hostname(), this.log);
     const statusWriter = new StatusWriter(kc);
     this.relay = createRelayEngine({ dialer: new WebSocketDialer(kc), logger: this.log });
     this.reconciler = new Reconciler({
-      getPortForward: (ns, name) => this.findIn(this.pfInformers, ns, name) as PortForward | undefined,
-      getPod: (ns, name) => this.findIn(this.podInformers, ns, name),
+      getPortForward: (ns, name) => caches.portForward(ns, name),
+      caches,
       relay: this.relay,
       allocator: new PortAllocator(this.cfg.portRange),
       // Not dot-i's patchResourceStatus: it swallows errors, and a lost status write must be retried.
@@ -104,17 +74,20 @@ export class PortForwardOperator extends Operator {
     this.relay.onEvent((ev) => {
       if (ev.type === 'tunnelError') {
         const [ns, name] = [ev.key.slice(0, ev.key.indexOf('/')), ev.key.slice(ev.key.indexOf('/') + 1)];
-        const pf = this.findIn(this.pfInformers, ns, name) as PortForward | undefined;
+        const pf = caches.portForward(ns, name);
         this.log.warn('tunnel failed', { portforward: ev.key, kind: ev.kind, error: ev.message });
         if (pf) void events.record(pf, 'Warning', 'TunnelFailed', ev.message);
       }
       this.queue.add(ev.key);
     });
-    for (const inf of this.pfInformers) inf.onChange((pf) => this.queue.add(keyOf(pf)));
-    for (const inf of this.podInformers) inf.onChange((pod) => this.enqueueForPod(pod));
+    caches.onChange('PortForward', (pf) => this.queue.add(keyOf(pf)));
+    caches.onChange('Pod', (pod) => this.enqueueAffected(pod, (t) => !t.pod || t.pod === pod.metadata?.name));
+    caches.onChange('Service', (o) => this.enqueueAffected(o, (t) => t.service === o.metadata?.name));
+    caches.onChange('Deployment', (o) => this.enqueueAffected(o, (t) => t.deployment === o.metadata?.name));
+    caches.onChange('StatefulSet', (o) => this.enqueueAffected(o, (t) => t.statefulSet === o.metadata?.name));
 
-    await Promise.all([...this.pfInformers, ...this.podInformers].map((i) => i.start()));
-    this.reconciler.restoreRecordedPorts(this.pfInformers.flatMap((i) => i.list() as PortForward[]));
+    await caches.start();
+    this.reconciler.restoreRecordedPorts(caches.portForwards());
     this.queue.start(
       async (key) => {
         const end = this.metrics.reconcileSeconds.startTimer();
@@ -142,7 +115,7 @@ export class PortForwardOperator extends Operator {
           },
         ),
     );
-    for (const inf of this.pfInformers) for (const pf of inf.list()) this.queue.add(keyOf(pf));
+    for (const pf of caches.portForwards()) this.queue.add(keyOf(pf));
     this.started = true;
     this.log.info('operator started', {
       namespaces: this.cfg.namespaces.length ? this.cfg.namespaces : 'all',
@@ -159,7 +132,7 @@ export class PortForwardOperator extends Operator {
           healthy: () => true,
           ready: () => {
             if (!this.started) return { ok: false, reason: 'starting' };
-            const synced = [...this.pfInformers, ...this.podInformers].every((i) => i.hasSynced());
+            const synced = this.caches.synced();
             return synced ? { ok: true, reason: '' } : { ok: false, reason: 'watch caches not synced' };
           },
         }),
@@ -172,34 +145,26 @@ export class PortForwardOperator extends Operator {
 
   /** Stops watching and reconciling, closes every listener and connection. */
   async shutdown(): Promise<void> {
-    for (const inf of [...this.pfInformers, ...this.podInformers]) inf.stop();
+    this.caches?.stop();
     super.stop();
     await this.queue.shutdown();
     await this.relay?.close();
     await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
   }
 
-  private findIn<T extends k8s.KubernetesObject>(
-    informers: ResilientInformer<T>[],
-    ns: string,
-    name: string,
-  ): T | undefined {
-    for (const inf of informers) {
-      const obj = inf.get(name, ns);
-      if (obj) return obj;
-    }
-    return undefined;
-  }
-
-  /** A pod changed: every PortForward of its namespace that targets it runs again. */
-  private enqueueForPod(pod: k8s.V1Pod): void {
-    const ns = pod.metadata?.namespace;
-    const name = pod.metadata?.name;
-    if (!ns || !name) return;
-    for (const inf of this.pfInformers) {
-      for (const pf of inf.list(ns) as PortForward[])
-        if (pf.spec?.target?.pod === name) this.queue.add(keyOf(pf));
-    }
+  /**
+   * An object a PortForward may target changed: run the PortForwards of its namespace whose target
+   * may involve it. A pod change runs every non-pod target of the namespace, since a label change
+   * can move a pod into or out of a selector.
+   */
+  private enqueueAffected(
+    obj: k8s.KubernetesObject,
+    involves: (t: PortForward['spec']['target']) => boolean,
+  ): void {
+    const ns = obj.metadata?.namespace;
+    if (!ns) return;
+    for (const pf of this.caches.portForwards(ns))
+      if (pf.spec?.target && involves(pf.spec.target)) this.queue.add(keyOf(pf));
   }
 }
 

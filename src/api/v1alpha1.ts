@@ -44,6 +44,8 @@ export interface PortForwardSpec {
   /** A Go-style duration: 90s, 15m, 1h30m. */
   ttl?: string;
   suspend?: boolean;
+  /** first (default): every new connection goes to one pod; spread: round-robin over all ready pods. */
+  loadBalance?: 'first' | 'spread';
 }
 
 export type Phase = 'Pending' | 'Ready' | 'Degraded' | 'Suspended' | 'Expired' | 'Failed';
@@ -74,7 +76,7 @@ export interface PortForwardStatus {
   message?: string;
   pod?: { name: string; uid?: string };
   endpoints?: Endpoint[];
-  connections?: { active: number; total: number; failed: number };
+  connections?: { active: number; total: number; failed: number; refused?: number };
   bytesSent?: number;
   bytesReceived?: number;
   retargets?: number;

@@ -33,6 +33,8 @@ export interface Config {
   workers: number;
   /** Least time between two status writes of one PortForward that only update counters. */
   statusIntervalMs: number;
+  /** How long a new client connection waits for a ready pod before it is refused. */
+  holdMs: number;
 }
 
 interface FlagDef {
@@ -99,6 +101,11 @@ export function flagDefs(): FlagDef[] {
       default: process.stderr.isTTY ? 'text' : 'json',
     },
     { name: 'workers', help: 'PortForwards reconciled at once', default: '4' },
+    {
+      name: 'hold-timeout',
+      help: 'how long a new connection waits for a ready pod (during a rollout) before it is refused; 0s refuses at once',
+      default: '30s',
+    },
     {
       name: 'status-interval',
       help: 'least time between two counter-only status writes of one PortForward (e.g. 5s)',
@@ -187,6 +194,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     logFormat: parseEnum('log-format', get('log-format'), ['json', 'text'] as const),
     workers: parseInt('workers', get('workers'), 1, 64),
     statusIntervalMs: parseDuration('status-interval', get('status-interval')),
+    holdMs: parseDuration('hold-timeout', get('hold-timeout')),
   };
 }
 

@@ -2,10 +2,10 @@ import type { V1Pod } from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
 import { PortForward, PortForwardSpec } from '../api/v1alpha1';
 import { plan } from './plan';
-import { resolveTarget } from './resolve';
+import { Caches, resolveTarget } from './resolve';
 import { bindOutcome, buildStatus, significantChange } from './status';
 
-const cfg = { listenAddress: '127.0.0.1', allowedListenAddresses: ['0.0.0.0'] };
+const cfg = { listenAddress: '127.0.0.1', allowedListenAddresses: ['0.0.0.0'], holdMs: 30_000 };
 const now = new Date('2026-11-30T10:00:00Z');
 
 function pf(spec: Partial<PortForwardSpec>, status?: PortForward['status']): PortForward {
@@ -47,14 +47,21 @@ function pod(
   };
 }
 
-const lookup = (p?: V1Pod) => (): V1Pod | undefined => p;
+/** Caches holding just `p` (or nothing). */
+const lookup = (p?: V1Pod): Caches => ({
+  pod: (_ns, name) => (p && p.metadata?.name === name ? p : undefined),
+  pods: () => (p ? [p] : []),
+  service: () => undefined,
+  deployment: () => undefined,
+  statefulSet: () => undefined,
+});
 
 describe('resolveTarget', function () {
   it('maps numbered and named ports of a ready pod', function () {
     const r = resolveTarget(pf({ ports: [{ port: 9000 }, { port: 'http' }] }), lookup(pod()));
     assert.ok(r.ok);
     assert.deepEqual(
-      r.ports.map((p) => p.targetPort),
+      r.pods[0].ports.map((p) => p.targetPort),
       [9000, 8080],
     );
   });
@@ -96,7 +103,10 @@ describe('plan', function () {
       now,
     );
     assert.equal(p.phase, 'Ready');
-    assert.deepEqual(p.target, { namespace: 'demo', name: 'kuard' });
+    assert.deepEqual(p.targets, [
+      { namespace: 'demo', name: 'kuard', ports: { http: 8080, '1/9000': 9000 } },
+    ]);
+    assert.equal(p.holdMs, 0);
     assert.deepEqual(
       p.listeners.map((l) => [l.id, l.address, l.requestedPort, l.remotePort]),
       [
@@ -113,7 +123,8 @@ describe('plan', function () {
     assert.equal(p.phase, 'Degraded');
     assert.equal(p.reason, 'PodNotFound');
     assert.equal(p.listeners.length, 1);
-    assert.equal(p.target, undefined);
+    assert.deepEqual(p.targets, []);
+    assert.equal(p.holdMs, 30_000, 'new connections wait for the pod');
   });
 
   it('reuses the local port recorded in status for a port without localPort', function () {
@@ -170,7 +181,7 @@ describe('status', function () {
     listeners: [{ id: 'http', state: 'bound' as const, address: '127.0.0.1', localPort: 20001 }],
     pod: pod(),
     targetResolved: { ok: true, reason: 'PodResolved', message: 'pod demo/kuard' },
-    baseline: { total: 10, failed: 1, bytesSent: 100, bytesReceived: 200 },
+    baseline: { total: 10, failed: 1, refused: 0, bytesSent: 100, bytesReceived: 200 },
     stats: { active: 2, total: 3, failed: 1, refused: 0, bytesSent: 5, bytesReceived: 6 },
     retargets: 0,
     advertiseAddress: '127.0.0.1',
@@ -191,7 +202,7 @@ describe('status', function () {
         url: 'tcp://127.0.0.1:20001',
       },
     ]);
-    assert.deepEqual(s.connections, { active: 2, total: 13, failed: 2 });
+    assert.deepEqual(s.connections, { active: 2, total: 13, failed: 2, refused: 0 });
     assert.equal(s.bytesSent, 105);
     assert.equal(s.bytesReceived, 206);
     assert.deepEqual(s.pod, { name: 'kuard', uid: 'p1' });
@@ -271,7 +282,7 @@ describe('significantChange', function () {
       listeners: [{ id: 'http', state: 'bound', address: '127.0.0.1', localPort: 20001 }],
       pod: pod(),
       targetResolved: { ok: true, reason: 'PodResolved', message: 'pod demo/kuard' },
-      baseline: { total: 0, failed: 0, bytesSent: 0, bytesReceived: 0 },
+      baseline: { total: 0, failed: 0, refused: 0, bytesSent: 0, bytesReceived: 0 },
       retargets: 0,
       advertiseAddress: '127.0.0.1',
       now,

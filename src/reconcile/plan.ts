@@ -2,12 +2,14 @@
 // reconciler executes the plan (binds, allocates, writes status).
 import { Endpoint, Phase, PortForward } from '../api/v1alpha1';
 import { durationMs } from '../config/flags';
-import type { PodRef } from '../relay/types';
+import type { LoadBalance, PodTarget } from '../relay/types';
 import { Resolution, targetDescription } from './resolve';
 
 export interface PlanConfig {
   listenAddress: string;
   allowedListenAddresses: string[];
+  /** How long a new connection waits for a ready pod. */
+  holdMs: number;
 }
 
 export interface PlannedListener {
@@ -34,8 +36,10 @@ export interface Outcome {
 export type Plan = Outcome & {
   /** Listeners to hold; empty closes the session (suspended, expired, failed before binding). */
   listeners: PlannedListener[];
-  /** Where new connections go; undefined refuses them. */
-  target: PodRef | undefined;
+  /** Ready pods new connections go to, preferred first; empty holds them up to holdMs. */
+  targets: PodTarget[];
+  loadBalance: LoadBalance;
+  holdMs: number;
   allowedSourceRanges: string[];
   startTime: string;
   expiryTime?: string;
@@ -54,11 +58,13 @@ export function plan(pf: PortForward, resolution: Resolution, cfg: PlanConfig, n
   const ttlMs = pf.spec.ttl ? durationMs(pf.spec.ttl) : undefined;
   const expiry = ttlMs !== undefined ? new Date(Date.parse(startTime) + ttlMs) : undefined;
   const base = {
+    loadBalance: pf.spec.loadBalance ?? 'first',
+    holdMs: 0,
     startTime,
     expiryTime: expiry?.toISOString(),
     allowedSourceRanges: pf.spec.allowedSourceRanges ?? [],
   };
-  const closed = (o: Outcome): Plan => ({ ...o, ...base, listeners: [], target: undefined });
+  const closed = (o: Outcome): Plan => ({ ...o, ...base, listeners: [], targets: [] });
 
   if (expiry && now.getTime() >= expiry.getTime()) {
     return closed({
@@ -86,11 +92,9 @@ export function plan(pf: PortForward, resolution: Resolution, cfg: PlanConfig, n
       stalled: true,
     });
   }
-  if (!resolution.ok && resolution.reason === 'TargetKindNotSupported') {
-    return closed({ phase: 'Failed', reason: resolution.reason, message: resolution.message, stalled: true });
-  }
 
-  const remote = new Map(resolution.ok ? resolution.ports.map((p) => [p.index, p.targetPort]) : []);
+  const first = resolution.ok ? resolution.pods[0] : undefined;
+  const remote = new Map(first ? first.ports.map((p) => [p.index, p.targetPort]) : []);
   const listeners = pf.spec.ports.map((p, index): PlannedListener => {
     const rec = recordedEndpoint(pf, index);
     return {
@@ -99,35 +103,45 @@ export function plan(pf: PortForward, resolution: Resolution, cfg: PlanConfig, n
       address,
       requestedPort: p.localPort,
       recordedPort: p.localPort === undefined && rec?.address === address ? rec.localPort : undefined,
-      remotePort: remote.get(index) ?? (/^\d+$/.test(String(p.port)) ? Number(p.port) : 0),
+      remotePort: remote.get(index) ?? 0,
     };
   });
 
   const ports = pf.spec.ports.length === 1 ? '1 port' : `${pf.spec.ports.length} ports`;
   let outcome: Outcome;
+  let targets: PodTarget[] = [];
   if (resolution.ok) {
-    const podName = resolution.pod.metadata?.name ?? '';
+    targets = resolution.pods.map((r) => ({
+      namespace: pf.metadata.namespace,
+      name: r.pod.metadata?.name ?? '',
+      ports: Object.fromEntries(r.ports.map((rp) => [listeners[rp.index].id, rp.targetPort])),
+    }));
+    const spread = base.loadBalance === 'spread';
     outcome = {
       phase: 'Ready',
       reason: 'Forwarding',
-      message: `forwarding ${ports} to pod ${pf.metadata.namespace}/${podName}`,
+      message: spread
+        ? `spreading ${ports} over ${targets.length} ready pod${targets.length === 1 ? '' : 's'} of ${targetDescription(pf)}`
+        : `forwarding ${ports} to pod ${pf.metadata.namespace}/${targets[0].name}`,
       stalled: false,
     };
   } else {
     outcome = {
       phase: resolution.stalled ? 'Failed' : 'Degraded',
       reason: resolution.reason,
-      message: `${resolution.message}; ${targetDescription(pf)} has no pod to forward to`,
+      message: resolution.stalled
+        ? resolution.message
+        : `${resolution.message}; new connections wait up to ${cfg.holdMs / 1000} s for a ready pod`,
       stalled: resolution.stalled,
     };
   }
   return {
     ...outcome,
     ...base,
+    // A failure only a spec change can fix refuses at once; a missing pod may come back.
+    holdMs: resolution.ok || resolution.stalled ? 0 : cfg.holdMs,
     listeners,
-    target: resolution.ok
-      ? { namespace: pf.metadata.namespace, name: resolution.pod.metadata?.name ?? '' }
-      : undefined,
+    targets,
     requeueAfterMs,
   };
 }

@@ -1,7 +1,6 @@
 // reconcile(key): level-based. Reads the PortForward and its pod from the watch caches (never from the
 // event that woke it), plans the session, has the relay match the plan, and writes status when it
 // changed. Only this file writes status; relay events merely bring the key back.
-import type { V1Pod } from '@kubernetes/client-node';
 import { PortForward, PortForwardStatus } from '../api/v1alpha1';
 import { done, Result } from '../controller/result';
 import { EventRecorder } from '../kube/events';
@@ -9,7 +8,7 @@ import { errorMessage, Logger } from '../observability/logger';
 import type { ListenerSpec, ListenerState, RelayEngine } from '../relay/types';
 import { plan, PlanConfig, PlannedListener } from './plan';
 import { PortAllocator } from './ports';
-import { resolveTarget } from './resolve';
+import { Caches, resolveTarget } from './resolve';
 import { bindOutcome, buildStatus, Counters, countersChanged, significantChange } from './status';
 
 /** Re-try a port that another program holds this often (PortInUse recovers by itself). */
@@ -17,7 +16,7 @@ const PORT_RETRY_MS = 5_000;
 
 export interface ReconcilerDeps {
   getPortForward(namespace: string, name: string): PortForward | undefined;
-  getPod(namespace: string, name: string): V1Pod | undefined;
+  caches: Caches;
   relay: RelayEngine;
   allocator: PortAllocator;
   writeStatus(namespace: string, name: string, status: PortForwardStatus): Promise<boolean>;
@@ -50,7 +49,7 @@ export class Reconciler {
   restoreRecordedPorts(pfs: ReadonlyArray<PortForward>): void {
     for (const pf of pfs) {
       const key = `${pf.metadata.namespace}/${pf.metadata.name}`;
-      const empty = resolveTarget(pf, () => undefined);
+      const empty = resolveTarget(pf, NO_OBJECTS);
       const p = plan(pf, empty, this.deps.config, this.now());
       for (const l of p.listeners) {
         const port = l.requestedPort ?? l.recordedPort;
@@ -95,7 +94,7 @@ export class Reconciler {
         ],
       });
     }
-    const resolution = resolveTarget(pf, (podNs, podName) => this.deps.getPod(podNs, podName));
+    const resolution = resolveTarget(pf, this.deps.caches);
     const p = plan(pf, resolution, this.deps.config, now);
     const mem = this.memory(key, pf);
 
@@ -108,13 +107,15 @@ export class Reconciler {
       if (p.phase !== 'Suspended') this.deps.allocator.release(key);
     } else {
       const assigned = p.listeners.map((l) => this.assignPort(key, l));
-      const wanted = assigned.filter((a): a is ListenerSpec => 'localPort' in a);
+      const wanted = assigned.filter((a): a is ListenerSpec => 'remotePort' in a);
       const refused = assigned.filter((a): a is ListenerState => 'state' in a);
       this.deps.allocator.release(key, new Set(p.listeners.map((l) => l.id)));
       states = [
         ...(await this.deps.relay.ensure(key, {
           listeners: wanted,
-          target: p.target,
+          targets: p.targets,
+          loadBalance: p.loadBalance,
+          holdMs: p.holdMs,
           allowedSourceRanges: p.allowedSourceRanges,
         })),
         ...refused,
@@ -132,17 +133,15 @@ export class Reconciler {
     }
 
     const outcome = bindOutcome(p, states, (port) => this.deps.allocator.ownerOf(port));
-    const pod = resolution.ok ? resolution.pod : resolution.pod;
+    const pod = resolution.ok ? resolution.pods[0].pod : resolution.pod;
     if (resolution.ok) {
-      const uid = resolution.pod.metadata?.uid;
+      // A move of the preferred pod is a retarget: new connections go elsewhere from now on.
+      const uid = pod?.metadata?.uid;
       if (mem.podUid && uid && mem.podUid !== uid) {
         mem.retargets++;
-        void this.deps.events.record(
-          pf,
-          'Normal',
-          'Retargeted',
-          `new connections go to pod ${resolution.pod.metadata?.name} (${uid})`,
-        );
+        const note = `new connections go to pod ${pod?.metadata?.name} (was uid ${mem.podUid})`;
+        log.info('retargeted', { pod: pod?.metadata?.name });
+        void this.deps.events.record(pf, 'Normal', 'Retargeted', note);
       }
       if (uid) mem.podUid = uid;
     }
@@ -154,7 +153,11 @@ export class Reconciler {
       listeners: states,
       pod,
       targetResolved: resolution.ok
-        ? { ok: true, reason: 'PodResolved', message: `pod ${namespace}/${resolution.pod.metadata?.name}` }
+        ? {
+            ok: true,
+            reason: 'PodResolved',
+            message: `${resolution.pods.length} ready pod(s): ${resolution.pods.map((r) => r.pod.metadata?.name).join(', ')}`,
+          }
         : { ok: false, reason: resolution.reason, message: resolution.message },
       stats,
       baseline: mem.baseline,
@@ -243,6 +246,7 @@ export class Reconciler {
     mem.baseline = {
       total: mem.baseline.total + st.total,
       failed: mem.baseline.failed + st.failed,
+      refused: mem.baseline.refused + st.refused,
       bytesSent: mem.baseline.bytesSent + st.bytesSent,
       bytesReceived: mem.baseline.bytesReceived + st.bytesReceived,
     };
@@ -256,6 +260,7 @@ export class Reconciler {
         baseline: {
           total: s?.connections?.total ?? 0,
           failed: s?.connections?.failed ?? 0,
+          refused: s?.connections?.refused ?? 0,
           bytesSent: s?.bytesSent ?? 0,
           bytesReceived: s?.bytesReceived ?? 0,
         },
@@ -269,6 +274,15 @@ export class Reconciler {
     return mem;
   }
 }
+
+/** Caches with nothing in them: for planning without looking at targets. */
+const NO_OBJECTS: Caches = {
+  pod: () => undefined,
+  pods: () => [],
+  service: () => undefined,
+  deployment: () => undefined,
+  statefulSet: () => undefined,
+};
 
 export function splitKey(key: string): [string, string] {
   const i = key.indexOf('/');

@@ -8,6 +8,7 @@ import { Outcome, Plan } from './plan';
 export interface Counters {
   total: number;
   failed: number;
+  refused: number;
   bytesSent: number;
   bytesReceived: number;
 }
@@ -61,6 +62,7 @@ export function buildStatus(input: StatusInput): PortForwardStatus {
       active: stats?.active ?? 0,
       total: input.baseline.total + (stats?.total ?? 0),
       failed: input.baseline.failed + (stats?.failed ?? 0),
+      refused: input.baseline.refused + (stats?.refused ?? 0),
     },
     bytesSent: input.baseline.bytesSent + (stats?.bytesSent ?? 0),
     bytesReceived: input.baseline.bytesReceived + (stats?.bytesReceived ?? 0),

@@ -40,7 +40,7 @@ describe('relay engine', function () {
   });
 
   it('binds a kernel-chosen port for localPort 0 and keeps it when ensured again', async function () {
-    const spec = { listeners: [listener('http')], target: { namespace: 'test', name: 'a' } };
+    const spec = { listeners: [listener('http')], targets: [{ namespace: 'test', name: 'a' }] };
     const [first] = await rig.engine.ensure('k', spec);
     assert.equal(first.state, 'bound');
     const sock = await connect(first.localPort);
@@ -58,14 +58,14 @@ describe('relay engine', function () {
     const target = { namespace: 'test', name: 'a' };
     const [one, two] = await rig.engine.ensure('k', {
       listeners: [listener('one'), listener('two')],
-      target,
+      targets: [target],
     });
     const onTwo = await connect(two.localPort);
     onTwo.write('x');
     await waitFor('the echo', () => onTwo.bytesRead === 1);
     const [moved] = await rig.engine.ensure('k', {
       listeners: [listener('one', 0, 8080, '127.0.0.2')],
-      target,
+      targets: [target],
     });
     assert.equal(moved.state, 'bound');
     assert.equal(moved.address, '127.0.0.2');
@@ -82,7 +82,7 @@ describe('relay engine', function () {
     try {
       const states = await rig.engine.ensure('k', {
         listeners: [listener('busy', busy), listener('free')],
-        target: { namespace: 'test', name: 'a' },
+        targets: [{ namespace: 'test', name: 'a' }],
       });
       assert.equal(states[0].state, 'error');
       assert.equal(states[0].state === 'error' && states[0].code, 'EADDRINUSE');
@@ -95,7 +95,7 @@ describe('relay engine', function () {
       await new Promise<void>((r) => taken.close(() => r()));
       const [retried] = await rig.engine.ensure('k', {
         listeners: [listener('busy', busy), listener('free')],
-        target: { namespace: 'test', name: 'a' },
+        targets: [{ namespace: 'test', name: 'a' }],
       });
       assert.deepEqual(retried, { id: 'busy', state: 'bound', address: '127.0.0.1', localPort: busy });
     } finally {
@@ -106,7 +106,7 @@ describe('relay engine', function () {
   it('reports EADDRNOTAVAIL for an address the host does not have', async function () {
     const [state] = await rig.engine.ensure('k', {
       listeners: [listener('x', 0, 80, '192.0.2.1')],
-      target: undefined,
+      targets: [],
     });
     assert.equal(state.state === 'error' && state.code, 'EADDRNOTAVAIL');
   });
@@ -115,13 +115,13 @@ describe('relay engine', function () {
     await assert.rejects(
       rig.engine.ensure('k', {
         listeners: [listener('x')],
-        target: undefined,
+        targets: [],
         allowedSourceRanges: ['10.0.0.0/40'],
       }),
       RelaySpecError,
     );
     await assert.rejects(
-      rig.engine.ensure('k', { listeners: [listener('x'), listener('x')], target: undefined }),
+      rig.engine.ensure('k', { listeners: [listener('x'), listener('x')], targets: [] }),
       /appears twice/,
     );
   });
@@ -159,6 +159,43 @@ describe('relay engine', function () {
     assert.equal(back.data.length, 0);
     assert.equal(rig.engine.stats('k')!.failed, 1);
     assert.equal(rig.fake.upgrades(), 0);
+  });
+
+  it('holds a new connection while there is no target, and relays it once a pod is ready', async function () {
+    const port = await rig.listen('k', undefined, 8080, { holdMs: 10_000 });
+    const sock = await connect(port);
+    sock.write('held');
+    await waitFor('the connection to be held', () => rig.engine.stats('k')?.active === 1);
+    assert.equal(rig.fake.upgrades(), 0, 'nothing dialed while no pod is ready');
+    assert.equal(await rig.listen('k', 'a', 8080, { holdMs: 10_000 }), port);
+    await waitFor('the held bytes to echo', () => sock.bytesRead === 4);
+    assert.equal(echoA.accepted(), 1);
+    assert.equal(rig.engine.stats('k')!.failed, 0);
+    sock.destroy();
+  });
+
+  it('refuses a held connection after holdMs, as a timeout', async function () {
+    const port = await rig.listen('k', undefined, 8080, { holdMs: 100 });
+    const back = await readAll(await connect(port));
+    assert.equal(back.data.length, 0);
+    await waitFor('the failure', () => rig.engine.stats('k')?.failed === 1);
+    assert.equal(rig.engine.stats('k')!.lastError?.kind, 'timeout');
+    assert.match(rig.engine.stats('k')!.lastError?.message ?? '', /no ready pod within 0.1 s/);
+    assert.ok(rig.events.some((e) => e.type === 'tunnelError' && e.kind === 'timeout'));
+  });
+
+  it('spreads new connections round-robin over all targets with loadBalance spread', async function () {
+    const [state] = await rig.engine.ensure('k', {
+      listeners: [{ id: 'main', address: '127.0.0.1', localPort: 0, remotePort: 8080 }],
+      targets: [
+        { namespace: 'test', name: 'a' },
+        { namespace: 'test', name: 'b' },
+      ],
+      loadBalance: 'spread',
+    });
+    for (let i = 0; i < 4; i++) assert.equal(await roundTrip(state.localPort, `m${i}`), `m${i}`);
+    assert.equal(echoA.accepted(), 2);
+    assert.equal(echoB.accepted(), 2);
   });
 
   it('raises error-channel text as a tunnelError with the node message in stats', async function () {

@@ -65,7 +65,15 @@ class Engine implements RelayEngine {
         session = this.newSession(key);
         this.sessions.set(key, session);
       }
-      return session.apply(spec.listeners, spec.target && { ...spec.target }, ranges);
+      return session.apply(
+        spec.listeners,
+        {
+          targets: spec.targets.map((t) => ({ ...t, ports: t.ports && { ...t.ports } })),
+          loadBalance: spec.loadBalance ?? 'first',
+          holdMs: spec.holdMs ?? 0,
+        },
+        ranges,
+      );
     });
   }
 
@@ -140,11 +148,12 @@ function validate(spec: SessionSpec): Cidr[] {
     if (!Number.isInteger(l.localPort) || l.localPort < 0 || l.localPort > 65535) {
       throw new RelaySpecError(`listener "${l.id}": localPort ${l.localPort} is not in 0-65535`);
     }
-    // 0 means "not known yet" (a named port with no pod to look it up in): allowed only without a
-    // target, when no connection is relayed anyway.
-    const unknownAllowed = spec.target === undefined && l.remotePort === 0;
-    if (!unknownAllowed && (!Number.isInteger(l.remotePort) || l.remotePort < 1 || l.remotePort > 65535)) {
-      throw new RelaySpecError(`listener "${l.id}": remotePort ${l.remotePort} is not in 1-65535`);
+    // remotePort 0 means "not known yet" (a named port with no pod to look it up in): fine as long as
+    // every target names the port itself.
+    for (const port of spec.targets.length ? spec.targets.map((t) => t.ports?.[l.id] ?? l.remotePort) : []) {
+      if (!Number.isInteger(port) || port < 1 || port > 65535) {
+        throw new RelaySpecError(`listener "${l.id}": remote port ${port} is not in 1-65535`);
+      }
     }
     if (!net.isIP(l.address) && l.address !== 'localhost') {
       throw new RelaySpecError(`listener "${l.id}": address "${l.address}" is not an IP address`);

@@ -5,7 +5,7 @@ import { ConnectionDeps, RelayConnection } from './connection';
 import type { PortForwardError } from './errors';
 import { RelayListener } from './listener';
 import type { RelayLogger } from './logger';
-import type { ListenerSpec, ListenerState, PodRef, RelayEvent, SessionStats } from './types';
+import type { ListenerSpec, ListenerState, LoadBalance, PodTarget, RelayEvent, SessionStats } from './types';
 
 export interface SessionDeps extends Omit<ConnectionDeps, 'onSent' | 'onReceived'> {
   socketBufferBytes: number;
@@ -15,7 +15,13 @@ export interface SessionDeps extends Omit<ConnectionDeps, 'onSent' | 'onReceived
 export class Session {
   private readonly listeners = new Map<string, RelayListener>();
   private readonly connections = new Set<RelayConnection>();
-  private target: PodRef | undefined;
+  private targets: PodTarget[] = [];
+  private loadBalance: LoadBalance = 'first';
+  private holdMs = 0;
+  /** Round-robin position for loadBalance 'spread'. */
+  private next = 0;
+  /** Connections waiting for a target (accepted paused, so nothing is read meanwhile). */
+  private readonly held = new Set<HeldConnection>();
   private ranges: Cidr[] = [];
   private readonly counters: SessionStats = {
     active: 0,
@@ -34,10 +40,20 @@ export class Session {
     this.logger = deps.logger;
   }
 
-  /** Makes the listeners match `specs`; new connections use `target` and `ranges` from now on. */
-  async apply(specs: ListenerSpec[], target: PodRef | undefined, ranges: Cidr[]): Promise<ListenerState[]> {
-    this.target = target;
+  /**
+   * Makes the listeners match `specs`; new connections use `targets`, `loadBalance`, `holdMs` and
+   * `ranges` from now on, and connections held for want of a target go to the new targets.
+   */
+  async apply(
+    specs: ListenerSpec[],
+    routing: { targets: PodTarget[]; loadBalance: LoadBalance; holdMs: number },
+    ranges: Cidr[],
+  ): Promise<ListenerState[]> {
+    this.targets = routing.targets;
+    this.loadBalance = routing.loadBalance;
+    this.holdMs = routing.holdMs;
     this.ranges = ranges;
+    this.releaseHeld();
     const wanted = new Map(specs.map((s) => [s.id, s]));
     const closing: Promise<void>[] = [];
     for (const [id, listener] of this.listeners) {
@@ -78,12 +94,14 @@ export class Session {
 
   /** Closes every listener and connection. */
   async stop(): Promise<void> {
+    for (const h of [...this.held]) this.dropHeld(h, undefined);
     const listeners = [...this.listeners.values()];
     this.listeners.clear();
     await Promise.all(listeners.map((l) => this.closeListener(l)));
   }
 
   private async closeListener(listener: RelayListener): Promise<void> {
+    for (const h of [...this.held]) if (h.listener === listener) this.dropHeld(h, undefined);
     const open = [...this.connections].filter((c) => c.listenerId === listener.spec.id);
     for (const c of open) c.abort();
     await Promise.all([listener.close(), ...open.map((c) => c.done)]);
@@ -99,23 +117,89 @@ export class Session {
       return;
     }
     this.counters.total++;
-    const target = this.target;
-    if (!target || this.listeners.get(listener.spec.id) !== listener) {
-      this.counters.failed++;
-      socket.destroy();
-      this.logger.info('refused a client: no target pod', { key: this.key, remote });
-      this.deps.emit({ type: 'connectionClosed', key: this.key });
+    if (this.listeners.get(listener.spec.id) !== listener) {
+      this.refuse(socket, 'its listener is closing');
       return;
     }
     this.counters.active++;
-    const conn = new RelayConnection(socket, listener.spec.id, target, listener.spec.remotePort, {
+    if (this.targets.length > 0) {
+      this.start(socket, listener);
+      return;
+    }
+    if (this.holdMs <= 0) {
+      this.counters.active--;
+      this.refuse(socket, 'no ready pod');
+      return;
+    }
+    // No pod is ready (a rollout, a restart): hold the connection instead of failing it.
+    const h: HeldConnection = {
+      socket,
+      listener,
+      timer: setTimeout(() => this.dropHeld(h, `no ready pod within ${this.holdMs / 1000} s`), this.holdMs),
+    };
+    socket.once('close', () => this.dropHeld(h, undefined));
+    this.held.add(h);
+    this.logger.debug('connection held until a pod is ready', { key: this.key, remote });
+  }
+
+  /** The pod for the next connection: the preferred one, or the next in turn when spreading. */
+  private pick(): PodTarget {
+    if (this.loadBalance !== 'spread') return this.targets[0];
+    const t = this.targets[this.next % this.targets.length];
+    this.next = (this.next + 1) % this.targets.length;
+    return t;
+  }
+
+  private start(socket: net.Socket, listener: RelayListener): void {
+    const target = this.pick();
+    const port = target.ports?.[listener.spec.id] ?? listener.spec.remotePort;
+    const conn = new RelayConnection(socket, listener.spec.id, target, port, {
       ...this.deps,
       onSent: (n) => (this.counters.bytesSent += n),
       onReceived: (n) => (this.counters.bytesReceived += n),
     });
     this.connections.add(conn);
-    this.logger.debug('connection accepted', { key: this.key, remote, listener: listener.spec.id });
+    this.logger.debug('connection accepted', { key: this.key, pod: target.name, listener: listener.spec.id });
     void conn.done.then((err) => this.closed(conn, err));
+  }
+
+  private refuse(socket: net.Socket, why: string): void {
+    this.counters.failed++;
+    socket.destroy();
+    this.logger.info(`refused a client: ${why}`, { key: this.key, remote: socket.remoteAddress });
+    this.deps.emit({ type: 'connectionClosed', key: this.key });
+  }
+
+  /** Sends held connections on once there is a target. */
+  private releaseHeld(): void {
+    if (this.targets.length === 0) return;
+    for (const h of [...this.held]) {
+      this.held.delete(h);
+      clearTimeout(h.timer);
+      if (h.socket.destroyed || this.listeners.get(h.listener.spec.id) !== h.listener) {
+        this.counters.active--;
+        this.counters.failed++;
+        h.socket.destroy();
+        continue;
+      }
+      this.start(h.socket, h.listener);
+    }
+  }
+
+  /** A held connection ends: timed out (`why`), or closed by its client or listener (undefined). */
+  private dropHeld(h: HeldConnection, why: string | undefined): void {
+    if (!this.held.delete(h)) return;
+    clearTimeout(h.timer);
+    this.counters.active--;
+    this.counters.failed++;
+    h.socket.destroy();
+    if (why) {
+      this.counters.lastError = { message: why, time: new Date(), kind: 'timeout' };
+      this.logger.warn('held connection refused', { key: this.key, error: why });
+      this.deps.emit({ type: 'tunnelError', key: this.key, message: why, kind: 'timeout' });
+    } else {
+      this.deps.emit({ type: 'connectionClosed', key: this.key });
+    }
   }
 
   private closed(conn: RelayConnection, err: PortForwardError | undefined): void {
@@ -130,4 +214,10 @@ export class Session {
     this.logger.warn('tunnel failed', { key: this.key, kind: err.kind, error: err.message });
     this.deps.emit({ type: 'tunnelError', key: this.key, message: err.message, kind: err.kind });
   }
+}
+
+interface HeldConnection {
+  socket: net.Socket;
+  listener: RelayListener;
+  timer: NodeJS.Timeout;
 }

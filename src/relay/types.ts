@@ -17,10 +17,25 @@ export interface ListenerSpec {
   remotePort: number;
 }
 
+/** A pod new connections may go to. */
+export interface PodTarget extends PodRef {
+  /** The container port per listener id where it differs from the listener's remotePort (named ports). */
+  ports?: Record<string, number>;
+}
+
+export type LoadBalance = 'first' | 'spread';
+
 export interface SessionSpec {
   listeners: ListenerSpec[];
-  /** undefined: no pod to send to; new connections are refused (and counted as failed). */
-  target: PodRef | undefined;
+  /**
+   * Ready pods, preferred first. Changing them never disturbs open connections. Empty: a new
+   * connection waits up to `holdMs` for a pod, then is refused (and counted as failed).
+   */
+  targets: PodTarget[];
+  /** 'first' (default): new connections go to targets[0]; 'spread': round-robin over all targets. */
+  loadBalance?: LoadBalance;
+  /** How long a new connection waits while there is no target; 0 (default) refuses at once. */
+  holdMs?: number;
   /** CIDRs allowed to connect; empty or undefined allows everyone. */
   allowedSourceRanges?: string[];
 }

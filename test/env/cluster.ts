@@ -118,6 +118,28 @@ export class TestCluster {
     return this.waitPodReady(ns, name);
   }
 
+  /**
+   * Forwards a port of every pod of a namespace (also pods a controller creates later, whose names
+   * are not known in advance) to a local TCP port: a kwok ClusterPortForward for that namespace.
+   */
+  async forwardNamespacePods(ns: string, port: number, targetPort: number): Promise<void> {
+    await this.custom.createClusterCustomObject('kwok.x-k8s.io', 'v1alpha1', 'clusterportforwards', {
+      apiVersion: 'kwok.x-k8s.io/v1alpha1',
+      kind: 'ClusterPortForward',
+      metadata: { name: `${ns}-${port}` },
+      spec: {
+        selector: { matchNamespaces: [ns] },
+        forwards: [{ ports: [port], target: { port: targetPort, address: '127.0.0.1' } }],
+      },
+    });
+  }
+
+  async deleteNamespacePodForwards(ns: string, port: number): Promise<void> {
+    await this.custom
+      .deleteClusterCustomObject('kwok.x-k8s.io', 'v1alpha1', 'clusterportforwards', `${ns}-${port}`)
+      .catch(() => undefined);
+  }
+
   async waitPodReady(ns: string, name: string, timeoutMs = 30_000): Promise<k8s.V1Pod> {
     let pod: k8s.V1Pod | undefined;
     await poll(`pod ${ns}/${name} Running and Ready`, timeoutMs, async () => {

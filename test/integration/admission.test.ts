@@ -362,6 +362,11 @@ const REFUSED: Refused[] = [
     spec: spec({ ttl: '1h1h1h1h1h1h1h1h1h1h1h' }),
     errors: [/spec\.ttl/, /Too long: may not be (longer|more) than 20/],
   },
+  {
+    title: 'an unknown loadBalance mode',
+    spec: spec({ loadBalance: 'random' }),
+    errors: [/spec\.loadBalance/, /Unsupported value: "random": supported values: "first", "spread"/],
+  },
   // types
   {
     title: 'suspend as a string',
@@ -662,6 +667,7 @@ describe('PortForward admission (CRD schema and CEL rules)', function () {
         spec: spec({ ttl }),
       })),
       { title: 'suspend true', spec: spec({ suspend: true }) },
+      { title: 'loadBalance spread', spec: spec({ loadBalance: 'spread' }) },
     ];
 
     ACCEPTED.forEach((c, i) => {

@@ -102,7 +102,7 @@ describe('relay engine against the real API server and kwok', function () {
   it('relays 8 MiB through the API server to the server behind the pod, intact', async function () {
     const [state] = await engine.ensure(`${ns}/echo`, {
       listeners: [{ id: 'http', address: '127.0.0.1', localPort: 0, remotePort: 8080 }],
-      target: { namespace: ns, name: 'echo' },
+      targets: [{ namespace: ns, name: 'echo' }],
     });
     assert.equal(state.state, 'bound');
     const before = echo.accepted();
@@ -125,7 +125,7 @@ describe('relay engine against the real API server and kwok', function () {
     const key = `${ns}/no-socat`;
     const [state] = await engine.ensure(key, {
       listeners: [{ id: 'db', address: '127.0.0.1', localPort: 0, remotePort: 5432 }],
-      target: { namespace: ns, name: 'no-socat' },
+      targets: [{ namespace: ns, name: 'no-socat' }],
     });
     assert.equal(state.state, 'bound');
     const sock = net.connect(state.localPort, '127.0.0.1');
@@ -164,7 +164,7 @@ describe('relay engine against the real API server and kwok', function () {
   it('closes the pod side when the client goes away', async function () {
     const [state] = await engine.ensure(`${ns}/ticker`, {
       listeners: [{ id: 'x', address: '127.0.0.1', localPort: 0, remotePort: 80 }],
-      target: { namespace: ns, name: 'ticker' },
+      targets: [{ namespace: ns, name: 'ticker' }],
     });
     const sock = await connect(state.localPort);
     sock.resume();
@@ -184,7 +184,7 @@ describe('relay engine against the real API server and kwok', function () {
     try {
       const [state] = await pinging.ensure('idle', {
         listeners: [{ id: 'x', address: '127.0.0.1', localPort: 0, remotePort: 8080 }],
-        target: { namespace: ns, name: 'echo' },
+        targets: [{ namespace: ns, name: 'echo' }],
       });
       const sock = await connect(state.localPort);
       sock.write('a');

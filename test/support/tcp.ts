@@ -83,3 +83,63 @@ export function echoRoundTrip(
     });
   });
 }
+
+/**
+ * A server that says who it is: on each connection it writes `${name}\n`, then echoes. Put one behind
+ * each pod to see which pod a connection reached.
+ */
+export async function startNamedEchoServer(name: string): Promise<EchoServer> {
+  let accepted = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    accepted++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => s.destroy());
+    s.write(`${name}\n`);
+    s.pipe(s);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    accepted: () => accepted,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** Connects, reads the first line a named echo server sends, and closes: which pod answered. */
+export function whoAnswers(port: number, timeoutMs = 15_000, host = '127.0.0.1'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const sock = net.connect({ port, host });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no answer on ${host}:${port} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('data', (c: string) => {
+      buf += c;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(buf.slice(0, nl));
+      }
+    });
+    sock.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    sock.on('close', () => {
+      clearTimeout(timer);
+      reject(new Error(`connection to ${host}:${port} closed before an answer`));
+    });
+  });
+}

@@ -41,7 +41,7 @@ export async function startRig(
     async listen(key, pod, remotePort, extra = {}) {
       const [state] = await engine.ensure(key, {
         listeners: [{ id: 'main', address: '127.0.0.1', localPort: 0, remotePort }],
-        target: pod === undefined ? undefined : { namespace: 'test', name: pod },
+        targets: pod === undefined ? [] : [{ namespace: 'test', name: pod }],
         ...extra,
       });
       assert.equal(state.state, 'bound', JSON.stringify(state));

@@ -1,0 +1,127 @@
+// The operator's watch caches: PortForwards, pods, services, deployments and statefulsets of the
+// watched namespaces (all, or those of --namespace), each kept by a ResilientInformer. Reconciles read
+// targets from here, never with per-connection API calls.
+import * as k8s from '@kubernetes/client-node';
+import type * as http from 'node:http';
+import { GROUP, PLURAL, PortForward, VERSION } from '../api/v1alpha1';
+import type { Logger } from '../observability/logger';
+import type { Caches } from '../reconcile/resolve';
+import { ResilientInformer } from './informer';
+
+type ListResult<T extends k8s.KubernetesObject> = Promise<{
+  response: http.IncomingMessage;
+  body: k8s.KubernetesListObject<T>;
+}>;
+
+export type Kind = 'PortForward' | 'Pod' | 'Service' | 'Deployment' | 'StatefulSet';
+
+export class WatchCaches implements Caches {
+  private readonly informers = new Map<Kind, ResilientInformer<k8s.KubernetesObject>[]>();
+
+  constructor(kc: k8s.KubeConfig, namespaces: string[], logger: Logger) {
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    const apps = kc.makeApiClient(k8s.AppsV1Api);
+    const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+    const scopes: (string | undefined)[] = namespaces.length ? namespaces : [undefined];
+    const add = <T extends k8s.KubernetesObject>(
+      kind: Kind,
+      base: string,
+      plural: string,
+      list: (ns: string | undefined) => ListResult<T>,
+    ): void => {
+      this.informers.set(
+        kind,
+        scopes.map(
+          (ns) =>
+            new ResilientInformer<k8s.KubernetesObject>({
+              kind,
+              path: ns ? `${base}/namespaces/${ns}/${plural}` : `${base}/${plural}`,
+              list: () => list(ns),
+              kubeConfig: kc,
+              logger,
+            }),
+        ),
+      );
+    };
+    add(
+      'PortForward',
+      `/apis/${GROUP}/${VERSION}`,
+      PLURAL,
+      (ns) =>
+        (ns
+          ? custom.listNamespacedCustomObject(GROUP, VERSION, ns, PLURAL)
+          : custom.listClusterCustomObject(GROUP, VERSION, PLURAL)) as ListResult<k8s.KubernetesObject>,
+    );
+    add('Pod', '/api/v1', 'pods', (ns) => (ns ? core.listNamespacedPod(ns) : core.listPodForAllNamespaces()));
+    add('Service', '/api/v1', 'services', (ns) =>
+      ns ? core.listNamespacedService(ns) : core.listServiceForAllNamespaces(),
+    );
+    add('Deployment', '/apis/apps/v1', 'deployments', (ns) =>
+      ns ? apps.listNamespacedDeployment(ns) : apps.listDeploymentForAllNamespaces(),
+    );
+    add('StatefulSet', '/apis/apps/v1', 'statefulsets', (ns) =>
+      ns ? apps.listNamespacedStatefulSet(ns) : apps.listStatefulSetForAllNamespaces(),
+    );
+  }
+
+  onChange(kind: Kind, handler: (obj: k8s.KubernetesObject) => void): void {
+    for (const inf of this.informers.get(kind) ?? []) inf.onChange(handler);
+  }
+
+  /** Lists everything once; resolves when every first list is done (or retrying in the background). */
+  async start(): Promise<void> {
+    await Promise.all(this.all().map((i) => i.start()));
+  }
+
+  stop(): void {
+    for (const i of this.all()) i.stop();
+  }
+
+  synced(): boolean {
+    return this.all().every((i) => i.hasSynced());
+  }
+
+  portForward(namespace: string, name: string): PortForward | undefined {
+    return this.get('PortForward', namespace, name) as PortForward | undefined;
+  }
+
+  portForwards(namespace?: string): PortForward[] {
+    return this.list('PortForward', namespace) as PortForward[];
+  }
+
+  pod(namespace: string, name: string): k8s.V1Pod | undefined {
+    return this.get('Pod', namespace, name);
+  }
+
+  pods(namespace: string): ReadonlyArray<k8s.V1Pod> {
+    return this.list('Pod', namespace);
+  }
+
+  service(namespace: string, name: string): k8s.V1Service | undefined {
+    return this.get('Service', namespace, name);
+  }
+
+  deployment(namespace: string, name: string): k8s.V1Deployment | undefined {
+    return this.get('Deployment', namespace, name);
+  }
+
+  statefulSet(namespace: string, name: string): k8s.V1StatefulSet | undefined {
+    return this.get('StatefulSet', namespace, name);
+  }
+
+  private all(): ResilientInformer<k8s.KubernetesObject>[] {
+    return [...this.informers.values()].flat();
+  }
+
+  private get(kind: Kind, namespace: string, name: string): k8s.KubernetesObject | undefined {
+    for (const inf of this.informers.get(kind) ?? []) {
+      const obj = inf.get(name, namespace);
+      if (obj) return obj;
+    }
+    return undefined;
+  }
+
+  private list(kind: Kind, namespace?: string): k8s.KubernetesObject[] {
+    return (this.informers.get(kind) ?? []).flatMap((i) => [...i.list(namespace)]);
+  }
+}
