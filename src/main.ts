@@ -51,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
     await operator.run();
   } catch (err) {
     log.error(`start-up failed: ${errorMessage(err)}`);
-    await operator.shutdown().catch(() => undefined);
+    await operator.shutdown(0).catch(() => undefined);
     return 1;
   }
   return stopped;

@@ -28,6 +28,7 @@ export class PortForwardOperator extends Operator {
   private reconciler!: Reconciler;
   private servers: http.Server[] = [];
   private started = false;
+  private stopping = false;
 
   constructor(
     private readonly cfg: Config,
@@ -69,10 +70,17 @@ export class PortForwardOperator extends Operator {
       events,
       config: this.cfg,
       logger: this.log,
+      onRetarget: (key) => this.metrics.retarget(key),
     });
 
+    this.metrics.observeSessions(this.relay);
     this.relay.onEvent((ev) => {
+      if (ev.type === 'tunnelOpened') {
+        this.metrics.connected(ev.key, ev.connectMs);
+        return;
+      }
       if (ev.type === 'tunnelError') {
+        this.metrics.tunnelError(ev.key, ev.kind);
         const [ns, name] = [ev.key.slice(0, ev.key.indexOf('/')), ev.key.slice(ev.key.indexOf('/') + 1)];
         const pf = caches.portForward(ns, name);
         this.log.warn('tunnel failed', { portforward: ev.key, kind: ev.kind, error: ev.message });
@@ -131,6 +139,7 @@ export class PortForwardOperator extends Operator {
         await serveProbes(this.cfg.healthProbeBindAddress, {
           healthy: () => true,
           ready: () => {
+            if (this.stopping) return { ok: false, reason: 'shutting down' };
             if (!this.started) return { ok: false, reason: 'starting' };
             const synced = this.caches.synced();
             return synced ? { ok: true, reason: '' } : { ok: false, reason: 'watch caches not synced' };
@@ -144,11 +153,18 @@ export class PortForwardOperator extends Operator {
   }
 
   /** Stops watching and reconciling, closes every listener and connection. */
-  async shutdown(): Promise<void> {
+  /**
+   * Stops watching and reconciling; listeners stop accepting at once, open connections get `graceMs`
+   * to finish (SIGTERM), then everything is closed. Readiness turns false first.
+   */
+  async shutdown(graceMs = this.cfg.shutdownGraceMs): Promise<void> {
+    this.stopping = true;
     this.caches?.stop();
     super.stop();
     await this.queue.shutdown();
-    await this.relay?.close();
+    const active = (this.relay?.keys() ?? []).reduce((n, k) => n + (this.relay.stats(k)?.active ?? 0), 0);
+    if (active > 0) this.log.info('draining open connections', { active, graceMs });
+    await this.relay?.close(graceMs);
     await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
   }
 

@@ -35,6 +35,8 @@ export interface Config {
   statusIntervalMs: number;
   /** How long a new client connection waits for a ready pod before it is refused. */
   holdMs: number;
+  /** On SIGTERM: how long open connections may finish after listeners closed. */
+  shutdownGraceMs: number;
 }
 
 interface FlagDef {
@@ -104,6 +106,11 @@ export function flagDefs(): FlagDef[] {
     {
       name: 'hold-timeout',
       help: 'how long a new connection waits for a ready pod (during a rollout) before it is refused; 0s refuses at once',
+      default: '30s',
+    },
+    {
+      name: 'shutdown-grace-period',
+      help: 'on SIGTERM, how long open connections may finish after the listeners closed',
       default: '30s',
     },
     {
@@ -195,6 +202,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     workers: parseInt('workers', get('workers'), 1, 64),
     statusIntervalMs: parseDuration('status-interval', get('status-interval')),
     holdMs: parseDuration('hold-timeout', get('hold-timeout')),
+    shutdownGraceMs: parseDuration('shutdown-grace-period', get('shutdown-grace-period')),
   };
 }
 

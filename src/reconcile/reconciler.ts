@@ -24,6 +24,8 @@ export interface ReconcilerDeps {
   config: PlanConfig & { advertiseAddress: string; statusIntervalMs: number };
   logger: Logger;
   now?: () => Date;
+  /** Called when new connections of a PortForward move to another pod. */
+  onRetarget?: (key: string) => void;
 }
 
 interface SessionMemory {
@@ -139,6 +141,7 @@ export class Reconciler {
       const uid = pod?.metadata?.uid;
       if (mem.podUid && uid && mem.podUid !== uid) {
         mem.retargets++;
+        this.deps.onRetarget?.(key);
         const note = `new connections go to pod ${pod?.metadata?.name} (was uid ${mem.podUid})`;
         log.info('retargeted', { pod: pod?.metadata?.name });
         void this.deps.events.record(pf, 'Normal', 'Retargeted', note);

@@ -15,6 +15,8 @@ export interface ConnectionDeps {
   logger: RelayLogger;
   onSent: (bytes: number) => void;
   onReceived: (bytes: number) => void;
+  /** The tunnel is open, `ms` after dialing began. */
+  onDialed?: (ms: number) => void;
 }
 
 export class RelayConnection {
@@ -56,6 +58,7 @@ export class RelayConnection {
       deps.logger.debug('client socket error while dialing', { error: err.message }),
     );
     let ws;
+    const dialStart = performance.now();
     try {
       ws = await deps.dialer.dial(
         { namespace: target.namespace, pod: target.name, port },
@@ -72,6 +75,7 @@ export class RelayConnection {
       ws.terminate();
       return undefined;
     }
+    deps.onDialed?.(performance.now() - dialStart);
     this.tunnel = new Tunnel(socket, ws, {
       ...deps.tunnel,
       port,

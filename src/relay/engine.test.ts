@@ -161,6 +161,36 @@ describe('relay engine', function () {
     assert.equal(rig.fake.upgrades(), 0);
   });
 
+  it('drains on close(graceMs): no new connections, open ones finish, the rest closed after the grace', async function () {
+    // A client's close looks like a half-close to the relay; keep that wait short here.
+    const quick = await startRig({ halfCloseTimeoutMs: 100 });
+    try {
+      quick.routes.set('a', { kind: 'tcp', port: echoA.port });
+      const port = await quick.listen('k', 'a', 8080);
+      const open = await connect(port);
+      open.write('1');
+      await waitFor('the first echo', () => open.bytesRead === 1);
+      const closing = quick.engine.close(60_000);
+      await assert.rejects(connect(port), /ECONNREFUSED/, 'the listener stops accepting at once');
+      open.write('2');
+      await waitFor('the open connection to keep echoing', () => open.bytesRead === 2);
+      open.destroy();
+      await closing; // resolves once the last connection ended, long before the grace
+    } finally {
+      await quick.close();
+    }
+  });
+
+  it('closes connections still open when the drain grace ends', async function () {
+    const port = await rig.listen('k', 'a', 8080);
+    const open = await connect(port);
+    open.write('1');
+    await waitFor('the first echo', () => open.bytesRead === 1);
+    const ended = closed(open);
+    await rig.engine.close(100);
+    await ended;
+  });
+
   it('holds a new connection while there is no target, and relays it once a pod is ready', async function () {
     const port = await rig.listen('k', undefined, 8080, { holdMs: 10_000 });
     const sock = await connect(port);

@@ -85,6 +85,10 @@ class Engine implements RelayEngine {
     });
   }
 
+  keys(): string[] {
+    return [...this.sessions.keys()];
+  }
+
   stats(key: string): SessionStats | undefined {
     return this.sessions.get(key)?.stats();
   }
@@ -93,9 +97,21 @@ class Engine implements RelayEngine {
     this.subscribers.push(listener);
   }
 
-  async close(): Promise<void> {
+  async close(graceMs = 0): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.sessions.keys()].map((key) => this.stop(key)));
+    if (graceMs <= 0) {
+      await Promise.all([...this.sessions.keys()].map((key) => this.stop(key)));
+      return;
+    }
+    await Promise.all(
+      [...this.sessions.keys()].map((key) =>
+        this.serial(key, async () => {
+          const session = this.sessions.get(key);
+          this.sessions.delete(key);
+          await session?.drain(graceMs);
+        }),
+      ),
+    );
   }
 
   private newSession(key: string): Session {

@@ -7,7 +7,7 @@ import { RelayListener } from './listener';
 import type { RelayLogger } from './logger';
 import type { ListenerSpec, ListenerState, LoadBalance, PodTarget, RelayEvent, SessionStats } from './types';
 
-export interface SessionDeps extends Omit<ConnectionDeps, 'onSent' | 'onReceived'> {
+export interface SessionDeps extends Omit<ConnectionDeps, 'onSent' | 'onReceived' | 'onDialed'> {
   socketBufferBytes: number;
   emit(event: RelayEvent): void;
 }
@@ -100,6 +100,26 @@ export class Session {
     await Promise.all(listeners.map((l) => this.closeListener(l)));
   }
 
+  /**
+   * Stops accepting at once, lets open connections finish for up to `graceMs`, then closes what is
+   * left. Held connections (no pod yet) are closed at once.
+   */
+  async drain(graceMs: number): Promise<void> {
+    for (const h of [...this.held]) this.dropHeld(h, undefined);
+    const listeners = [...this.listeners.values()];
+    this.listeners.clear();
+    const closing = listeners.map((l) => l.close()); // resolves once its connections are gone
+    const open = [...this.connections];
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(open.map((c) => c.done)),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+    ]);
+    clearTimeout(timer);
+    for (const c of this.connections) c.abort();
+    await Promise.all([...closing, ...open.map((c) => c.done)]);
+  }
+
   private async closeListener(listener: RelayListener): Promise<void> {
     for (const h of [...this.held]) if (h.listener === listener) this.dropHeld(h, undefined);
     const open = [...this.connections].filter((c) => c.listenerId === listener.spec.id);
@@ -157,6 +177,7 @@ export class Session {
       ...this.deps,
       onSent: (n) => (this.counters.bytesSent += n),
       onReceived: (n) => (this.counters.bytesReceived += n),
+      onDialed: (ms) => this.deps.emit({ type: 'tunnelOpened', key: this.key, connectMs: ms }),
     });
     this.connections.add(conn);
     this.logger.debug('connection accepted', { key: this.key, pod: target.name, listener: listener.spec.id });

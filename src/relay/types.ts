@@ -61,7 +61,9 @@ export type TunnelErrorKind =
 
 export type RelayEvent =
   | { type: 'tunnelError'; key: string; message: string; kind: TunnelErrorKind }
-  | { type: 'connectionClosed'; key: string };
+  | { type: 'connectionClosed'; key: string }
+  /** A tunnel is open: `connectMs` from dialing to the WebSocket being ready. */
+  | { type: 'tunnelOpened'; key: string; connectMs: number };
 
 export interface RelayEngine {
   /** Makes the session's listeners match `spec` (idempotent); resolves with each listener's state. */
@@ -69,7 +71,13 @@ export interface RelayEngine {
   /** Closes the session's listeners and connections. */
   stop(key: string): Promise<void>;
   stats(key: string): SessionStats | undefined;
+  /** Keys of the sessions it holds. */
+  keys(): string[];
   /** Relay events; the controller enqueues the key, it never writes status from here. */
   onEvent(listener: (event: RelayEvent) => void): void;
-  close(): Promise<void>;
+  /**
+   * Closes every session. With `graceMs`, listeners stop accepting at once and open connections get
+   * up to that long to finish before they are closed.
+   */
+  close(graceMs?: number): Promise<void>;
 }

@@ -41,6 +41,8 @@ export async function startOperator(opts: {
   const logFile = path.join(stateDir(), 'logs', `operator-${process.pid}-${counter++}.log`);
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   const out = fs.openSync(logFile, 'a');
+  const extra = opts.extraArgs ?? [];
+  const overridden = (arg: string): boolean => extra.some((e) => e.split('=')[0] === arg.split('=')[0]);
   const args = [
     path.join(repoRoot, 'dist', 'main.js'),
     `--kubeconfig=${opts.kubeconfig}`,
@@ -51,8 +53,8 @@ export async function startOperator(opts: {
     '--log-format=json',
     '--log-level=debug',
     '--status-interval=1s',
-    ...(opts.extraArgs ?? []),
-  ];
+  ].filter((a) => !overridden(a));
+  args.push(...extra);
   const child = spawn(process.execPath, args, { stdio: ['ignore', out, out] });
   fs.closeSync(out);
   let code: number | null | undefined;
