@@ -1,0 +1,209 @@
+// The reconciler against fakes of its effects (relay, status writer, events): what it writes, when,
+// and what it asks the work queue to do next.
+import type { V1Pod } from '@kubernetes/client-node';
+import * as assert from 'node:assert/strict';
+import * as winston from 'winston';
+import { PortForward, PortForwardStatus } from '../api/v1alpha1';
+import type { ListenerState, RelayEngine, SessionSpec, SessionStats } from '../relay/types';
+import { PortAllocator } from './ports';
+import { Reconciler } from './reconciler';
+
+const silent = winston.createLogger({ silent: true });
+
+function pod(name: string): V1Pod {
+  return {
+    metadata: { name, namespace: 'ns', uid: `uid-${name}` },
+    spec: { containers: [{ name: 'c' }] },
+    status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+  };
+}
+
+class FakeRelay implements RelayEngine {
+  specs = new Map<string, SessionSpec>();
+  statsByKey = new Map<string, SessionStats>();
+  ensure(key: string, spec: SessionSpec): Promise<ListenerState[]> {
+    this.specs.set(key, spec);
+    return Promise.resolve(
+      spec.listeners.map((l) => ({ id: l.id, state: 'bound', address: l.address, localPort: l.localPort })),
+    );
+  }
+  stop(key: string): Promise<void> {
+    this.specs.delete(key);
+    return Promise.resolve();
+  }
+  stats(key: string): SessionStats | undefined {
+    return this.statsByKey.get(key);
+  }
+  keys(): string[] {
+    return [...this.specs.keys()];
+  }
+  onEvent(): void {}
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function setup(opts: { pods?: V1Pod[]; statusIntervalMs?: number } = {}) {
+  let now = new Date('2026-11-30T10:00:00Z');
+  const pfs = new Map<string, PortForward>();
+  const pods = opts.pods ?? [pod('p')];
+  const writes: PortForwardStatus[] = [];
+  let failWrites = false;
+  const relay = new FakeRelay();
+  const rec = new Reconciler({
+    getPortForward: (ns, name) => pfs.get(`${ns}/${name}`),
+    caches: {
+      pod: (_ns, name) => pods.find((p) => p.metadata?.name === name),
+      pods: () => pods,
+      service: () => undefined,
+      deployment: () => undefined,
+      statefulSet: () => undefined,
+    },
+    relay,
+    allocator: new PortAllocator({ min: 20000, max: 20009 }),
+    writeStatus: (ns, name, status) => {
+      if (failWrites) return Promise.reject(new Error('409 conflict'));
+      writes.push(status);
+      // The watch cache catches up with what was written.
+      const pf = pfs.get(`${ns}/${name}`);
+      if (pf) pfs.set(`${ns}/${name}`, { ...pf, status });
+      return Promise.resolve(true);
+    },
+    events: { record: () => Promise.resolve() },
+    config: {
+      listenAddress: '127.0.0.1',
+      allowedListenAddresses: [],
+      holdMs: 30_000,
+      advertiseAddress: '127.0.0.1',
+      statusIntervalMs: opts.statusIntervalMs ?? 5000,
+    },
+    logger: silent,
+    now: () => now,
+  });
+  const apply = (name: string, spec: Partial<PortForward['spec']> = {}, status?: PortForwardStatus): void => {
+    pfs.set(`ns/${name}`, {
+      apiVersion: 'portforward.dev/v1alpha1',
+      kind: 'PortForward',
+      metadata: { name, namespace: 'ns', generation: 1, uid: `pf-${name}` },
+      spec: { target: { pod: 'p' }, ports: [{ port: 8080 }], ...spec },
+      status,
+    });
+  };
+  return {
+    rec,
+    relay,
+    writes,
+    pfs,
+    pods,
+    apply,
+    advance: (ms: number) => (now = new Date(now.getTime() + ms)),
+    failWrites: (v: boolean) => (failWrites = v),
+  };
+}
+
+const stats = (total: number, bytes: number): SessionStats => ({
+  active: 0,
+  total,
+  failed: 0,
+  refused: 0,
+  bytesSent: bytes,
+  bytesReceived: bytes,
+});
+
+describe('Reconciler', function () {
+  it('writes Pending (Ready=False) first, then Ready with the endpoint', async function () {
+    const t = setup();
+    t.apply('a');
+    await t.rec.reconcile('ns/a');
+    assert.deepEqual(
+      t.writes.map((w) => [w.phase, w.conditions?.find((c) => c.type === 'Ready')?.status]),
+      [
+        ['Pending', 'False'],
+        ['Ready', 'True'],
+      ],
+    );
+    assert.equal(t.writes[1].endpoints?.[0].localPort, 20000);
+    assert.deepEqual(
+      t.relay.specs.get('ns/a')?.targets.map((x) => x.name),
+      ['p'],
+    );
+  });
+
+  it('coalesces counter-only changes to one write per status interval, and writes phase changes at once', async function () {
+    const t = setup({ statusIntervalMs: 5000 });
+    t.apply('a');
+    await t.rec.reconcile('ns/a');
+    const base = t.writes.length;
+
+    t.relay.statsByKey.set('ns/a', stats(1, 10));
+    t.advance(1000);
+    const r1 = await t.rec.reconcile('ns/a');
+    assert.equal(t.writes.length, base, 'no write 1 s after the last one');
+    assert.equal(r1.requeueAfterMs, 4000, 'comes back when the interval is over');
+
+    t.relay.statsByKey.set('ns/a', stats(2, 20));
+    t.advance(4000);
+    await t.rec.reconcile('ns/a');
+    assert.equal(t.writes.length, base + 1, 'one write once the interval passed');
+    assert.equal(t.writes.at(-1)?.connections?.total, 2);
+
+    t.advance(100);
+    t.pods.splice(0, 1); // the pod goes away: a phase change
+    await t.rec.reconcile('ns/a');
+    assert.equal(t.writes.at(-1)?.phase, 'Degraded', 'written at once');
+  });
+
+  it('throws when the status write fails, so the work queue retries', async function () {
+    const t = setup();
+    t.apply('a');
+    t.failWrites(true);
+    await assert.rejects(t.rec.reconcile('ns/a'), /409 conflict/);
+    t.failWrites(false);
+    await t.rec.reconcile('ns/a');
+    assert.equal(t.writes.at(-1)?.phase, 'Ready');
+  });
+
+  it('gives ports recorded in status back after a restart, whatever order keys run in', async function () {
+    const t = setup();
+    const recorded = (port: number): PortForwardStatus => ({
+      phase: 'Ready',
+      conditions: [
+        { type: 'Ready', status: 'True', reason: 'Forwarding', message: '', lastTransitionTime: '' },
+      ],
+      endpoints: [{ port: 8080, address: '127.0.0.1', localPort: port, url: '' }],
+    });
+    t.apply('first', {}, recorded(20005));
+    t.apply('second', {}, recorded(20000));
+    t.rec.restoreRecordedPorts([...t.pfs.values()]);
+    await t.rec.reconcile('ns/first');
+    await t.rec.reconcile('ns/second');
+    assert.equal(t.relay.specs.get('ns/first')?.listeners[0].localPort, 20005);
+    assert.equal(t.relay.specs.get('ns/second')?.listeners[0].localPort, 20000);
+  });
+
+  it('stops the session and frees its ports when the PortForward is gone', async function () {
+    const t = setup();
+    t.apply('a');
+    await t.rec.reconcile('ns/a');
+    t.pfs.delete('ns/a');
+    await t.rec.reconcile('ns/a');
+    assert.equal(t.relay.specs.has('ns/a'), false);
+    t.apply('b');
+    await t.rec.reconcile('ns/b');
+    assert.equal(
+      t.relay.specs.get('ns/b')?.listeners[0].localPort,
+      20001,
+      'the allocator moves on, 20000 is free again',
+    );
+  });
+
+  it('counts a retarget when the preferred pod changes', async function () {
+    const t = setup({ pods: [pod('p')] });
+    t.apply('a', { target: { selector: { matchLabels: {} } } });
+    await t.rec.reconcile('ns/a');
+    t.pods.splice(0, 1, pod('q'));
+    await t.rec.reconcile('ns/a');
+    assert.equal(t.writes.at(-1)?.retargets, 1);
+    assert.equal(t.writes.at(-1)?.pod?.name, 'q');
+  });
+});
