@@ -1,16 +1,22 @@
-// The operator: watches PortForwards and pods, feeds a keyed work queue, and runs the reconciler with
-// the relay engine behind it. @dot-i/k8s-operator is the base class (lifecycle and kubeconfig), but
-// three of its parts are bypassed, each where it is used below.
+// The operator: watches PortForwards and their possible targets, feeds a keyed work queue, and runs
+// the reconciler with the relay engine behind it. @dot-i/k8s-operator is the base class (lifecycle and
+// kubeconfig), but three of its parts are bypassed, each where it is used below (ADR 2).
+//
+// Watch caches run on every replica. The work queue, the relay (listeners) and the reconciler form a
+// "serving term" that runs while this replica serves: always without --leader-elect, and while it holds
+// the Lease with it. Losing the Lease ends the term at once; SIGTERM ends it with a drain.
 import Operator from '@dot-i/k8s-operator';
 import * as k8s from '@kubernetes/client-node';
+import { randomUUID } from 'node:crypto';
 import type * as http from 'node:http';
 import * as os from 'node:os';
-import { PortForward, PortForwardStatus } from './api/v1alpha1';
+import { PortForward } from './api/v1alpha1';
 import type { Config } from './config/flags';
 import { WatchCaches } from './controller/caches';
 import { TerminalError } from './controller/result';
 import { WorkQueue } from './controller/workqueue';
 import { EventRecorder } from './kube/events';
+import { DEFAULT_LEASE_NAME, LeaderElector, podNamespace } from './kube/leader';
 import { StatusWriter } from './kube/status';
 import { serveMetrics, serveProbes } from './observability/http';
 import { errorMessage, Logger } from './observability/logger';
@@ -18,16 +24,22 @@ import { Metrics } from './observability/metrics';
 import { PortAllocator } from './reconcile/ports';
 import { Reconciler } from './reconcile/reconciler';
 import { createRelayEngine, WebSocketDialer } from './relay';
-import type { RelayEngine } from './relay/types';
+import type { RelayEngine, RelayEvent } from './relay/types';
+
+interface Term {
+  queue: WorkQueue;
+  relay: RelayEngine;
+  reconciler: Reconciler;
+}
 
 export class PortForwardOperator extends Operator {
   private caches!: WatchCaches;
-  private readonly queue: WorkQueue;
+  private events!: EventRecorder;
+  private statusWriter!: StatusWriter;
   private readonly metrics = new Metrics();
-  private relay!: RelayEngine;
-  private reconciler!: Reconciler;
+  private elector: LeaderElector | undefined;
+  private term: Term | undefined;
   private servers: http.Server[] = [];
-  private started = false;
   private stopping = false;
 
   constructor(
@@ -44,7 +56,6 @@ export class PortForwardOperator extends Operator {
     // dot-i loads the default kubeconfig in its constructor; --kubeconfig must win.
     this.kubeConfig = kc;
     this.k8sApi = kc.makeApiClient(k8s.CoreV1Api);
-    this.queue = new WorkQueue({ workers: cfg.workers });
   }
 
   /**
@@ -55,52 +66,120 @@ export class PortForwardOperator extends Operator {
   protected async init(): Promise<void> {
     const kc = this.kubeConfig;
     this.caches = new WatchCaches(kc, this.cfg.namespaces, this.log);
+    this.events = new EventRecorder(kc, os.hostname(), this.log);
+    this.statusWriter = new StatusWriter(kc);
     const caches = this.caches;
-
-    const events = new EventRecorder(kc, os.hostname(), this.log);
-    const statusWriter = new StatusWriter(kc);
-    this.relay = createRelayEngine({ dialer: new WebSocketDialer(kc), logger: this.log });
-    this.reconciler = new Reconciler({
-      getPortForward: (ns, name) => caches.portForward(ns, name),
-      caches,
-      relay: this.relay,
-      allocator: new PortAllocator(this.cfg.portRange),
-      // Not dot-i's patchResourceStatus: it swallows errors, and a lost status write must be retried.
-      writeStatus: (ns, name, status: PortForwardStatus) => statusWriter.replace(ns, name, status),
-      events,
-      config: this.cfg,
-      logger: this.log,
-      onRetarget: (key) => this.metrics.retarget(key),
-    });
-
-    this.metrics.observeSessions(this.relay);
-    this.relay.onEvent((ev) => {
-      if (ev.type === 'tunnelOpened') {
-        this.metrics.connected(ev.key, ev.connectMs);
-        return;
-      }
-      if (ev.type === 'tunnelError') {
-        this.metrics.tunnelError(ev.key, ev.kind);
-        const [ns, name] = [ev.key.slice(0, ev.key.indexOf('/')), ev.key.slice(ev.key.indexOf('/') + 1)];
-        const pf = caches.portForward(ns, name);
-        this.log.warn('tunnel failed', { portforward: ev.key, kind: ev.kind, error: ev.message });
-        if (pf) void events.record(pf, 'Warning', 'TunnelFailed', ev.message);
-      }
-      this.queue.add(ev.key);
-    });
-    caches.onChange('PortForward', (pf) => this.queue.add(keyOf(pf)));
+    caches.onChange('PortForward', (pf) => this.term?.queue.add(keyOf(pf)));
     caches.onChange('Pod', (pod) => this.enqueueAffected(pod, (t) => !t.pod || t.pod === pod.metadata?.name));
     caches.onChange('Service', (o) => this.enqueueAffected(o, (t) => t.service === o.metadata?.name));
     caches.onChange('Deployment', (o) => this.enqueueAffected(o, (t) => t.deployment === o.metadata?.name));
     caches.onChange('StatefulSet', (o) => this.enqueueAffected(o, (t) => t.statefulSet === o.metadata?.name));
-
     await caches.start();
-    this.reconciler.restoreRecordedPorts(caches.portForwards());
-    this.queue.start(
+    this.log.info('operator started', {
+      namespaces: this.cfg.namespaces.length ? this.cfg.namespaces : 'all',
+      listenAddress: this.cfg.listenAddress,
+      portRange: `${this.cfg.portRange.min}-${this.cfg.portRange.max}`,
+      leaderElect: this.cfg.leaderElect,
+    });
+
+    if (!this.cfg.leaderElect) {
+      this.startServing();
+      return;
+    }
+    const namespace = this.cfg.leaderElectionNamespace || podNamespace() || 'portforward-system';
+    this.elector = new LeaderElector({
+      namespace,
+      name: DEFAULT_LEASE_NAME,
+      identity: `${process.env.POD_NAME ?? os.hostname()}_${randomUUID()}`,
+      kubeConfig: kc,
+      logger: this.log,
+      onStartedLeading: () => {
+        this.log.info('leading: binding the forwards', { lease: `${namespace}/${DEFAULT_LEASE_NAME}` });
+        this.startServing();
+      },
+      // Losing the Lease (not shutting down) stops at once: another replica is taking the ports over.
+      onStoppedLeading: async () => {
+        if (this.stopping) return;
+        this.log.warn('lost the Lease: closing every listener');
+        await this.stopServing(0);
+      },
+      onNewLeader: (id) => this.log.info('leader', { identity: id }),
+    });
+    void this.elector.run();
+  }
+
+  /** Starts the probe and metrics endpoints, then the controller. */
+  async run(): Promise<void> {
+    if (this.cfg.healthProbeBindAddress) {
+      this.servers.push(
+        await serveProbes(this.cfg.healthProbeBindAddress, {
+          healthy: () => true,
+          ready: () => this.readiness(),
+        }),
+      );
+    }
+    if (this.cfg.metricsBindAddress) {
+      this.servers.push(await serveMetrics(this.cfg.metricsBindAddress, this.metrics));
+    }
+    await this.start();
+  }
+
+  /** Ready while this replica serves the forwards: caches synced, and the leader when electing. */
+  private readiness(): { ok: boolean; reason: string } {
+    if (this.stopping) return { ok: false, reason: 'shutting down' };
+    if (!this.caches?.synced()) return { ok: false, reason: 'watch caches not synced' };
+    if (!this.term)
+      return { ok: false, reason: this.elector ? 'standby: another replica holds the Lease' : 'starting' };
+    return { ok: true, reason: '' };
+  }
+
+  /**
+   * SIGTERM: readiness turns false, listeners stop accepting, the Lease is released (a standby binds
+   * the ports at once), open connections get `graceMs` to finish, then everything is closed.
+   */
+  async shutdown(graceMs = this.cfg.shutdownGraceMs): Promise<void> {
+    this.stopping = true;
+    const term = this.term;
+    if (term) {
+      await term.queue.shutdown();
+      await term.relay.stopAccepting();
+    }
+    await this.elector?.stop({ release: true });
+    if (term) {
+      const active = term.relay.keys().reduce((n, k) => n + (term.relay.stats(k)?.active ?? 0), 0);
+      if (active > 0) this.log.info('draining open connections', { active, graceMs });
+    }
+    await this.stopServing(graceMs);
+    this.caches?.stop();
+    super.stop();
+    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+  }
+
+  private startServing(): void {
+    if (this.term) return;
+    const relay = createRelayEngine({ dialer: new WebSocketDialer(this.kubeConfig), logger: this.log });
+    const queue = new WorkQueue({ workers: this.cfg.workers });
+    const reconciler = new Reconciler({
+      getPortForward: (ns, name) => this.caches.portForward(ns, name),
+      caches: this.caches,
+      relay,
+      allocator: new PortAllocator(this.cfg.portRange),
+      // Not dot-i's patchResourceStatus: it swallows errors, and a lost status write must be retried.
+      writeStatus: (ns, name, status) => this.statusWriter.replace(ns, name, status),
+      events: this.events,
+      config: this.cfg,
+      logger: this.log,
+      onRetarget: (key) => this.metrics.retarget(key),
+    });
+    const term: Term = { queue, relay, reconciler };
+    this.metrics.observeSessions(relay);
+    relay.onEvent((ev) => this.onRelayEvent(term, ev));
+    reconciler.restoreRecordedPorts(this.caches.portForwards());
+    queue.start(
       async (key) => {
         const end = this.metrics.reconcileSeconds.startTimer();
         try {
-          const r = await this.reconciler.reconcile(key);
+          const r = await reconciler.reconcile(key);
           this.metrics.reconcileTotal.inc({ result: 'success' });
           return r;
         } catch (err) {
@@ -108,7 +187,7 @@ export class PortForwardOperator extends Operator {
           throw err;
         } finally {
           end();
-          this.metrics.queueDepth.set(this.queue.depth);
+          this.metrics.queueDepth.set(queue.depth);
         }
       },
       (key, err, retryInMs) =>
@@ -123,49 +202,31 @@ export class PortForwardOperator extends Operator {
           },
         ),
     );
-    for (const pf of caches.portForwards()) this.queue.add(keyOf(pf));
-    this.started = true;
-    this.log.info('operator started', {
-      namespaces: this.cfg.namespaces.length ? this.cfg.namespaces : 'all',
-      listenAddress: this.cfg.listenAddress,
-      portRange: `${this.cfg.portRange.min}-${this.cfg.portRange.max}`,
-    });
+    this.term = term;
+    for (const pf of this.caches.portForwards()) queue.add(keyOf(pf));
   }
 
-  /** Starts the probe and metrics endpoints, then the controller. */
-  async run(): Promise<void> {
-    if (this.cfg.healthProbeBindAddress) {
-      this.servers.push(
-        await serveProbes(this.cfg.healthProbeBindAddress, {
-          healthy: () => true,
-          ready: () => {
-            if (this.stopping) return { ok: false, reason: 'shutting down' };
-            if (!this.started) return { ok: false, reason: 'starting' };
-            const synced = this.caches.synced();
-            return synced ? { ok: true, reason: '' } : { ok: false, reason: 'watch caches not synced' };
-          },
-        }),
-      );
+  private async stopServing(graceMs: number): Promise<void> {
+    const term = this.term;
+    if (!term) return;
+    this.term = undefined;
+    await term.queue.shutdown();
+    await term.relay.close(graceMs);
+  }
+
+  private onRelayEvent(term: Term, ev: RelayEvent): void {
+    if (ev.type === 'tunnelOpened') {
+      this.metrics.connected(ev.key, ev.connectMs);
+      return;
     }
-    if (this.cfg.metricsBindAddress)
-      this.servers.push(await serveMetrics(this.cfg.metricsBindAddress, this.metrics));
-    await this.start();
-  }
-
-  /** Stops watching and reconciling, closes every listener and connection. */
-  /**
-   * Stops watching and reconciling; listeners stop accepting at once, open connections get `graceMs`
-   * to finish (SIGTERM), then everything is closed. Readiness turns false first.
-   */
-  async shutdown(graceMs = this.cfg.shutdownGraceMs): Promise<void> {
-    this.stopping = true;
-    this.caches?.stop();
-    super.stop();
-    await this.queue.shutdown();
-    const active = (this.relay?.keys() ?? []).reduce((n, k) => n + (this.relay.stats(k)?.active ?? 0), 0);
-    if (active > 0) this.log.info('draining open connections', { active, graceMs });
-    await this.relay?.close(graceMs);
-    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+    if (ev.type === 'tunnelError') {
+      this.metrics.tunnelError(ev.key, ev.kind);
+      const i = ev.key.indexOf('/');
+      const pf = this.caches.portForward(ev.key.slice(0, i), ev.key.slice(i + 1));
+      this.log.warn('tunnel failed', { portforward: ev.key, kind: ev.kind, error: ev.message });
+      if (pf) void this.events.record(pf, 'Warning', 'TunnelFailed', ev.message);
+    }
+    term.queue.add(ev.key);
   }
 
   /**
@@ -178,9 +239,10 @@ export class PortForwardOperator extends Operator {
     involves: (t: PortForward['spec']['target']) => boolean,
   ): void {
     const ns = obj.metadata?.namespace;
-    if (!ns) return;
+    const queue = this.term?.queue;
+    if (!ns || !queue) return;
     for (const pf of this.caches.portForwards(ns))
-      if (pf.spec?.target && involves(pf.spec.target)) this.queue.add(keyOf(pf));
+      if (pf.spec?.target && involves(pf.spec.target)) queue.add(keyOf(pf));
   }
 }
 

@@ -28,6 +28,8 @@ export interface Config {
   metricsBindAddress?: BindAddress;
   healthProbeBindAddress?: BindAddress;
   leaderElect: boolean;
+  /** Namespace of the Lease; '' means $POD_NAMESPACE, the ServiceAccount's namespace, else portforward-system. */
+  leaderElectionNamespace: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   logFormat: 'json' | 'text';
   workers: number;
@@ -95,6 +97,11 @@ export function flagDefs(): FlagDef[] {
       help: 'hold a Lease so only one replica serves the forwards',
       default: 'false',
       boolean: true,
+    },
+    {
+      name: 'leader-election-namespace',
+      help: "namespace of the Lease; default: $POD_NAMESPACE, the ServiceAccount's namespace, else portforward-system",
+      default: '',
     },
     { name: 'log-level', help: 'error, warn, info or debug', default: 'info' },
     {
@@ -197,6 +204,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     metricsBindAddress: parseBind('metrics-bind-address', get('metrics-bind-address')),
     healthProbeBindAddress: parseBind('health-probe-bind-address', get('health-probe-bind-address')),
     leaderElect: parseBool('leader-elect', get('leader-elect')),
+    leaderElectionNamespace: get('leader-election-namespace')
+      ? parseDNSLabel('leader-election-namespace', get('leader-election-namespace'))
+      : '',
     logLevel: parseEnum('log-level', get('log-level'), ['error', 'warn', 'info', 'debug'] as const),
     logFormat: parseEnum('log-format', get('log-format'), ['json', 'text'] as const),
     workers: parseInt('workers', get('workers'), 1, 64),

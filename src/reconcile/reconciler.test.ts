@@ -38,6 +38,9 @@ class FakeRelay implements RelayEngine {
     return [...this.specs.keys()];
   }
   onEvent(): void {}
+  stopAccepting(): Promise<void> {
+    return Promise.resolve();
+  }
   close(): Promise<void> {
     return Promise.resolve();
   }

@@ -97,6 +97,17 @@ class Engine implements RelayEngine {
     this.subscribers.push(listener);
   }
 
+  async stopAccepting(): Promise<void> {
+    await Promise.all(
+      [...this.sessions.keys()].map((key) =>
+        this.serial(key, () => {
+          void this.sessions.get(key)?.stopAccepting(); // the listeners close now; their connections go on
+          return Promise.resolve();
+        }),
+      ),
+    );
+  }
+
   async close(graceMs = 0): Promise<void> {
     this.closed = true;
     if (graceMs <= 0) {

@@ -22,6 +22,8 @@ export class Session {
   private next = 0;
   /** Connections waiting for a target (accepted paused, so nothing is read meanwhile). */
   private readonly held = new Set<HeldConnection>();
+  /** Listeners closed by stopAccepting whose connections may still be open. */
+  private readonly closingListeners: Promise<void>[] = [];
   private ranges: Cidr[] = [];
   private readonly counters: SessionStats = {
     active: 0,
@@ -105,10 +107,7 @@ export class Session {
    * left. Held connections (no pod yet) are closed at once.
    */
   async drain(graceMs: number): Promise<void> {
-    for (const h of [...this.held]) this.dropHeld(h, undefined);
-    const listeners = [...this.listeners.values()];
-    this.listeners.clear();
-    const closing = listeners.map((l) => l.close()); // resolves once its connections are gone
+    const closing = this.stopAccepting();
     const open = [...this.connections];
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -118,6 +117,18 @@ export class Session {
     clearTimeout(timer);
     for (const c of this.connections) c.abort();
     await Promise.all([...closing, ...open.map((c) => c.done)]);
+  }
+
+  /**
+   * Closes the listeners (new clients are refused from now on) and held connections; open
+   * connections go on. Resolves, per listener, once its connections are gone.
+   */
+  stopAccepting(): Promise<void>[] {
+    for (const h of [...this.held]) this.dropHeld(h, undefined);
+    const listeners = [...this.listeners.values()];
+    this.listeners.clear();
+    this.closingListeners.push(...listeners.map((l) => l.close()));
+    return this.closingListeners;
   }
 
   private async closeListener(listener: RelayListener): Promise<void> {

@@ -75,6 +75,8 @@ export interface RelayEngine {
   keys(): string[];
   /** Relay events; the controller enqueues the key, it never writes status from here. */
   onEvent(listener: (event: RelayEvent) => void): void;
+  /** Closes every listener (new clients are refused); open connections go on. */
+  stopAccepting(): Promise<void>;
   /**
    * Closes every session. With `graceMs`, listeners stop accepting at once and open connections get
    * up to that long to finish before they are closed.

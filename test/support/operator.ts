@@ -35,6 +35,8 @@ export async function startOperator(opts: {
   namespaces: string[];
   portRange?: { min: number; max: number };
   extraArgs?: string[];
+  /** Wait for /readyz (default); false waits for /healthz only (a standby is never ready). */
+  ready?: boolean;
 }): Promise<OperatorProcess> {
   const healthPort = await freePort();
   const portRange = opts.portRange ?? freshPortRange();
@@ -81,9 +83,11 @@ export async function startOperator(opts: {
       await exited;
     },
   };
-  await poll('the operator to be ready', 20_000, async () => {
+  await poll(`the operator to be ${opts.ready === false ? 'up' : 'ready'}`, 20_000, async () => {
     if (!op.alive()) throw new TestEnvError(`the operator exited with ${String(code)}:\n${op.logs()}`);
-    const res = await httpGet(`http://127.0.0.1:${healthPort}/readyz`);
+    const res = await httpGet(
+      `http://127.0.0.1:${healthPort}/${opts.ready === false ? 'healthz' : 'readyz'}`,
+    );
     return res.status === 200;
   });
   return op;

@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# portforward-operator: `docker build -t ghcr.io/portforward-dev/portforward-operator:0.1.0 .`
+# Three stages: compile TypeScript with the dev dependencies, install the production dependencies
+# alone, and a runtime image holding only dist/, the production node_modules and package.json.
+# Pin the base images by digest for reproducible builds (node:20-bookworm-slim@sha256:...).
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.json && rm -f dist/.tsbuildinfo
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# No install scripts: ws loads bufferutil's prebuilt binary when there is one for the platform, and
+# falls back to JavaScript when there is not; nothing needs compiling.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+FROM ${NODE_IMAGE}
+LABEL org.opencontainers.image.title="portforward-operator" \
+      org.opencontainers.image.description="Declarative, self-healing kubectl port-forward as a Kubernetes operator" \
+      org.opencontainers.image.source="https://github.com/portforward-dev/portforward-operator" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV NODE_ENV=production \
+    NODE_OPTIONS=--enable-source-maps
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+# The image's `node` user, by number, so that runAsNonRoot can verify it is not root.
+USER 1000:1000
+EXPOSE 8080 8081
+ENTRYPOINT ["node", "dist/main.js"]
