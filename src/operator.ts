@@ -24,6 +24,7 @@ import { Metrics } from './observability/metrics';
 import { PortAllocator } from './reconcile/ports';
 import { Reconciler } from './reconcile/reconciler';
 import { createRelayEngine, WebSocketDialer } from './relay';
+import type { RelayLogger } from './relay/logger';
 import type { RelayEngine, RelayEvent } from './relay/types';
 
 interface Term {
@@ -157,7 +158,10 @@ export class PortForwardOperator extends Operator {
 
   private startServing(): void {
     if (this.term) return;
-    const relay = createRelayEngine({ dialer: new WebSocketDialer(this.kubeConfig), logger: this.log });
+    const relay = createRelayEngine({
+      dialer: new WebSocketDialer(this.kubeConfig),
+      logger: relayLogger(this.log),
+    });
     const queue = new WorkQueue({ workers: this.cfg.workers });
     const reconciler = new Reconciler({
       getPortForward: (ns, name) => this.caches.portForward(ns, name),
@@ -223,7 +227,6 @@ export class PortForwardOperator extends Operator {
       this.metrics.tunnelError(ev.key, ev.kind);
       const i = ev.key.indexOf('/');
       const pf = this.caches.portForward(ev.key.slice(0, i), ev.key.slice(i + 1));
-      this.log.warn('tunnel failed', { portforward: ev.key, kind: ev.kind, error: ev.message });
       if (pf) void this.events.record(pf, 'Warning', 'TunnelFailed', ev.message);
     }
     term.queue.add(ev.key);
@@ -244,6 +247,21 @@ export class PortForwardOperator extends Operator {
     for (const pf of this.caches.portForwards(ns))
       if (pf.spec?.target && involves(pf.spec.target)) queue.add(keyOf(pf));
   }
+}
+
+/** The relay names a session `key`; the operator's log lines name it `portforward`, on every line. */
+function relayLogger(log: Logger): RelayLogger {
+  const rename = (meta?: Record<string, unknown>): Record<string, unknown> | undefined => {
+    if (!meta || !('key' in meta)) return meta;
+    const { key, ...rest } = meta;
+    return { portforward: key, ...rest };
+  };
+  return {
+    debug: (m, meta) => log.debug(m, rename(meta)),
+    info: (m, meta) => log.info(m, rename(meta)),
+    warn: (m, meta) => log.warn(m, rename(meta)),
+    error: (m, meta) => log.error(m, rename(meta)),
+  };
 }
 
 export function keyOf(obj: { metadata?: { namespace?: string; name?: string } }): string {

@@ -48,7 +48,12 @@ export function buildStatus(input: StatusInput): PortForwardStatus {
     ),
   ];
   if (outcome.stalled) conditions.push(cond('Stalled', 'True', outcome.reason, outcome.message));
-  if (outcome.phase === 'Degraded' || outcome.phase === 'Pending') {
+  // kstatus: the operator is still working on it (it retries), as opposed to Stalled.
+  if (
+    outcome.phase === 'Degraded' ||
+    outcome.phase === 'Pending' ||
+    (outcome.phase === 'Failed' && !outcome.stalled)
+  ) {
     conditions.push(cond('Reconciling', 'True', outcome.reason, outcome.message));
   }
 

@@ -39,7 +39,15 @@ export class Session {
     readonly key: string,
     private readonly deps: SessionDeps,
   ) {
-    this.logger = deps.logger;
+    // Every line about this session, its connections and tunnels names the session.
+    const l = deps.logger;
+    const withKey = (meta?: Record<string, unknown>): Record<string, unknown> => ({ key, ...meta });
+    this.logger = {
+      debug: (m, meta) => l.debug(m, withKey(meta)),
+      info: (m, meta) => l.info(m, withKey(meta)),
+      warn: (m, meta) => l.warn(m, withKey(meta)),
+      error: (m, meta) => l.error(m, withKey(meta)),
+    };
   }
 
   /**
@@ -186,6 +194,7 @@ export class Session {
     const port = target.ports?.[listener.spec.id] ?? listener.spec.remotePort;
     const conn = new RelayConnection(socket, listener.spec.id, target, port, {
       ...this.deps,
+      logger: this.logger,
       onSent: (n) => (this.counters.bytesSent += n),
       onReceived: (n) => (this.counters.bytesReceived += n),
       onDialed: (ms) => this.deps.emit({ type: 'tunnelOpened', key: this.key, connectMs: ms }),

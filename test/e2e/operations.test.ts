@@ -87,6 +87,28 @@ describe('operator: metrics, readiness and graceful shutdown', function () {
     assert.match(after, /^portforward_workqueue_depth \d+/m);
   });
 
+  it('logs JSON lines that name their PortForward, and never its credentials', function () {
+    const token = cluster.kc.getCurrentUser()?.token;
+    assert.ok(token, 'the test kubeconfig authenticates with a token');
+    const lines = op
+      .logs()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.ok(lines.length > 10);
+    const about = lines.filter((l) => l.portforward === `${ns}/bad`);
+    assert.ok(
+      about.some((l) => l.message === 'tunnel failed'),
+      'the failure is logged with its PortForward',
+    );
+    const relayLines = lines.filter((l) => /connection|tunnel|listener/.test(String(l.message)));
+    assert.ok(relayLines.length > 0);
+    for (const l of relayLines)
+      assert.ok(typeof l.portforward === 'string', `no portforward field: ${JSON.stringify(l)}`);
+    assert.ok(!op.logs().includes(token), 'the bearer token never appears in the log');
+    assert.ok(!/authorization|bearer/i.test(op.logs()), 'no Authorization header is logged');
+  });
+
   it('drains on SIGTERM: readiness false, no new connections, open ones finish, then exit 0', async function () {
     await applyPortForward(cluster, ns, 'drain', { target: { pod: 'echo' }, ports: [{ port: 8080 }] });
     const port = (await waitForStatus(cluster, ns, 'drain', 'Ready', (p) => p.status?.phase === 'Ready'))
