@@ -19,6 +19,8 @@ import {
   startNamedEchoServer,
   whoAnswers,
 } from '../support/tcp';
+import { WebSocketDialer } from '../../src/relay';
+import { encodeData } from '../../src/relay/framing';
 import { fmt, median, percentile, table, timed } from './stats';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -35,6 +37,40 @@ interface Ctx {
 async function connectRoundTrip(port: number): Promise<number> {
   const [ms] = await timed(() => echoRoundTrip(port, Buffer.from('x'), 10_000));
   return ms;
+}
+
+/**
+ * The capacity of the path itself: one raw v4.channel.k8s.io WebSocket through the API server and the
+ * node, 32 MiB sent as 64 KiB messages and echoed, with no relay and no TCP client. MiB/s.
+ */
+async function rawWebSocketMiBps(ctx: Ctx): Promise<number> {
+  const ws = await new WebSocketDialer(ctx.cluster.kc).dial(
+    { namespace: ctx.ns, pod: 'echo', port: 8080 },
+    new AbortController().signal,
+  );
+  const total = 32 * MiB;
+  const chunk = 64 * 1024;
+  return new Promise<number>((resolve, reject) => {
+    let prefixes = 0;
+    let got = 0;
+    const t0 = process.hrtime.bigint();
+    ws.on('message', (m: Buffer) => {
+      if (prefixes < 2) {
+        prefixes++; // the port prefix on the data and the error channel
+        return;
+      }
+      if (m[0] !== 0) return reject(new Error(`error channel: ${m.subarray(1).toString()}`));
+      got += m.length - 1;
+      if (got >= total) {
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        ws.close();
+        resolve((32 / ms) * 1000);
+      }
+    });
+    ws.on('error', reject);
+    ws.resume();
+    for (let sent = 0; sent < total; sent += chunk) ws.send(encodeData(randomPayload(chunk)));
+  });
 }
 
 async function relayBench(ctx: Ctx): Promise<string> {
@@ -70,6 +106,8 @@ async function relayBench(ctx: Ctx): Promise<string> {
   } finally {
     await kubectl.stop();
   }
+  const raw: number[] = [];
+  for (let run = 0; run < RUNS; run++) raw.push(await rawWebSocketMiBps(ctx));
   const base = results['kubectl port-forward'];
   const rows = paths.map(([name]) => {
     const r = results[name];
@@ -83,6 +121,15 @@ async function relayBench(ctx: Ctx): Promise<string> {
       `${fmt(median(r.mbps) / median(base.mbps), 2)}x`,
     ];
   });
+  rows.push([
+    'raw v4 WebSocket, no relay (path capacity)',
+    '-',
+    '-',
+    fmt(median(raw)),
+    '-',
+    '-',
+    `${fmt(median(raw) / median(base.mbps), 2)}x`,
+  ]);
   return table(
     `Relay: connect + 1-byte echo (30 connections), one 32 MiB echo, 16 concurrent 4 MiB echoes; median of ${RUNS} runs`,
     [

@@ -11,6 +11,11 @@ export interface EchoServer {
 }
 
 export function startEchoServer(): Promise<EchoServer> {
+  return startServer(undefined);
+}
+
+/** An echo server that first writes `greeting` on each connection (when given). */
+async function startServer(greeting: string | undefined): Promise<EchoServer> {
   let accepted = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((s) => {
@@ -18,22 +23,22 @@ export function startEchoServer(): Promise<EchoServer> {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
     s.on('error', () => s.destroy());
+    if (greeting !== undefined) s.write(greeting);
     s.pipe(s);
   });
-  return new Promise((resolve, reject) => {
+  await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      resolve({
-        port: (server.address() as net.AddressInfo).port,
-        accepted: () => accepted,
-        close: () =>
-          new Promise<void>((r) => {
-            for (const s of sockets) s.destroy();
-            server.close(() => r());
-          }),
-      });
-    });
+    server.listen(0, '127.0.0.1', () => resolve());
   });
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    accepted: () => accepted,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
 }
 
 export function randomPayload(bytes: number): Buffer {
@@ -88,30 +93,8 @@ export function echoRoundTrip(
  * A server that says who it is: on each connection it writes `${name}\n`, then echoes. Put one behind
  * each pod to see which pod a connection reached.
  */
-export async function startNamedEchoServer(name: string): Promise<EchoServer> {
-  let accepted = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    accepted++;
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => s.destroy());
-    s.write(`${name}\n`);
-    s.pipe(s);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    accepted: () => accepted,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
+export function startNamedEchoServer(name: string): Promise<EchoServer> {
+  return startServer(`${name}\n`);
 }
 
 /** Connects, reads the first line a named echo server sends, and closes: which pod answered. */
