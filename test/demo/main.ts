@@ -14,6 +14,7 @@ import { loadAllYaml } from '@kubernetes/client-node';
 import type { PortForward } from '../../src/api/v1alpha1';
 import { poll, TestCluster } from '../env/cluster';
 import { down, up } from '../env/controlplane';
+import { getPortForward } from '../e2e/support';
 import { TestEnvError } from '../env/errors';
 import { repoRoot } from '../env/paths';
 import { freePort, httpGet, lastLines } from '../env/procs';
@@ -236,14 +237,7 @@ class Demo {
     try {
       await poll(`PortForward ${ns}/${name} to be Ready`, 60_000, async () => {
         this.checkInterrupt();
-        const res = await cluster.custom.getNamespacedCustomObject(
-          'portforward.dev',
-          'v1alpha1',
-          ns,
-          'portforwards',
-          name,
-        );
-        last = res.body as PortForward;
+        last = await getPortForward(cluster, ns, name);
         return last.status?.phase === 'Ready' && !!last.status.endpoints?.length;
       });
     } catch (err) {
