@@ -2,8 +2,9 @@
 # portforward-operator: `docker build -t ghcr.io/portforward-dev/portforward-operator:0.1.0 .`
 # Three stages: compile TypeScript with the dev dependencies, install the production dependencies
 # alone, and a runtime image holding only dist/, the production node_modules and package.json.
-# Pin the base images by digest for reproducible builds (node:20-bookworm-slim@sha256:...).
-ARG NODE_IMAGE=node:20-bookworm-slim
+# The Node.js version is the one in .nvmrc (a unit test keeps them equal). Pin the base image by
+# digest for reproducible builds (node:26.12.1-trixie-slim@sha256:...).
+ARG NODE_IMAGE=node:26.12.1-trixie-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
@@ -28,6 +29,10 @@ LABEL org.opencontainers.image.title="portforward-operator" \
 ENV NODE_ENV=production \
     NODE_OPTIONS=--enable-source-maps
 WORKDIR /app
+# The operator needs node alone: npm, npx and corepack (and their dependencies' advisories) leave the
+# runtime image.
+RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
+      /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY package.json ./

@@ -3,6 +3,17 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
+# Every recipe runs the pinned Node.js LTS (.nvmrc): when the node on PATH is older, hack/ensure-node.sh
+# fetches that exact version from the npm registry into the binary cache and it goes first on PATH
+# (one line on stderr says so). Nested makes find it on PATH and say nothing.
+NODE_BIN := $(shell hack/ensure-node.sh)
+ifneq ($(.SHELLSTATUS),0)
+$(error hack/ensure-node.sh could not provide Node.js $(file <.nvmrc): see the line above)
+endif
+ifneq ($(NODE_BIN),)
+export PATH := $(NODE_BIN):$(PATH)
+endif
+
 NODE_MODULES := node_modules/.package-lock.json
 TESTENV := node build/test/env/cli.js
 MOCHA := npx mocha

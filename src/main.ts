@@ -24,12 +24,12 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger(cfg.logLevel, cfg.logFormat);
   let kc;
   try {
-    kc = loadKubeConfig(cfg.kubeconfig);
+    kc = loadKubeConfig({ file: cfg.kubeconfig });
   } catch (err) {
     console.error(`portforward-operator: ${errorMessage(err)}`);
     return 2;
   }
-  const operator = new PortForwardOperator(cfg, kc, log);
+  const operator = PortForwardOperator.create(cfg, kc, log);
   const stopped = new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {

@@ -17,6 +17,7 @@ import { TerminalError } from './controller/result';
 import { WorkQueue } from './controller/workqueue';
 import { EventRecorder } from './kube/events';
 import { DEFAULT_LEASE_NAME, LeaderElector, podNamespace } from './kube/leader';
+import { constructOnKubeConfig } from './kube/operator-base';
 import { StatusWriter } from './kube/status';
 import { serveMetrics, serveProbes } from './observability/http';
 import { errorMessage, Logger } from './observability/logger';
@@ -43,7 +44,7 @@ export class PortForwardOperator extends Operator {
   private servers: http.Server[] = [];
   private stopping = false;
 
-  constructor(
+  private constructor(
     private readonly cfg: Config,
     kc: k8s.KubeConfig,
     private readonly log: Logger,
@@ -54,9 +55,16 @@ export class PortForwardOperator extends Operator {
       warn: (m) => log.warn(m),
       error: (m) => log.error(m),
     });
-    // dot-i loads the default kubeconfig in its constructor; --kubeconfig must win.
     this.kubeConfig = kc;
     this.k8sApi = kc.makeApiClient(k8s.CoreV1Api);
+  }
+
+  /**
+   * The operator on `kc`: dot-i's constructor would search for the default kubeconfig, and a broken
+   * one must not stop an operator given --kubeconfig (constructOnKubeConfig).
+   */
+  static create(cfg: Config, kc: k8s.KubeConfig, log: Logger): PortForwardOperator {
+    return constructOnKubeConfig(kc, () => new PortForwardOperator(cfg, kc, log));
   }
 
   /**
@@ -151,6 +159,7 @@ export class PortForwardOperator extends Operator {
       if (active > 0) this.log.info('draining open connections', { active, graceMs });
     }
     await this.stopServing(graceMs);
+    await this.events?.close();
     this.caches?.stop();
     super.stop();
     await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
@@ -227,7 +236,7 @@ export class PortForwardOperator extends Operator {
       this.metrics.tunnelError(ev.key, ev.kind);
       const i = ev.key.indexOf('/');
       const pf = this.caches.portForward(ev.key.slice(0, i), ev.key.slice(i + 1));
-      if (pf) void this.events.record(pf, 'Warning', 'TunnelFailed', ev.message);
+      if (pf) this.events.record(pf, 'Warning', 'TunnelFailed', ev.message);
     }
     term.queue.add(ev.key);
   }

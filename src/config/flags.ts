@@ -2,6 +2,7 @@
 // from an environment variable (PFO_ + the flag in upper snake case, e.g. PFO_PORT_RANGE); a flag given
 // on the command line wins. A bad value stops start-up with one clear line (ConfigError).
 import * as net from 'node:net';
+import { parseArgs } from 'node:util';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -107,7 +108,7 @@ export function flagDefs(): FlagDef[] {
     {
       name: 'log-format',
       help: 'json or text; default: text on a terminal, json otherwise',
-      default: process.stderr.isTTY ? 'text' : 'json',
+      default: '',
     },
     { name: 'workers', help: 'PortForwards reconciled at once', default: '4' },
     {
@@ -149,23 +150,7 @@ export function usage(): string {
 /** Parses argv (without node and script) and env into a Config, or throws a ConfigError. */
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config {
   const defs = new Map(flagDefs().map((d) => [d.name, d]));
-  const given = new Map<string, string[]>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (!arg.startsWith('--'))
-      throw new ConfigError(`unexpected argument ${JSON.stringify(arg)}: flags start with --`);
-    const eq = arg.indexOf('=');
-    const name = arg.slice(2, eq < 0 ? undefined : eq);
-    const def = defs.get(name);
-    if (!def) throw new ConfigError(`unknown flag --${name}: see --help for the flags`);
-    let value: string;
-    if (eq >= 0) value = arg.slice(eq + 1);
-    else if (def.boolean) value = 'true';
-    else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) value = argv[++i];
-    else throw new ConfigError(`flag --${name} needs a value`);
-    if (given.has(name) && !def.repeatable) throw new ConfigError(`flag --${name} is given twice`);
-    given.set(name, [...(given.get(name) ?? []), value]);
-  }
+  const given = parseArgv(argv, defs);
   const get = (name: string): string => {
     const def = defs.get(name)!;
     const v = given.get(name);
@@ -208,12 +193,74 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       ? parseDNSLabel('leader-election-namespace', get('leader-election-namespace'))
       : '',
     logLevel: parseEnum('log-level', get('log-level'), ['error', 'warn', 'info', 'debug'] as const),
-    logFormat: parseEnum('log-format', get('log-format'), ['json', 'text'] as const),
+    logFormat: parseEnum('log-format', get('log-format') || (process.stderr.isTTY ? 'text' : 'json'), [
+      'json',
+      'text',
+    ] as const),
     workers: parseInt('workers', get('workers'), 1, 64),
     statusIntervalMs: parseDuration('status-interval', get('status-interval')),
     holdMs: parseDuration('hold-timeout', get('hold-timeout')),
     shutdownGraceMs: parseDuration('shutdown-grace-period', get('shutdown-grace-period')),
   };
+}
+
+/**
+ * The command line by node:util's parseArgs (strict: no unknown flags, no positionals), with this
+ * project's error lines. A boolean flag also takes `--flag=true|false|1|0`, which parseArgs alone
+ * refuses: those are rewritten to `--flag` / `--no-flag` first.
+ */
+function parseArgv(argv: string[], defs: Map<string, FlagDef>): Map<string, string[]> {
+  const args: string[] = [];
+  for (const arg of argv) {
+    const m = /^--([^=]+)=(.*)$/s.exec(arg);
+    const def = m && defs.get(m[1]);
+    if (m && def?.boolean) {
+      args.push(`--${parseBool(def.name, m[2]) ? '' : 'no-'}${def.name}`);
+    } else {
+      args.push(arg);
+    }
+  }
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+  for (const d of defs.values()) options[d.name] = { type: d.boolean ? 'boolean' : 'string', multiple: true };
+  let tokens;
+  try {
+    ({ tokens } = parseArgs({
+      args,
+      options,
+      strict: true,
+      allowPositionals: false,
+      allowNegative: true,
+      tokens: true,
+    }));
+  } catch (err) {
+    throw argvError(err as NodeJS.ErrnoException, args);
+  }
+  const given = new Map<string, string[]>();
+  for (const t of tokens) {
+    if (t.kind !== 'option') continue;
+    const def = defs.get(t.name)!;
+    if (given.has(t.name) && !def.repeatable) throw new ConfigError(`flag --${t.name} is given twice`);
+    const value = def.boolean ? String(!t.rawName.startsWith('--no-')) : (t.value ?? '');
+    given.set(t.name, [...(given.get(t.name) ?? []), value]);
+  }
+  return given;
+}
+
+/** parseArgs' error as one of this parser's lines. */
+function argvError(err: NodeJS.ErrnoException, args: string[]): ConfigError {
+  const flag = /'(-[^' ]+)/.exec(err.message)?.[1] ?? '';
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return new ConfigError(`unknown flag ${flag.replace(/^--no-/, '--')}: see --help for the flags`);
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return new ConfigError(`flag ${flag} needs a value`);
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': {
+      const stray = args.find((a) => !a.startsWith('-')) ?? /'([^']*)'/.exec(err.message)?.[1] ?? '';
+      return new ConfigError(`unexpected argument ${JSON.stringify(stray)}: flags start with --`);
+    }
+    default:
+      return new ConfigError(err.message.split('\n')[0]);
+  }
 }
 
 function parseIP(flag: string, v: string): string {

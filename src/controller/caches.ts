@@ -2,16 +2,12 @@
 // watched namespaces (all, or those of --namespace), each kept by a ResilientInformer. Reconciles read
 // targets from here, never with per-connection API calls.
 import * as k8s from '@kubernetes/client-node';
-import type * as http from 'node:http';
 import { GROUP, PLURAL, PortForward, VERSION } from '../api/v1alpha1';
 import type { Logger } from '../observability/logger';
 import type { Caches } from '../reconcile/resolve';
 import { ResilientInformer } from './informer';
 
-type ListResult<T extends k8s.KubernetesObject> = Promise<{
-  response: http.IncomingMessage;
-  body: k8s.KubernetesListObject<T>;
-}>;
+type ListResult<T extends k8s.KubernetesObject> = Promise<k8s.KubernetesListObject<T>>;
 
 export type Kind = 'PortForward' | 'Pod' | 'Service' | 'Deployment' | 'StatefulSet';
 
@@ -49,18 +45,29 @@ export class WatchCaches implements Caches {
       PLURAL,
       (ns) =>
         (ns
-          ? custom.listNamespacedCustomObject(GROUP, VERSION, ns, PLURAL)
-          : custom.listClusterCustomObject(GROUP, VERSION, PLURAL)) as ListResult<k8s.KubernetesObject>,
+          ? custom.listNamespacedCustomObject({
+              group: GROUP,
+              version: VERSION,
+              namespace: ns,
+              plural: PLURAL,
+            })
+          : custom.listClusterCustomObject({
+              group: GROUP,
+              version: VERSION,
+              plural: PLURAL,
+            })) as ListResult<k8s.KubernetesObject>,
     );
-    add('Pod', '/api/v1', 'pods', (ns) => (ns ? core.listNamespacedPod(ns) : core.listPodForAllNamespaces()));
+    add('Pod', '/api/v1', 'pods', (ns) =>
+      ns ? core.listNamespacedPod({ namespace: ns }) : core.listPodForAllNamespaces(),
+    );
     add('Service', '/api/v1', 'services', (ns) =>
-      ns ? core.listNamespacedService(ns) : core.listServiceForAllNamespaces(),
+      ns ? core.listNamespacedService({ namespace: ns }) : core.listServiceForAllNamespaces(),
     );
     add('Deployment', '/apis/apps/v1', 'deployments', (ns) =>
-      ns ? apps.listNamespacedDeployment(ns) : apps.listDeploymentForAllNamespaces(),
+      ns ? apps.listNamespacedDeployment({ namespace: ns }) : apps.listDeploymentForAllNamespaces(),
     );
     add('StatefulSet', '/apis/apps/v1', 'statefulsets', (ns) =>
-      ns ? apps.listNamespacedStatefulSet(ns) : apps.listStatefulSetForAllNamespaces(),
+      ns ? apps.listNamespacedStatefulSet({ namespace: ns }) : apps.listStatefulSetForAllNamespaces(),
     );
   }
 

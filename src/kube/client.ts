@@ -1,30 +1,122 @@
-// Kubernetes clients from one KubeConfig: the --kubeconfig file, else $KUBECONFIG, ~/.kube/config or
-// the in-cluster ServiceAccount (client-node's loadFromDefault order).
+// Kubernetes clients from one KubeConfig, found the way kubectl finds it: --kubeconfig, else
+// $KUBECONFIG, else ~/.kube/config, else the in-cluster ServiceAccount. Every way it can go wrong is
+// one KubeConfigError naming where it looked, raised at start-up before anything else runs.
 import * as k8s from '@kubernetes/client-node';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 
-export function loadKubeConfig(file?: string): k8s.KubeConfig {
+/** The kubeconfig could not be found or used; the message names the file or the sources tried. */
+export class KubeConfigError extends Error {
+  override readonly name = 'KubeConfigError';
+}
+
+export interface KubeConfigSources {
+  /** --kubeconfig. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  home?: string;
+  /** The ServiceAccount token file that marks a pod. */
+  serviceAccountTokenFile?: string;
+}
+
+const SA_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+export function loadKubeConfig(sources: KubeConfigSources = {}): k8s.KubeConfig {
+  const env = sources.env ?? process.env;
   const kc = new k8s.KubeConfig();
-  if (file) kc.loadFromFile(file);
-  else kc.loadFromDefault();
-  if (!kc.getCurrentCluster()) {
-    throw new Error(
-      file
-        ? `kubeconfig ${file} names no current cluster`
-        : 'no kubeconfig found: pass --kubeconfig or set KUBECONFIG',
+  if (sources.file) {
+    loadFile(kc, sources.file, '--kubeconfig');
+    return requireCluster(kc, `the kubeconfig ${sources.file} (--kubeconfig)`);
+  }
+  const list = (env.KUBECONFIG ?? '').split(path.delimiter).filter(Boolean);
+  if (list.length > 0) {
+    loadFile(kc, list[0], '$KUBECONFIG');
+    for (const file of list.slice(1)) {
+      const more = new k8s.KubeConfig();
+      loadFile(more, file, '$KUBECONFIG');
+      kc.mergeConfig(more, true);
+    }
+    return requireCluster(kc, `the kubeconfig from $KUBECONFIG (${list.join(path.delimiter)})`);
+  }
+  const home = path.join(sources.home ?? os.homedir(), '.kube', 'config');
+  if (fs.existsSync(home)) {
+    loadFile(kc, home, 'the default location');
+    return requireCluster(kc, `the kubeconfig ${home}`);
+  }
+  if (env.KUBERNETES_SERVICE_HOST && fs.existsSync(sources.serviceAccountTokenFile ?? SA_TOKEN)) {
+    kc.loadFromCluster();
+    return kc;
+  }
+  throw new KubeConfigError(
+    `no kubeconfig: --kubeconfig is not given, $KUBECONFIG is not set, ${home} does not exist, and this ` +
+      `is not a pod (${env.KUBERNETES_SERVICE_HOST ? `no ${SA_TOKEN}` : 'KUBERNETES_SERVICE_HOST is unset'}); ` +
+      'pass --kubeconfig FILE',
+  );
+}
+
+function loadFile(kc: k8s.KubeConfig, file: string, source: string): void {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why =
+      e.code === 'ENOENT'
+        ? 'no such file'
+        : e.code === 'EACCES'
+          ? 'permission denied'
+          : e.code === 'EISDIR'
+            ? 'it is a folder'
+            : e.message;
+    throw new KubeConfigError(`cannot read the kubeconfig ${file} (${source}): ${why}`, { cause: err });
+  }
+  try {
+    kc.loadFromString(text);
+  } catch (err) {
+    const detail = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+    throw new KubeConfigError(`the kubeconfig ${file} (${source}) is not valid: ${detail}`, { cause: err });
+  }
+}
+
+function requireCluster(kc: k8s.KubeConfig, what: string): k8s.KubeConfig {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) {
+    throw new KubeConfigError(
+      kc.getCurrentContext()
+        ? `${what}: its current context "${kc.getCurrentContext()}" names no cluster it defines`
+        : `${what} has no current context (set current-context)`,
     );
   }
+  if (!cluster.server) throw new KubeConfigError(`${what}: cluster "${cluster.name}" has no server`);
   return kc;
 }
 
 /** The HTTP status of an API error from client-node, if it carries one. */
 export function statusCode(err: unknown): number | undefined {
-  const e = err as { statusCode?: number; response?: { statusCode?: number }; body?: { code?: number } };
-  return e?.statusCode ?? e?.response?.statusCode ?? e?.body?.code;
+  const e = err as { code?: unknown; statusCode?: number; body?: unknown };
+  if (err instanceof k8s.ApiException) return e.code as number;
+  if (typeof e?.statusCode === 'number') return e.statusCode;
+  const body = parseBody(e?.body);
+  return typeof body?.code === 'number' ? body.code : undefined;
 }
 
-/** The API server's own message of an API error, else the error's message. */
+/** The API server's own message of an API error (its metav1.Status), else the error's message. */
 export function apiMessage(err: unknown): string {
-  const body = (err as { body?: { message?: string } })?.body;
+  const body = parseBody((err as { body?: unknown })?.body);
   if (body && typeof body.message === 'string') return body.message;
-  return err instanceof Error ? err.message : String(err);
+  const message = err instanceof Error ? err.message : String(err);
+  // ApiException's message repeats the body and headers over several lines: keep the first.
+  return message.split('\n')[0];
+}
+
+function parseBody(body: unknown): { code?: unknown; message?: unknown } | undefined {
+  if (typeof body === 'string') {
+    try {
+      return JSON.parse(body) as { code?: unknown; message?: unknown };
+    } catch {
+      return undefined;
+    }
+  }
+  return body && typeof body === 'object' ? body : undefined;
 }

@@ -1,11 +1,13 @@
-// Kubernetes Events (events.k8s.io/v1) about PortForwards, de-duplicated: the same reason and note
-// for the same object within a window bumps a counter on the existing Event instead of a new one.
+// Kubernetes Events (events.k8s.io/v1) about PortForwards, correlated and rate-limited: an EventSink
+// (event-sink.ts, on event-correlator.ts, after client-go's EventCorrelator) decides what reaches the
+// API server, so a storm of failures costs a handful of writes, never one per failure. This file only
+// maps its writes onto the events.k8s.io API.
 import * as k8s from '@kubernetes/client-node';
 import { API_VERSION, KIND, PortForward } from '../api/v1alpha1';
 import { Logger } from '../observability/logger';
-import { apiMessage } from './client';
-
-const DEDUPE_WINDOW_MS = 10 * 60_000;
+import { apiMessage, statusCode } from './client';
+import type { EventType } from './event-correlator';
+import { EventSink, EventSinkOptions, EventSinkStats } from './event-sink';
 
 /**
  * events.k8s.io wants MicroTime, RFC 3339 with exactly six fractional digits; client-node serializes
@@ -19,67 +21,91 @@ class MicroTime extends Date {
 const REPORTING_CONTROLLER = 'portforward.dev/operator';
 
 export class EventRecorder {
-  private readonly api: k8s.EventsV1Api;
-  private readonly recent = new Map<string, { name: string; count: number; at: number }>();
+  private readonly sink: EventSink<PortForward>;
 
   constructor(
     kc: k8s.KubeConfig,
-    private readonly instance: string,
-    private readonly logger: Logger,
+    instance: string,
+    logger: Logger,
+    options: Partial<Omit<EventSinkOptions<PortForward>, 'backend'>> = {},
   ) {
-    this.api = kc.makeApiClient(k8s.EventsV1Api);
-  }
-
-  /** Records an Event; failures are logged, never thrown (an Event is a courtesy, status is the record). */
-  async record(pf: PortForward, type: 'Normal' | 'Warning', reason: string, note: string): Promise<void> {
-    const ns = pf.metadata.namespace;
-    const dedupeKey = `${pf.metadata.uid}/${type}/${reason}/${note}`;
-    const now = new MicroTime();
-    const seen = this.recent.get(dedupeKey);
-    try {
-      if (seen && now.getTime() - seen.at < DEDUPE_WINDOW_MS) {
-        seen.count++;
-        seen.at = now.getTime();
-        await this.api.patchNamespacedEvent(
-          seen.name,
-          ns,
-          { series: { count: seen.count, lastObservedTime: now.toISOString() } },
-          undefined,
-          undefined,
-          undefined,
-          undefined,
-          undefined,
-          { headers: { 'Content-Type': 'application/merge-patch+json' } },
-        );
-        return;
-      }
-      const res = await this.api.createNamespacedEvent(ns, {
-        metadata: { generateName: `${pf.metadata.name}-`, namespace: ns },
-        eventTime: now,
-        action: reason,
-        reason,
-        note: note.slice(0, 1024),
-        type,
-        reportingController: REPORTING_CONTROLLER,
-        reportingInstance: this.instance,
-        regarding: {
-          apiVersion: API_VERSION,
-          kind: KIND,
-          name: pf.metadata.name,
-          namespace: ns,
-          uid: pf.metadata.uid,
-          resourceVersion: pf.metadata.resourceVersion,
+    const api = kc.makeApiClient(k8s.EventsV1Api);
+    this.sink = new EventSink<PortForward>({
+      logger,
+      errorMessage: apiMessage,
+      isNotFound: (err) => statusCode(err) === 404,
+      ...options,
+      backend: {
+        create: async ({ subject: pf, type, reason, note, eventTime, series }) => {
+          const ns = pf.metadata.namespace;
+          const res = await api.createNamespacedEvent({
+            namespace: ns,
+            body: {
+              metadata: { generateName: `${pf.metadata.name}-`, namespace: ns },
+              eventTime: new MicroTime(eventTime.getTime()),
+              action: reason,
+              reason,
+              note,
+              type,
+              reportingController: REPORTING_CONTROLLER,
+              reportingInstance: instance,
+              regarding: {
+                apiVersion: API_VERSION,
+                kind: KIND,
+                name: pf.metadata.name,
+                namespace: ns,
+                uid: pf.metadata.uid,
+              },
+              ...(series && {
+                series: {
+                  count: series.count,
+                  lastObservedTime: new MicroTime(series.lastObservedTime.getTime()),
+                },
+              }),
+            },
+          });
+          return { name: res.metadata?.name ?? '' };
         },
-      });
-      this.recent.set(dedupeKey, { name: res.body.metadata?.name ?? '', count: 1, at: now.getTime() });
-      this.prune(now.getTime());
-    } catch (err) {
-      this.logger.warn('could not record an Event', { reason, error: apiMessage(err) });
-    }
+        patchSeries: async (name, s, pf) => {
+          await api.patchNamespacedEvent(
+            {
+              name,
+              namespace: pf.metadata.namespace,
+              body: {
+                series: {
+                  count: s.count,
+                  lastObservedTime: new MicroTime(s.lastObservedTime.getTime()).toISOString(),
+                },
+              },
+            },
+            k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+          );
+        },
+      },
+    });
   }
 
-  private prune(now: number): void {
-    if (this.recent.size < 1000) return;
-    for (const [k, v] of this.recent) if (now - v.at > DEDUPE_WINDOW_MS) this.recent.delete(k);
+  /**
+   * Counts an occurrence; what it costs on the API server is the sink's to decide. Never throws (an
+   * Event is a courtesy, status is the record). `mustDeliver`: retried until it lands (Expired).
+   */
+  record(
+    pf: PortForward,
+    type: EventType,
+    reason: string,
+    note: string,
+    opts: { mustDeliver?: boolean } = {},
+  ): void {
+    const objectKey = pf.metadata.uid ?? `${pf.metadata.namespace}/${pf.metadata.name}`;
+    this.sink.record({ objectKey, type, reason, note, ...opts }, pf);
+  }
+
+  stats(): EventSinkStats {
+    return this.sink.stats();
+  }
+
+  /** Writes every pending count, then records nothing more. */
+  close(): Promise<void> {
+    return this.sink.close();
   }
 }

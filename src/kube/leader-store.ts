@@ -48,8 +48,8 @@ export class KubeLeaseStore implements LeaseStore {
 
   async get(): Promise<LeaseSnapshot | undefined> {
     try {
-      const res = await this.api.readNamespacedLease(this.name, this.namespace);
-      return snapshot(res.body);
+      const res = await this.api.readNamespacedLease({ name: this.name, namespace: this.namespace });
+      return snapshot(res);
     } catch (err) {
       if (statusCode(err) === 404) return undefined;
       throw this.wrap('reading', err);
@@ -58,13 +58,16 @@ export class KubeLeaseStore implements LeaseStore {
 
   async create(record: LeaderRecord): Promise<LeaseSnapshot> {
     try {
-      const res = await this.api.createNamespacedLease(this.namespace, {
-        apiVersion: 'coordination.k8s.io/v1',
-        kind: 'Lease',
-        metadata: { name: this.name, namespace: this.namespace },
-        spec: toSpec(record),
+      const res = await this.api.createNamespacedLease({
+        namespace: this.namespace,
+        body: {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name: this.name, namespace: this.namespace },
+          spec: toSpec(record),
+        },
       });
-      return snapshot(res.body);
+      return snapshot(res);
     } catch (err) {
       throw this.wrap('creating', err);
     }
@@ -78,13 +81,17 @@ export class KubeLeaseStore implements LeaseStore {
       resourceVersion: prev.resourceVersion,
     };
     try {
-      const res = await this.api.replaceNamespacedLease(this.name, this.namespace, {
-        apiVersion: 'coordination.k8s.io/v1',
-        kind: 'Lease',
-        metadata,
-        spec: { ...(prev.lease?.spec ?? {}), ...toSpec(record) },
+      const res = await this.api.replaceNamespacedLease({
+        name: this.name,
+        namespace: this.namespace,
+        body: {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata,
+          spec: { ...(prev.lease?.spec ?? {}), ...toSpec(record) },
+        },
       });
-      return snapshot(res.body);
+      return snapshot(res);
     } catch (err) {
       throw this.wrap('updating', err);
     }

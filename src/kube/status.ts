@@ -53,16 +53,8 @@ export class StatusWriter {
   async patch(namespace: string, name: string, status: Record<string, unknown>): Promise<boolean> {
     try {
       await this.api.patchNamespacedCustomObjectStatus(
-        GROUP,
-        VERSION,
-        namespace,
-        PLURAL,
-        name,
-        { status },
-        undefined,
-        undefined,
-        undefined,
-        { headers: { 'Content-Type': 'application/merge-patch+json' } },
+        { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { status } },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
       );
       return true;
     } catch (err) {

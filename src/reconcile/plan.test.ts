@@ -104,7 +104,7 @@ describe('plan', function () {
     );
     assert.equal(p.phase, 'Ready');
     assert.deepEqual(p.targets, [
-      { namespace: 'demo', name: 'kuard', ports: { http: 8080, '1/9000': 9000 } },
+      { namespace: 'demo', name: 'kuard', uid: 'p1', ports: { http: 8080, '1/9000': 9000 } },
     ]);
     assert.equal(p.holdMs, 0);
     assert.deepEqual(

@@ -114,6 +114,7 @@ export function plan(pf: PortForward, resolution: Resolution, cfg: PlanConfig, n
     targets = resolution.pods.map((r) => ({
       namespace: pf.metadata.namespace,
       name: r.pod.metadata?.name ?? '',
+      ...(r.pod.metadata?.uid ? { uid: r.pod.metadata.uid } : {}),
       ports: Object.fromEntries(r.ports.map((rp) => [listeners[rp.index].id, rp.targetPort])),
     }));
     const spread = base.loadBalance === 'spread';

@@ -72,7 +72,7 @@ function setup(opts: { pods?: V1Pod[]; statusIntervalMs?: number } = {}) {
       if (pf) pfs.set(`${ns}/${name}`, { ...pf, status });
       return Promise.resolve(true);
     },
-    events: { record: () => Promise.resolve() },
+    events: { record: () => undefined },
     config: {
       listenAddress: '127.0.0.1',
       allowedListenAddresses: [],

@@ -144,7 +144,7 @@ export class Reconciler {
         this.deps.onRetarget?.(key);
         const note = `new connections go to pod ${pod?.metadata?.name} (was uid ${mem.podUid})`;
         log.info('retargeted', { pod: pod?.metadata?.name });
-        void this.deps.events.record(pf, 'Normal', 'Retargeted', note);
+        this.deps.events.record(pf, 'Normal', 'Retargeted', note);
       }
       if (uid) mem.podUid = uid;
     }
@@ -171,9 +171,10 @@ export class Reconciler {
 
     if (outcome.phase !== mem.lastPhase) {
       if (outcome.phase === 'Failed' || outcome.phase === 'Degraded') {
-        void this.deps.events.record(pf, 'Warning', outcome.reason, outcome.message);
+        this.deps.events.record(pf, 'Warning', outcome.reason, outcome.message);
       } else if (outcome.phase === 'Expired') {
-        void this.deps.events.record(pf, 'Normal', 'Expired', outcome.message);
+        // The API server may be down at the moment of expiry: this one is retried until it lands.
+        this.deps.events.record(pf, 'Normal', 'Expired', outcome.message, { mustDeliver: true });
       }
       log.info(`phase ${outcome.phase}`, { reason: outcome.reason, message: outcome.message });
       mem.lastPhase = outcome.phase;

@@ -2,7 +2,6 @@
 // local fake server and the operator dials the API server with the kubeconfig's credentials.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ClientRequest, IncomingMessage } from 'node:http';
-import * as https from 'node:https';
 import WebSocket from 'ws';
 import { PortForwardError } from './errors';
 import { PORT_FORWARD_SUBPROTOCOL } from './framing';
@@ -48,11 +47,6 @@ export function portForwardPath(target: TunnelTarget): string {
 export class WebSocketDialer implements Dialer {
   private readonly handshakeTimeoutMs: number;
   private readonly maxMessageBytes: number;
-  /**
-   * Keeps TLS sessions for resumption: every tunnel is a new connection (the upgrade consumes it), and
-   * resuming a session saves the full handshake on each one.
-   */
-  private readonly agent = new https.Agent({ keepAlive: false, maxCachedSessions: 256 });
 
   constructor(
     private readonly kc: KubeConfig,
@@ -81,7 +75,9 @@ export class WebSocketDialer implements Dialer {
       maxPayload: this.maxMessageBytes,
       perMessageDeflate: false,
       followRedirects: false,
-      ...(this.kc.getCurrentCluster()!.server.startsWith('https:') ? { agent: this.agent } : {}),
+      // opts.agent is client-node's agent for this cluster (one per cluster, cached): it honours the
+      // kubeconfig's proxy-url, and keeps TLS sessions for resumption, so that each tunnel (a new
+      // connection: the upgrade consumes it) saves the full handshake.
     });
     return openWebSocket(ws, what, signal);
   }

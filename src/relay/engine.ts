@@ -9,15 +9,23 @@
 // - Each ended connection emits one event: `tunnelError` if it failed, else `connectionClosed`
 //   (also for clients refused by allowedSourceRanges or for want of a target).
 import * as net from 'node:net';
-import { Cidr, parseCidr } from './cidr';
 import type { Dialer } from './dialer';
 import { RelaySpecError } from './errors';
 import { RelayLogger, silentLogger } from './logger';
 import { Session } from './session';
-import type { ListenerState, RelayEngine, RelayEvent, SessionSpec, SessionStats } from './types';
+import { SourceRanges } from './source-ranges';
+import type { Transport } from './transport';
+import type { ListenerState, PodTarget, RelayEngine, RelayEvent, SessionSpec, SessionStats } from './types';
+import { WebSocketTransport } from './websocket-transport';
 
 export interface RelayEngineOptions {
-  dialer: Dialer;
+  /**
+   * How connections reach pods. Default: the per-connection v4 WebSocket transport on `dialer`
+   * (one of the two is required).
+   */
+  transport?: Transport;
+  /** The WebSocket dialer of the default transport. */
+  dialer?: Dialer;
   /** Default: logs nothing. */
   logger?: RelayLogger;
   /** Interval of WebSocket pings on every tunnel. Default 10 000 ms. */
@@ -49,11 +57,27 @@ class Engine implements RelayEngine {
   private readonly subscribers: ((event: RelayEvent) => void)[] = [];
   private readonly logger: RelayLogger;
   private closed = false;
+  private readonly transport: Transport;
 
   constructor(private readonly options: RelayEngineOptions) {
     this.logger = options.logger ?? silentLogger;
-    const ping = options.pingIntervalMs ?? 10_000;
-    if (!(ping > 0)) throw new RelaySpecError(`pingIntervalMs must be positive, not ${ping}`);
+    const o = options;
+    const pingIntervalMs = o.pingIntervalMs ?? 10_000;
+    if (!(pingIntervalMs > 0))
+      throw new RelaySpecError(`pingIntervalMs must be positive, not ${pingIntervalMs}`);
+    if (o.transport) {
+      this.transport = o.transport;
+    } else if (o.dialer) {
+      this.transport = new WebSocketTransport(o.dialer, {
+        pingIntervalMs,
+        pongTimeoutMs: o.pongTimeoutMs ?? Math.max(30_000, 2 * pingIntervalMs),
+        halfCloseTimeoutMs: o.halfCloseTimeoutMs ?? 5_000,
+        highWaterMark: o.highWaterMark ?? 512 * 1024,
+        lowWaterMark: o.lowWaterMark ?? 128 * 1024,
+      });
+    } else {
+      throw new RelaySpecError('the relay engine needs a transport or a dialer');
+    }
   }
 
   ensure(key: string, spec: SessionSpec): Promise<ListenerState[]> {
@@ -65,7 +89,7 @@ class Engine implements RelayEngine {
         session = this.newSession(key);
         this.sessions.set(key, session);
       }
-      return session.apply(
+      const states = await session.apply(
         spec.listeners,
         {
           targets: spec.targets.map((t) => ({ ...t, ports: t.ports && { ...t.ports } })),
@@ -74,6 +98,8 @@ class Engine implements RelayEngine {
         },
         ranges,
       );
+      this.retainTargets();
+      return states;
     });
   }
 
@@ -82,7 +108,17 @@ class Engine implements RelayEngine {
       const session = this.sessions.get(key);
       this.sessions.delete(key);
       await session?.stop();
+      this.retainTargets();
     });
+  }
+
+  /** Tells the transport which pods any session may send new connections to. */
+  private retainTargets(): void {
+    if (!this.transport.retain) return;
+    const pods = new Map<string, PodTarget>();
+    for (const s of this.sessions.values())
+      for (const t of s.targetPods()) pods.set(`${t.namespace}/${t.name}/${t.uid ?? ''}`, t);
+    this.transport.retain([...pods.values()]);
   }
 
   keys(): string[] {
@@ -112,6 +148,7 @@ class Engine implements RelayEngine {
     this.closed = true;
     if (graceMs <= 0) {
       await Promise.all([...this.sessions.keys()].map((key) => this.stop(key)));
+      await this.transport.close();
       return;
     }
     await Promise.all(
@@ -123,22 +160,14 @@ class Engine implements RelayEngine {
         }),
       ),
     );
+    await this.transport.close();
   }
 
   private newSession(key: string): Session {
-    const o = this.options;
-    const pingIntervalMs = o.pingIntervalMs ?? 10_000;
     return new Session(key, {
-      dialer: o.dialer,
+      transport: this.transport,
       logger: this.logger,
-      socketBufferBytes: o.socketBufferBytes ?? 256 * 1024,
-      tunnel: {
-        pingIntervalMs,
-        pongTimeoutMs: o.pongTimeoutMs ?? Math.max(30_000, 2 * pingIntervalMs),
-        halfCloseTimeoutMs: o.halfCloseTimeoutMs ?? 5_000,
-        highWaterMark: o.highWaterMark ?? 512 * 1024,
-        lowWaterMark: o.lowWaterMark ?? 128 * 1024,
-      },
+      socketBufferBytes: this.options.socketBufferBytes ?? 256 * 1024,
       emit: (event) => this.emit(event),
     });
   }
@@ -167,7 +196,7 @@ class Engine implements RelayEngine {
 }
 
 /** Checks what a schema cannot guarantee to a caller; returns the parsed source ranges. */
-function validate(spec: SessionSpec): Cidr[] {
+function validate(spec: SessionSpec): SourceRanges | undefined {
   const ids = new Set<string>();
   for (const l of spec.listeners) {
     if (ids.has(l.id)) throw new RelaySpecError(`listener id "${l.id}" appears twice`);
@@ -186,5 +215,5 @@ function validate(spec: SessionSpec): Cidr[] {
       throw new RelaySpecError(`listener "${l.id}": address "${l.address}" is not an IP address`);
     }
   }
-  return (spec.allowedSourceRanges ?? []).map(parseCidr);
+  return spec.allowedSourceRanges?.length ? new SourceRanges(spec.allowedSourceRanges) : undefined;
 }

@@ -1,9 +1,9 @@
 // One session: its listeners, its open connections and its counters.
 import type * as net from 'node:net';
-import { Cidr, matchesAny } from './cidr';
 import { ConnectionDeps, RelayConnection } from './connection';
 import type { PortForwardError } from './errors';
 import { RelayListener } from './listener';
+import type { SourceRanges } from './source-ranges';
 import type { RelayLogger } from './logger';
 import type { ListenerSpec, ListenerState, LoadBalance, PodTarget, RelayEvent, SessionStats } from './types';
 
@@ -24,7 +24,7 @@ export class Session {
   private readonly held = new Set<HeldConnection>();
   /** Listeners closed by stopAccepting whose connections may still be open. */
   private readonly closingListeners: Promise<void>[] = [];
-  private ranges: Cidr[] = [];
+  private ranges: SourceRanges | undefined;
   private readonly counters: SessionStats = {
     active: 0,
     total: 0,
@@ -57,7 +57,7 @@ export class Session {
   async apply(
     specs: ListenerSpec[],
     routing: { targets: PodTarget[]; loadBalance: LoadBalance; holdMs: number },
-    ranges: Cidr[],
+    ranges: SourceRanges | undefined,
   ): Promise<ListenerState[]> {
     this.targets = routing.targets;
     this.loadBalance = routing.loadBalance;
@@ -93,6 +93,11 @@ export class Session {
         return state;
       }),
     );
+  }
+
+  /** The pods new connections may go to (for the transport to keep ready). */
+  targetPods(): readonly PodTarget[] {
+    return this.targets;
   }
 
   stats(): SessionStats {
@@ -148,7 +153,7 @@ export class Session {
 
   private accept(socket: net.Socket, listener: RelayListener): void {
     const remote = socket.remoteAddress ?? '';
-    if (this.ranges.length > 0 && !matchesAny(remote, this.ranges)) {
+    if (this.ranges && !this.ranges.allows(remote)) {
       this.counters.refused++;
       socket.destroy();
       this.logger.info('refused a client outside allowedSourceRanges', { key: this.key, remote });
@@ -197,7 +202,10 @@ export class Session {
       logger: this.logger,
       onSent: (n) => (this.counters.bytesSent += n),
       onReceived: (n) => (this.counters.bytesReceived += n),
-      onDialed: (ms) => this.deps.emit({ type: 'tunnelOpened', key: this.key, connectMs: ms }),
+      onDialed: (ms, transport) => {
+        this.counters.transport = transport;
+        this.deps.emit({ type: 'tunnelOpened', key: this.key, connectMs: ms, transport });
+      },
     });
     this.connections.add(conn);
     this.logger.debug('connection accepted', { key: this.key, pod: target.name, listener: listener.spec.id });

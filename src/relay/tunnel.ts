@@ -23,6 +23,7 @@ import type WebSocket from 'ws';
 import { asPortForwardError, PortForwardError } from './errors';
 import { encodeData, PortForwardDecoder } from './framing';
 import type { RelayLogger } from './logger';
+import type { RelayTunnel } from './transport';
 
 export interface TunnelOptions {
   /** The pod's port, announced by the server on both channels. */
@@ -39,7 +40,8 @@ export interface TunnelOptions {
   logger: RelayLogger;
 }
 
-export class Tunnel {
+export class Tunnel implements RelayTunnel {
+  readonly transport = 'websocket' as const;
   /** Resolves once both the socket and the WebSocket are closed, with the error that ended it, if any. */
   readonly done: Promise<PortForwardError | undefined>;
   private readonly decoder: PortForwardDecoder;

@@ -1,5 +1,6 @@
 // The relay engine's small interface. It knows nothing of CRDs: a session is a set of TCP listeners
 // whose accepted connections are relayed to a pod's port through the API server.
+import type { TransportName } from './transport';
 
 /** Where new connections of a session go; changing it never disturbs open connections. */
 export interface PodRef {
@@ -19,6 +20,8 @@ export interface ListenerSpec {
 
 /** A pod new connections may go to. */
 export interface PodTarget extends PodRef {
+  /** The pod's uid when known: a transport never reuses a session to an earlier pod of this name. */
+  uid?: string;
   /** The container port per listener id where it differs from the listener's remotePort (named ports). */
   ports?: Record<string, number>;
 }
@@ -54,6 +57,8 @@ export interface SessionStats {
   /** Bytes the relay holds in memory for this session now (both directions); bounded by backpressure. */
   bufferedBytes?: number;
   lastError?: { message: string; time: Date; kind: TunnelErrorKind };
+  /** The transport of the latest connection (none yet: undefined). */
+  transport?: TransportName;
 }
 
 export type TunnelErrorKind =
@@ -62,8 +67,8 @@ export type TunnelErrorKind =
 export type RelayEvent =
   | { type: 'tunnelError'; key: string; message: string; kind: TunnelErrorKind }
   | { type: 'connectionClosed'; key: string }
-  /** A tunnel is open: `connectMs` from dialing to the WebSocket being ready. */
-  | { type: 'tunnelOpened'; key: string; connectMs: number };
+  /** A tunnel is open: `connectMs` from accepting the client to relaying, on `transport`. */
+  | { type: 'tunnelOpened'; key: string; connectMs: number; transport: TransportName };
 
 export interface RelayEngine {
   /** Makes the session's listeners match `spec` (idempotent); resolves with each listener's state. */

@@ -1,403 +1,254 @@
-// `make bench`: benchmark programs on the real test control plane. Each prints a table with ratios
-// against a baseline measured in the same run (direct TCP, the real kubectl port-forward), and
-// reports medians of several runs, since the machines are noisy. Nothing here asserts a time.
+// `make bench`: benchmark programs on the real test control plane. Each prints a markdown table; the
+// relay's compares the operator (one process per transport) with the pinned `kubectl port-forward` and
+// direct TCP measured in the same run, and reports medians of several runs with their spread, since
+// the machines are noisy. Nothing here asserts a time.
 //
 //   node build/test/bench/run.js [relay] [controller] [scale]     (default: all three)
-//   BENCH_RUNS=5 BENCH_SCALE_N=1000
-import * as net from 'node:net';
+//
+// Environment (defaults in brackets):
+//   BENCH_RUNS [3]              runs of every relay measure; the order of the systems rotates per run
+//   BENCH_TRANSPORTS [spdy,spdy-websocket,websocket]   one operator per entry, started with --transport=X;
+//                               when the operator rejects the flag (exit 2), one operator without it
+//   BENCH_STREAM_MIB [256]      size of the pull (pod -> client) and the push (client -> pod)
+//   BENCH_CONNECTS [200]        sequential connections of the connect -> first byte measure
+//   BENCH_ECHO_MIB [4]          size of each concurrent echo
+//   BENCH_CONCURRENCY [64,256]  concurrent echoes, one measure per entry
+//   BENCH_VERIFY [bytes]        how received bytes are checked: byte for byte, or sha256 digests (payload.ts)
+//   BENCH_SCALE_N [1000]        PortForwards of the scale part
+//   BENCH_OPERATOR [build/src/main.js]  the operator's entry point
+//   BENCH_OUT [build/bench-results.md]  the report, header and tables, to paste into docs/benchmarks.md
+//   TESTENV_DIR [.testenv]      the test control plane's state: reused when one runs there, else started
+//                               and stopped again at the end
+//
+// The target servers and the load client run in two child processes (targets.ts, client.ts), so that
+// this process's API calls and timers never share an event loop with the bytes being measured.
+// Operator logs go to bench-logs/ beside BENCH_OUT.
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { poll, TestCluster } from '../env/cluster';
-import { down, up } from '../env/controlplane';
-import { httpGet } from '../env/procs';
-import { applyPortForward, waitForStatus } from '../e2e/support';
-import { OperatorProcess, startOperator } from '../support/operator';
-import {
-  echoRoundTrip,
-  EchoServer,
-  randomPayload,
-  startEchoServer,
-  startNamedEchoServer,
-  whoAnswers,
-} from '../support/tcp';
-import { WebSocketDialer } from '../../src/relay';
-import { encodeData } from '../../src/relay/framing';
-import { fmt, median, percentile, table, timed } from './stats';
+import * as path from 'node:path';
+import { TestCluster } from '../env/cluster';
+import { down, runningState, up } from '../env/controlplane';
+import { repoRoot } from '../env/paths';
+import { startLoadClient, startTargets } from './children';
+import { controllerBench } from './controller';
+import { relayBench } from './relay';
+import { operatorMain } from './relays';
+import { scaleBench } from './scale';
+import { header } from './sysinfo';
+import type { Verify } from './payload';
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const PARTS = ['relay', 'controller', 'scale'] as const;
+type Part = (typeof PARTS)[number];
 const MiB = 1024 * 1024;
 
-interface Ctx {
-  cluster: TestCluster;
-  ns: string;
-  echo: EchoServer;
-  op: OperatorProcess;
-}
+class UsageError extends Error {}
 
-/** One connection: connect, one byte there and back, close. Milliseconds. */
-async function connectRoundTrip(port: number): Promise<number> {
-  const [ms] = await timed(() => echoRoundTrip(port, Buffer.from('x'), 10_000));
-  return ms;
-}
-
-/**
- * The capacity of the path itself: one raw v4.channel.k8s.io WebSocket through the API server and the
- * node, 32 MiB sent as 64 KiB messages and echoed, with no relay and no TCP client. MiB/s.
- */
-async function rawWebSocketMiBps(ctx: Ctx): Promise<number> {
-  const ws = await new WebSocketDialer(ctx.cluster.kc).dial(
-    { namespace: ctx.ns, pod: 'echo', port: 8080 },
-    new AbortController().signal,
-  );
-  const total = 32 * MiB;
-  const chunk = 64 * 1024;
-  return new Promise<number>((resolve, reject) => {
-    let prefixes = 0;
-    let got = 0;
-    const t0 = process.hrtime.bigint();
-    ws.on('message', (m: Buffer) => {
-      if (prefixes < 2) {
-        prefixes++; // the port prefix on the data and the error channel
-        return;
-      }
-      if (m[0] !== 0) return reject(new Error(`error channel: ${m.subarray(1).toString()}`));
-      got += m.length - 1;
-      if (got >= total) {
-        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-        ws.close();
-        resolve((32 / ms) * 1000);
-      }
-    });
-    ws.on('error', reject);
-    ws.resume();
-    for (let sent = 0; sent < total; sent += chunk) ws.send(encodeData(randomPayload(chunk)));
-  });
-}
-
-async function relayBench(ctx: Ctx): Promise<string> {
-  const { cluster, ns } = ctx;
-  await applyPortForward(cluster, ns, 'bench', { target: { pod: 'echo' }, ports: [{ port: 8080 }] });
-  const pf = await waitForStatus(cluster, ns, 'bench', 'Ready', (p) => p.status?.phase === 'Ready', 20_000);
-  const kubectl = await cluster.portForward(['-n', ns, 'pod/echo', ':8080']);
-  const paths: [string, number][] = [
-    ['direct TCP (no Kubernetes)', ctx.echo.port],
-    ['kubectl port-forward', kubectl.localPort],
-    ['portforward-operator', pf.status!.endpoints![0].localPort],
-  ];
-  const results: Record<string, { connect: number[]; p90: number[]; mbps: number[]; conc: number[] }> = {};
-  try {
-    for (const [name] of paths) results[name] = { connect: [], p90: [], mbps: [], conc: [] };
-    for (let run = 0; run < RUNS; run++) {
-      for (const [name, port] of paths) {
-        const r = results[name];
-        await connectRoundTrip(port); // warm-up
-        const lat: number[] = [];
-        for (let i = 0; i < 30; i++) lat.push(await connectRoundTrip(port));
-        r.connect.push(median(lat));
-        r.p90.push(percentile(lat, 90));
-        const payload = randomPayload(32 * MiB);
-        const [ms] = await timed(() => echoRoundTrip(port, payload, 120_000));
-        r.mbps.push((32 / ms) * 1000);
-        const [cms] = await timed(() =>
-          Promise.all(Array.from({ length: 16 }, () => echoRoundTrip(port, randomPayload(4 * MiB), 120_000))),
-        );
-        r.conc.push(cms / 1000);
-      }
-    }
-  } finally {
-    await kubectl.stop();
-  }
-  const raw: number[] = [];
-  for (let run = 0; run < RUNS; run++) raw.push(await rawWebSocketMiBps(ctx));
-  const base = results['kubectl port-forward'];
-  const rows = paths.map(([name]) => {
-    const r = results[name];
-    return [
-      name,
-      fmt(median(r.connect), 2),
-      fmt(median(r.p90), 2),
-      fmt(median(r.mbps)),
-      fmt(median(r.conc), 2),
-      `${fmt(median(base.connect) / median(r.connect), 2)}x`,
-      `${fmt(median(r.mbps) / median(base.mbps), 2)}x`,
-    ];
-  });
-  rows.push([
-    'raw v4 WebSocket, no relay (path capacity)',
-    '-',
-    '-',
-    fmt(median(raw)),
-    '-',
-    '-',
-    `${fmt(median(raw) / median(base.mbps), 2)}x`,
-  ]);
-  return table(
-    `Relay: connect + 1-byte echo (30 connections), one 32 MiB echo, 16 concurrent 4 MiB echoes; median of ${RUNS} runs`,
-    [
-      'path',
-      'connect p50 ms',
-      'connect p90 ms',
-      '32 MiB echo MiB/s',
-      '16x4 MiB s',
-      'connect vs kubectl',
-      'MiB/s vs kubectl',
-    ],
-    rows,
-  );
-}
-
-async function controllerBench(ctx: Ctx): Promise<string> {
-  const { cluster, ns } = ctx;
-  const rows: string[][] = [];
-  // apply -> Ready
-  const ready: number[] = [];
-  for (let i = 0; i < 10; i++) {
-    const [ms] = await timed(async () => {
-      await applyPortForward(cluster, ns, `lat-${i}`, { target: { pod: 'echo' }, ports: [{ port: 8080 }] });
-      await waitForStatus(cluster, ns, `lat-${i}`, 'Ready', (p) => p.status?.phase === 'Ready', 30_000);
-    });
-    ready.push(ms);
-  }
-  rows.push([
-    'kubectl apply -> status Ready (10 PortForwards)',
-    fmt(median(ready), 0),
-    fmt(Math.max(...ready), 0),
-    '5000',
-  ]);
-
-  // a node-side failure -> status.lastError
-  await cluster.createPod(ns, 'no-socat', [
-    { port: 5432, command: ['socat-not-installed', '-', 'TCP4:127.0.0.1:5432'] },
-  ]);
-  await applyPortForward(cluster, ns, 'fail', { target: { pod: 'no-socat' }, ports: [{ port: 5432 }] });
-  const failPort = (await waitForStatus(cluster, ns, 'fail', 'Ready', (p) => p.status?.phase === 'Ready'))
-    .status!.endpoints![0].localPort;
-  const errLat: number[] = [];
-  for (let i = 0; i < RUNS + 2; i++) {
-    const before = (await waitForStatus(cluster, ns, 'fail', 'status', () => true)).status?.lastError?.time;
-    const [ms] = await timed(async () => {
-      const s = net.connect(failPort, '127.0.0.1');
-      s.on('error', () => undefined);
-      s.on('connect', () => s.write('x'));
-      await waitForStatus(
-        cluster,
-        ns,
-        'fail',
-        'lastError',
-        (p) => !!p.status?.lastError && p.status.lastError.time !== before,
-        10_000,
-      );
-      s.destroy();
-    });
-    errLat.push(ms);
-    await new Promise((r) => setTimeout(r, 1100)); // lastError.time has second resolution in the API
-  }
-  rows.push([
-    'failed connection -> status.lastError',
-    fmt(median(errLat), 0),
-    fmt(Math.max(...errLat), 0),
-    '2000',
-  ]);
-
-  // delete the chosen pod -> new connections on another pod
-  const a = await startNamedEchoServer('a');
-  const b = await startNamedEchoServer('b');
-  const moves: number[] = [];
-  try {
-    await cluster.core.createNamespacedService(ns, {
-      metadata: { name: 'pair' },
-      spec: { selector: { app: 'pair' }, ports: [{ port: 8080 }] },
-    });
-    await cluster.createPod(ns, 'pa', [{ port: 8080, targetPort: a.port }], { app: 'pair' });
-    await cluster.createPod(ns, 'pb', [{ port: 8080, targetPort: b.port }], { app: 'pair' });
-    await applyPortForward(cluster, ns, 'pair', { target: { service: 'pair' }, ports: [{ port: 8080 }] });
-    const port = (await waitForStatus(cluster, ns, 'pair', 'Ready', (p) => p.status?.phase === 'Ready'))
-      .status!.endpoints![0].localPort;
-    for (let i = 0; i < RUNS + 2; i++) {
-      const chosen = await whoAnswers(port);
-      const pod = chosen === 'a' ? 'pa' : 'pb';
-      const [ms] = await timed(async () => {
-        await cluster.core.deleteNamespacedPod(pod, ns);
-        await poll('the other pod to answer', 20_000, async () => (await whoAnswers(port)) !== chosen);
-      });
-      moves.push(ms);
-      await poll('the pod to be gone', 20_000, () =>
-        cluster.core.readNamespacedPod(pod, ns).then(
-          () => false,
-          () => true,
-        ),
-      );
-      await cluster.createPod(ns, pod, [{ port: 8080, targetPort: chosen === 'a' ? a.port : b.port }], {
-        app: 'pair',
-      });
-    }
-  } finally {
-    await a.close();
-    await b.close();
-  }
-  rows.push([
-    'delete the chosen pod -> new connections served by another',
-    fmt(median(moves), 0),
-    fmt(Math.max(...moves), 0),
-    '2000',
-  ]);
-
-  // SIGKILL the operator -> every forward served again on its old port
-  const names = Array.from({ length: 20 }, (_, i) => `restart-${i}`);
-  for (const n of names)
-    await applyPortForward(cluster, ns, n, { target: { pod: 'echo' }, ports: [{ port: 8080 }] });
-  const ports: number[] = [];
-  for (const n of names)
-    ports.push(
-      (await waitForStatus(cluster, ns, n, 'Ready', (p) => p.status?.phase === 'Ready', 30_000)).status!
-        .endpoints![0].localPort,
+function positive(name: string, fallback: number, integer = true): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new UsageError(
+      `${name}=${raw}: give a positive ${integer ? 'integer' : 'number'} (default ${fallback})`,
     );
-  const restarts: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const range = ctx.op.portRange;
-    await ctx.op.kill();
-    const [ms] = await timed(async () => {
-      ctx.op = await startOperator({
-        kubeconfig: cluster.state.kubeconfig,
-        namespaces: [ns],
-        portRange: range,
-        extraArgs: ['--status-interval=5s'],
-      });
-      for (const p of ports)
-        await poll(`port ${p} to echo`, 30_000, () =>
-          echoRoundTrip(p, Buffer.from('x'), 2000).then(
-            () => true,
-            () => false,
-          ),
-        );
-    });
-    restarts.push(ms);
   }
-  rows.push([
-    `SIGKILL + restart -> all ${names.length} forwards served on their old ports`,
-    fmt(median(restarts), 0),
-    fmt(Math.max(...restarts), 0),
-    '5000',
-  ]);
-  return table(
-    `Controller latencies (ms), median and worst of the runs, against the issue's target`,
-    ['what', 'median ms', 'worst ms', 'target ms'],
-    rows,
-  );
+  return n;
 }
 
-function rssMiB(pid: number): { rss: number; hwm: number } {
-  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? NaN);
-  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+function list(name: string, fallback: string): string[] {
+  const items = (process.env[name] || fallback)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (items.length === 0)
+    throw new UsageError(`${name} is empty: give a comma-separated list (default ${fallback})`);
+  return items;
 }
 
-async function scaleBench(ctx: Ctx): Promise<string> {
-  const { cluster } = ctx;
-  const n = Number(process.env.BENCH_SCALE_N ?? 1000);
-  const ns = await cluster.createNamespace('bench-scale');
-  const echo = await startEchoServer();
-  const op = await startOperator({
-    kubeconfig: cluster.state.kubeconfig,
-    namespaces: [ns],
-    portRange: { min: 40000, max: 40000 + n + 100 },
-    extraArgs: ['--status-interval=5s', '--log-level=info'],
-  });
-  try {
-    await cluster.createPod(ns, 'echo', [{ port: 8080, targetPort: echo.port }]);
-    const idle = rssMiB(op.child.pid!);
-    const t0 = Date.now();
-    const names = Array.from({ length: n }, (_, i) => `pf-${i}`);
-    for (let i = 0; i < names.length; i += 25) {
-      await Promise.all(
-        names
-          .slice(i, i + 25)
-          .map((name) =>
-            applyPortForward(cluster, ns, name, { target: { pod: 'echo' }, ports: [{ port: 8080 }] }),
-          ),
+function settings() {
+  const transports = list('BENCH_TRANSPORTS', 'spdy,spdy-websocket,websocket');
+  for (const t of transports) {
+    if (!/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/.test(t)) {
+      throw new UsageError(
+        `BENCH_TRANSPORTS: "${t}" is not a transport name (auto, spdy, spdy-websocket, websocket)`,
       );
     }
-    const created = Date.now() - t0;
-    let readyCount = 0;
-    await poll(`all ${n} PortForwards Ready`, 600_000, async () => {
-      const list = (
-        await cluster.custom.listNamespacedCustomObject('portforward.dev', 'v1alpha1', ns, 'portforwards')
-      ).body as {
-        items: { status?: { phase?: string } }[];
-      };
-      readyCount = list.items.filter((p) => p.status?.phase === 'Ready').length;
-      await new Promise((r) => setTimeout(r, 250));
-      return readyCount === n;
-    });
-    const allReady = Date.now() - t0;
-    const loaded = rssMiB(op.child.pid!);
-    // Responsive under that load: one more PortForward, /readyz, and a relayed echo.
-    const [oneMore] = await timed(async () => {
-      await applyPortForward(cluster, ns, 'one-more', { target: { pod: 'echo' }, ports: [{ port: 8080 }] });
-      await waitForStatus(cluster, ns, 'one-more', 'Ready', (p) => p.status?.phase === 'Ready', 60_000);
-    });
-    const [probe] = await timed(() => httpGet(`http://127.0.0.1:${op.healthPort}/readyz`));
-    const some = await waitForStatus(cluster, ns, 'pf-500', 'Ready', (p) => p.status?.phase === 'Ready');
-    const [echoMs] = await timed(() =>
-      echoRoundTrip(some.status!.endpoints![0].localPort, randomPayload(64 * 1024)),
-    );
-    return table(
-      `Scale: ${n} PortForwards in one namespace, one operator`,
-      ['measure', 'value'],
-      [
-        ['PortForwards created (API calls, 25 at a time)', `${fmt(created / 1000)} s`],
-        ['from the first create to all Ready', `${fmt(allReady / 1000)} s`],
-        ['operator RSS before', `${fmt(idle.rss)} MiB`],
-        ['operator RSS with all Ready (listeners bound)', `${fmt(loaded.rss)} MiB`],
-        ['operator peak RSS (VmHWM)', `${fmt(loaded.hwm)} MiB`],
-        ['one more PortForward: apply -> Ready', `${fmt(oneMore, 0)} ms`],
-        ['/readyz answer', `${fmt(probe, 1)} ms`],
-        ['64 KiB echo through forward pf-500', `${fmt(echoMs, 1)} ms`],
-      ],
-    );
-  } finally {
-    await op.stop();
-    await echo.close();
-    await cluster.deleteNamespace(ns);
   }
-}
-
-async function main(): Promise<void> {
-  const wanted = process.argv.slice(2);
-  const all = wanted.length === 0;
-  const { started } = await up((l) => console.error(`[testenv] ${l}`));
-  const cluster = TestCluster.connect();
-  const ns = await cluster.createNamespace('bench');
-  const echo = await startEchoServer();
-  await cluster.createPod(ns, 'echo', [{ port: 8080, targetPort: echo.port }]);
-  const ctx: Ctx = {
-    cluster,
-    ns,
-    echo,
-    op: await startOperator({
-      kubeconfig: cluster.state.kubeconfig,
-      namespaces: [ns],
-      extraArgs: ['--status-interval=5s', '--log-level=info'],
-    }),
+  const concurrencies = list('BENCH_CONCURRENCY', '64,256').map((c) => {
+    const n = Number(c);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new UsageError(`BENCH_CONCURRENCY: "${c}" is not a positive integer`);
+    return n;
+  });
+  const given = process.env.BENCH_VERIFY || 'bytes';
+  if (given !== 'bytes' && given !== 'sha256')
+    throw new UsageError(`BENCH_VERIFY=${given}: give bytes or sha256`);
+  const verify: Verify = given;
+  const out = path.resolve(process.env.BENCH_OUT || path.join(repoRoot, 'build', 'bench-results.md'));
+  return {
+    runs: positive('BENCH_RUNS', 3),
+    transports,
+    streamBytes: Math.round(positive('BENCH_STREAM_MIB', 256, false) * MiB),
+    connects: positive('BENCH_CONNECTS', 200),
+    echoBytes: Math.round(positive('BENCH_ECHO_MIB', 4, false) * MiB),
+    concurrencies,
+    verify,
+    scaleN: positive('BENCH_SCALE_N', 1000),
+    out,
+    logDir: path.join(path.dirname(out), 'bench-logs'),
   };
-  try {
-    console.log(
-      `portforward-operator benchmarks, Kubernetes ${cluster.state.versions.kubernetes}, kwok ${cluster.state.versions.kwok}, Node ${process.version}, ${new Date().toISOString()}\n`,
-    );
-    if (all || wanted.includes('relay')) console.log(`${await relayBench(ctx)}\n`);
-    if (all || wanted.includes('controller')) console.log(`${await controllerBench(ctx)}\n`);
-    if (all || wanted.includes('scale')) console.log(`${await scaleBench(ctx)}\n`);
-  } finally {
-    await ctx.op.stop();
-    await echo.close();
-    await cluster.deleteNamespace(ns);
-    if (started) await down(() => undefined);
+}
+
+/** Clean-up steps, run in reverse order of registration; a failing step never skips the others. */
+class Scope {
+  private steps: { what: string; fn: () => Promise<unknown> }[] = [];
+  private closing: Promise<void> | undefined;
+  defer = (what: string, fn: () => Promise<unknown>): void => {
+    this.steps.push({ what, fn });
+  };
+  /** Runs the steps once; a second caller (a signal during the normal clean-up) waits for the same run. */
+  close(): Promise<void> {
+    this.closing ??= this.drain();
+    return this.closing;
+  }
+  private async drain(): Promise<void> {
+    for (let step = this.steps.pop(); step; step = this.steps.pop()) {
+      const { what } = step;
+      await step
+        .fn()
+        .catch((err: unknown) => progress(`clean-up of ${what} failed: ${(err as Error).message}`));
+    }
   }
 }
 
+/** Set by SIGINT or SIGTERM: the parts stop at their next step, everything started is stopped. */
+let interrupted: NodeJS.Signals | undefined;
+
+function progress(line: string): void {
+  console.error(`[bench] ${line}`);
+}
+
+async function main(): Promise<number> {
+  const wanted = process.argv.slice(2);
+  for (const w of wanted) {
+    if (!(PARTS as readonly string[]).includes(w))
+      throw new UsageError(`unknown part "${w}": give ${PARTS.join(', ')}`);
+  }
+  const parts: Part[] = wanted.length === 0 ? [...PARTS] : PARTS.filter((p) => wanted.includes(p));
+  const s = settings();
+  if (!fs.existsSync(operatorMain())) {
+    throw new UsageError(`${operatorMain()} does not exist: build first (make build), or set BENCH_OPERATOR`);
+  }
+  const global = new Scope();
+  let part = new Scope();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) return;
+    interrupted = signal;
+    progress(`${signal}: stopping everything the benchmark started`);
+    void part
+      .close()
+      .then(() => global.close())
+      .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let failed = false;
+  try {
+    // Registered before up(), so that a signal during start-up stops the half-started processes too.
+    if (!(await runningState())) global.defer('test control plane', () => down(() => undefined));
+    await up((l) => progress(`testenv: ${l}`));
+    const cluster = TestCluster.connect();
+    const seed = crypto.randomBytes(32).toString('hex');
+    const targets = await startTargets(s.streamBytes, seed);
+    global.defer('target servers', () => targets.stop());
+    const client = startLoadClient(seed, s.verify);
+    global.defer('load client', () => client.stop());
+
+    const report: string[] = [
+      header({
+        kubectl: cluster.state.kubectl,
+        kubernetes: cluster.state.versions.kubernetes,
+        kwok: cluster.state.versions.kwok,
+        operatorMain: operatorMain(),
+        settings: [
+          `runs: ${s.runs} (BENCH_RUNS); parts: ${parts.join(', ')}`,
+          ...(parts.includes('relay')
+            ? [
+                `relay: transports ${s.transports.join(', ')}; streams ${s.streamBytes / MiB} MiB; ` +
+                  `${s.connects} connects; echoes ${s.concurrencies.join(' and ')} x ${s.echoBytes / MiB} MiB; ` +
+                  `received bytes checked ${s.verify === 'bytes' ? 'byte for byte' : 'by sha256'} (BENCH_VERIFY)`,
+              ]
+            : []),
+          ...(parts.includes('scale') ? [`scale: ${s.scaleN} PortForwards`] : []),
+        ],
+      }),
+    ];
+    const write = (): void => {
+      fs.mkdirSync(path.dirname(s.out), { recursive: true });
+      fs.writeFileSync(s.out, `${report.join('\n\n')}\n`);
+    };
+    console.log(`${report[0]}\n`);
+    write();
+    for (const p of parts) {
+      if (interrupted) break;
+      part = new Scope();
+      const common = {
+        cluster,
+        targets,
+        defer: part.defer,
+        logDir: s.logDir,
+        progress,
+        aborted: () => interrupted !== undefined,
+      };
+      let table: string;
+      try {
+        progress(`${p}: starting`);
+        if (p === 'relay') {
+          table = await relayBench({
+            ...common,
+            client,
+            runs: s.runs,
+            transports: s.transports,
+            streamBytes: s.streamBytes,
+            connects: s.connects,
+            echoBytes: s.echoBytes,
+            concurrencies: s.concurrencies,
+          });
+        } else if (p === 'controller') {
+          table = await controllerBench({ ...common, runs: s.runs });
+        } else {
+          table = await scaleBench({ ...common, n: s.scaleN });
+        }
+      } catch (err) {
+        if (interrupted) break;
+        failed = true;
+        table = `**${p}: failed**\n\n\`\`\`\n${(err as Error).stack ?? String(err)}\n\`\`\``;
+      } finally {
+        await part.close();
+      }
+      console.log(`${table}\n`);
+      report.push(table);
+      write();
+    }
+    if (!interrupted) progress(`report written to ${s.out}`);
+  } finally {
+    await part.close();
+    await global.close();
+  }
+  return failed ? 1 : 0;
+}
+
+// After a signal, the signal's clean-up decides when to exit.
 main().then(
-  () => process.exit(0),
+  (code) => interrupted ?? process.exit(code),
   (err: unknown) => {
-    console.error('bench failed:', err);
-    process.exit(1);
+    if (interrupted) return;
+    console.error(
+      err instanceof UsageError
+        ? `bench: ${err.message}`
+        : `bench failed: ${(err as Error).stack ?? String(err)}`,
+    );
+    process.exit(err instanceof UsageError ? 2 : 1);
   },
 );

@@ -10,8 +10,11 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { loadAllYaml } from '@kubernetes/client-node';
+// Plain YAML, as the file has it: client-node's loadAllYaml (2.x) deserializes each document into
+// a model class and throws on an empty one.
+import { loadAll } from 'js-yaml';
 import type { PortForward } from '../../src/api/v1alpha1';
+import { statusCode } from '../../src/kube/client';
 import { poll, TestCluster } from '../env/cluster';
 import { down, up } from '../env/controlplane';
 import { getPortForward } from '../e2e/support';
@@ -308,7 +311,7 @@ class Demo {
 
 /** The PortForward of examples/kuard.yaml, which the demo applies as a user would. */
 function readExample(): PortForward {
-  const docs = loadAllYaml(fs.readFileSync(EXAMPLE, 'utf8')) as PortForward[];
+  const docs = loadAll(fs.readFileSync(EXAMPLE, 'utf8')) as PortForward[];
   const pf = docs.find((d) => d?.kind === 'PortForward');
   if (!pf?.metadata?.name || !pf.metadata.namespace) {
     throw new DemoError(`${shown(EXAMPLE)} has no PortForward with a name and a namespace`);
@@ -317,11 +320,11 @@ function readExample(): PortForward {
 }
 
 async function createNamespace(cluster: TestCluster, ns: string): Promise<void> {
-  await cluster.core.createNamespace({ metadata: { name: ns } }).catch((err: unknown) => {
-    if ((err as { statusCode?: number }).statusCode !== 409) throw err;
+  await cluster.core.createNamespace({ body: { metadata: { name: ns } } }).catch((err: unknown) => {
+    if (statusCode(err) !== 409) throw err;
   });
   await poll(`ServiceAccount ${ns}/default`, 60_000, async () => {
-    await cluster.core.readNamespacedServiceAccount('default', ns);
+    await cluster.core.readNamespacedServiceAccount({ name: 'default', namespace: ns });
     return true;
   });
 }

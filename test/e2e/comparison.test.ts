@@ -75,10 +75,13 @@ describe('kubectl port-forward and the operator, side by side', function () {
 
   it('kubectl port-forward: refuses to start while the pod is not running', async function () {
     // No nodeName and no scheduler in the test control plane: the pod stays Pending.
-    await cluster.core.createNamespacedPod(ns, {
-      metadata: { name: 'pending' },
-      spec: {
-        containers: [{ name: 'app', image: 'registry.invalid/app', ports: [{ containerPort: 8080 }] }],
+    await cluster.core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'pending' },
+        spec: {
+          containers: [{ name: 'app', image: 'registry.invalid/app', ports: [{ containerPort: 8080 }] }],
+        },
       },
     });
     const res = cluster.kubectl(['port-forward', '-n', ns, 'pod/pending', ':8080']);

@@ -61,9 +61,12 @@ describe('operator: following pods', function () {
   it('moves to another ready pod when the chosen one is deleted, on the same local port (overlap)', async function () {
     await cluster.createPod(ns, 'one', [{ port: 8080, targetPort: servers.one.port }], { app: 'overlap' });
     await cluster.createPod(ns, 'two', [{ port: 8080, targetPort: servers.two.port }], { app: 'overlap' });
-    await cluster.core.createNamespacedService(ns, {
-      metadata: { name: 'overlap' },
-      spec: { selector: { app: 'overlap' }, ports: [{ port: 8080 }] },
+    await cluster.core.createNamespacedService({
+      namespace: ns,
+      body: {
+        metadata: { name: 'overlap' },
+        spec: { selector: { app: 'overlap' }, ports: [{ port: 8080 }] },
+      },
     });
     await applyPortForward(cluster, ns, 'overlap', {
       target: { service: 'overlap' },
@@ -76,7 +79,7 @@ describe('operator: following pods', function () {
     open.on('error', () => undefined);
 
     const t0 = Date.now();
-    await cluster.core.deleteNamespacedPod(first, ns);
+    await cluster.core.deleteNamespacedPod({ name: first, namespace: ns });
     await poll(
       `new connections to reach pod ${other}`,
       10_000,
@@ -93,7 +96,7 @@ describe('operator: following pods', function () {
     assert.equal(pf.status?.pod?.name, other);
     assert.equal(pf.status.endpoints![0].localPort, port);
     await poll('a Retargeted Event', 5_000, async () =>
-      (await cluster.core.listNamespacedEvent(ns)).body.items.some(
+      (await cluster.core.listNamespacedEvent({ namespace: ns })).items.some(
         (e) => e.reason === 'Retargeted' && e.involvedObject.name === 'overlap',
       ),
     );
@@ -105,10 +108,10 @@ describe('operator: following pods', function () {
     await applyPortForward(cluster, ns, 'solo', { target: { pod: 'solo' }, ports: [{ port: 8080 }] });
     const port = (await ready('solo')).status!.endpoints![0].localPort;
 
-    await cluster.core.deleteNamespacedPod('solo', ns, undefined, undefined, 0);
+    await cluster.core.deleteNamespacedPod({ name: 'solo', namespace: ns, gracePeriodSeconds: 0 });
     await waitForStatus(cluster, ns, 'solo', 'Degraded', (p) => p.status?.phase === 'Degraded');
     await poll('the pod to be gone', 10_000, () =>
-      cluster.core.readNamespacedPod('solo', ns).then(
+      cluster.core.readNamespacedPod({ name: 'solo', namespace: ns }).then(
         () => false,
         () => true,
       ),
@@ -129,19 +132,22 @@ describe('operator: following pods', function () {
     try {
       await cluster.forwardNamespacePods(ns, 8080, echo.port);
       const apps = cluster.kc.makeApiClient(k8s.AppsV1Api);
-      await apps.createNamespacedDeployment(ns, {
-        metadata: { name: 'roll' },
-        spec: {
-          replicas: 2,
-          // Each new pod must stay ready 2 s before the next step: a rollout of several seconds.
-          minReadySeconds: 2,
-          selector: { matchLabels: { app: 'roll' } },
-          strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-          template: {
-            metadata: { labels: { app: 'roll' } },
-            spec: {
-              nodeName: NODE_NAME,
-              containers: [{ name: 'c', image: 'registry.invalid/roll', ports: [{ containerPort: 8080 }] }],
+      await apps.createNamespacedDeployment({
+        namespace: ns,
+        body: {
+          metadata: { name: 'roll' },
+          spec: {
+            replicas: 2,
+            // Each new pod must stay ready 2 s before the next step: a rollout of several seconds.
+            minReadySeconds: 2,
+            selector: { matchLabels: { app: 'roll' } },
+            strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+            template: {
+              metadata: { labels: { app: 'roll' } },
+              spec: {
+                nodeName: NODE_NAME,
+                containers: [{ name: 'c', image: 'registry.invalid/roll', ports: [{ containerPort: 8080 }] }],
+              },
             },
           },
         },
@@ -170,22 +176,21 @@ describe('operator: following pods', function () {
       })();
       // Roll the deployment: a new template makes new pods and deletes every old one.
       await apps.patchNamespacedDeployment(
-        'roll',
-        ns,
-        { spec: { template: { metadata: { annotations: { restartedAt: new Date().toISOString() } } } } },
-        undefined,
-        undefined,
-        undefined,
-        undefined,
-        undefined,
-        { headers: { 'Content-Type': 'application/merge-patch+json' } },
+        {
+          name: 'roll',
+          namespace: ns,
+          body: {
+            spec: { template: { metadata: { annotations: { restartedAt: new Date().toISOString() } } } },
+          },
+        },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
       );
       await poll('the forward to move to a new pod', 60_000, async () => {
         const pf = await waitForStatus(cluster, ns, 'roll', 'status', () => true);
         return pf.status?.pod?.uid !== podBefore && pf.status?.phase === 'Ready';
       });
       await poll('the rollout to finish', 60_000, async () => {
-        const d = (await apps.readNamespacedDeployment('roll', ns)).body;
+        const d = await apps.readNamespacedDeployment({ name: 'roll', namespace: ns });
         return (
           d.status?.updatedReplicas === 2 &&
           d.status?.replicas === 2 &&
@@ -282,7 +287,7 @@ describe('operator: lifetime, restarts and access rules', function () {
     assert.equal(condition(expired, 'Ready')?.status, 'False');
     assert.ok(await connectRefused(port), 'the listener is closed');
     await poll('an Expired Event', 5_000, async () =>
-      (await cluster.core.listNamespacedEvent(ns)).body.items.some(
+      (await cluster.core.listNamespacedEvent({ namespace: ns })).items.some(
         (e) => e.reason === 'Expired' && e.involvedObject.name === 'short',
       ),
     );

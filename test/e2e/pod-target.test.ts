@@ -128,8 +128,8 @@ describe('operator: pod targets end to end', function () {
       sha256(payload),
     );
     await poll('an Event that tells of the failure', 5_000, async () => {
-      const events = await cluster.core.listNamespacedEvent(ns);
-      return events.body.items.some(
+      const events = await cluster.core.listNamespacedEvent({ namespace: ns });
+      return events.items.some(
         (e) =>
           e.involvedObject.name === 'db' &&
           e.type === 'Warning' &&
@@ -191,7 +191,7 @@ describe('operator: pod targets end to end', function () {
     const ready = await waitForStatus(cluster, ns, 'comeback', 'Ready', (p) => p.status?.phase === 'Ready');
     const port = ready.status!.endpoints![0].localPort;
 
-    await cluster.core.deleteNamespacedPod('comeback', ns, undefined, undefined, 0);
+    await cluster.core.deleteNamespacedPod({ name: 'comeback', namespace: ns, gracePeriodSeconds: 0 });
     const degraded = await waitForStatus(
       cluster,
       ns,
@@ -204,7 +204,7 @@ describe('operator: pod targets end to end', function () {
     assert.equal(condition(degraded, 'Stalled'), undefined, 'not stalled: the pod may come back');
 
     await poll('the pod to be gone', 10_000, async () =>
-      cluster.core.readNamespacedPod('comeback', ns).then(
+      cluster.core.readNamespacedPod({ name: 'comeback', namespace: ns }).then(
         () => false,
         () => true,
       ),

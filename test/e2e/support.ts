@@ -1,4 +1,5 @@
 // Helpers of the end-to-end suites: PortForward objects through the real API, waits on their status.
+import * as k8s from '@kubernetes/client-node';
 import * as net from 'node:net';
 import { PortForward, PortForwardSpec } from '../../src/api/v1alpha1';
 import { poll, TestCluster } from '../env/cluster';
@@ -15,25 +16,23 @@ export async function applyPortForward(
     metadata: { name, namespace: ns },
     spec,
   };
-  const res = await cluster.custom.createNamespacedCustomObject(
-    'portforward.dev',
-    'v1alpha1',
-    ns,
-    'portforwards',
+  return (await cluster.custom.createNamespacedCustomObject({
+    group: 'portforward.dev',
+    version: 'v1alpha1',
+    namespace: ns,
+    plural: 'portforwards',
     body,
-  );
-  return res.body as PortForward;
+  })) as PortForward;
 }
 
 export async function getPortForward(cluster: TestCluster, ns: string, name: string): Promise<PortForward> {
-  const res = await cluster.custom.getNamespacedCustomObject(
-    'portforward.dev',
-    'v1alpha1',
-    ns,
-    'portforwards',
+  return (await cluster.custom.getNamespacedCustomObject({
+    group: 'portforward.dev',
+    version: 'v1alpha1',
+    namespace: ns,
+    plural: 'portforwards',
     name,
-  );
-  return res.body as PortForward;
+  })) as PortForward;
 }
 
 /** JSON merge patch of the spec. */
@@ -44,21 +43,26 @@ export async function patchSpec(
   spec: Partial<PortForwardSpec>,
 ): Promise<void> {
   await cluster.custom.patchNamespacedCustomObject(
-    'portforward.dev',
-    'v1alpha1',
-    ns,
-    'portforwards',
-    name,
-    { spec },
-    undefined,
-    undefined,
-    undefined,
-    { headers: { 'Content-Type': 'application/merge-patch+json' } },
+    {
+      group: 'portforward.dev',
+      version: 'v1alpha1',
+      namespace: ns,
+      plural: 'portforwards',
+      name,
+      body: { spec },
+    },
+    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
   );
 }
 
 export async function deletePortForward(cluster: TestCluster, ns: string, name: string): Promise<void> {
-  await cluster.custom.deleteNamespacedCustomObject('portforward.dev', 'v1alpha1', ns, 'portforwards', name);
+  await cluster.custom.deleteNamespacedCustomObject({
+    group: 'portforward.dev',
+    version: 'v1alpha1',
+    namespace: ns,
+    plural: 'portforwards',
+    name,
+  });
 }
 
 /** Polls the PortForward until `check` holds; returns it. The error names the last status seen. */

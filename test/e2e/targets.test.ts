@@ -24,14 +24,17 @@ describe('operator: target kinds', function () {
         app: 'web',
       });
     }
-    await cluster.core.createNamespacedService(ns, {
-      metadata: { name: 'web' },
-      spec: {
-        selector: { app: 'web' },
-        ports: [
-          { name: 'http', port: 80, targetPort: 'http' },
-          { name: 'alt', port: 81, targetPort: 8080 },
-        ],
+    await cluster.core.createNamespacedService({
+      namespace: ns,
+      body: {
+        metadata: { name: 'web' },
+        spec: {
+          selector: { app: 'web' },
+          ports: [
+            { name: 'http', port: 80, targetPort: 'http' },
+            { name: 'alt', port: 81, targetPort: 8080 },
+          ],
+        },
       },
     });
     op = await startOperator({ kubeconfig: cluster.state.kubeconfig, namespaces: [ns] });
@@ -109,16 +112,19 @@ describe('operator: target kinds', function () {
   it('forwards to the pods of a Deployment (created by kube-controller-manager)', async function () {
     await cluster.forwardNamespacePods(ns, 9000, servers.any.port);
     const apps = cluster.kc.makeApiClient((await import('@kubernetes/client-node')).AppsV1Api);
-    await apps.createNamespacedDeployment(ns, {
-      metadata: { name: 'api' },
-      spec: {
-        replicas: 2,
-        selector: { matchLabels: { app: 'api' } },
-        template: {
-          metadata: { labels: { app: 'api' } },
-          spec: {
-            nodeName: NODE_NAME,
-            containers: [{ name: 'api', image: 'registry.invalid/api', ports: [{ containerPort: 9000 }] }],
+    await apps.createNamespacedDeployment({
+      namespace: ns,
+      body: {
+        metadata: { name: 'api' },
+        spec: {
+          replicas: 2,
+          selector: { matchLabels: { app: 'api' } },
+          template: {
+            metadata: { labels: { app: 'api' } },
+            spec: {
+              nodeName: NODE_NAME,
+              containers: [{ name: 'api', image: 'registry.invalid/api', ports: [{ containerPort: 9000 }] }],
+            },
           },
         },
       },
@@ -134,19 +140,22 @@ describe('operator: target kinds', function () {
 
   it('forwards to the pods of a StatefulSet, with a named container port', async function () {
     const apps = cluster.kc.makeApiClient((await import('@kubernetes/client-node')).AppsV1Api);
-    await apps.createNamespacedStatefulSet(ns, {
-      metadata: { name: 'db' },
-      spec: {
-        serviceName: 'db',
-        replicas: 1,
-        selector: { matchLabels: { app: 'db' } },
-        template: {
-          metadata: { labels: { app: 'db' } },
-          spec: {
-            nodeName: NODE_NAME,
-            containers: [
-              { name: 'db', image: 'registry.invalid/db', ports: [{ name: 'sql', containerPort: 9000 }] },
-            ],
+    await apps.createNamespacedStatefulSet({
+      namespace: ns,
+      body: {
+        metadata: { name: 'db' },
+        spec: {
+          serviceName: 'db',
+          replicas: 1,
+          selector: { matchLabels: { app: 'db' } },
+          template: {
+            metadata: { labels: { app: 'db' } },
+            spec: {
+              nodeName: NODE_NAME,
+              containers: [
+                { name: 'db', image: 'registry.invalid/db', ports: [{ name: 'sql', containerPort: 9000 }] },
+              ],
+            },
           },
         },
       },

@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { statusCode } from '../../src/kube/client';
 import { NODE_NAME, readState, TestEnvState } from './controlplane';
 import { TestEnvError } from './errors';
 import { stateDir } from './paths';
@@ -64,16 +65,18 @@ export class TestCluster {
   /** A new namespace with a unique name, ready for pods (its default ServiceAccount exists). */
   async createNamespace(prefix: string): Promise<string> {
     const name = `${prefix}-${crypto.randomBytes(3).toString('hex')}`;
-    await this.core.createNamespace({ metadata: { name, labels: { 'portforward.dev/test': 'true' } } });
+    await this.core.createNamespace({
+      body: { metadata: { name, labels: { 'portforward.dev/test': 'true' } } },
+    });
     await poll(`ServiceAccount ${name}/default`, 30_000, async () => {
-      await this.core.readNamespacedServiceAccount('default', name);
+      await this.core.readNamespacedServiceAccount({ name: 'default', namespace: name });
       return true;
     });
     return name;
   }
 
   async deleteNamespace(name: string): Promise<void> {
-    await this.core.deleteNamespace(name).catch(() => undefined);
+    await this.core.deleteNamespace({ name }).catch(() => undefined);
   }
 
   /**
@@ -86,33 +89,49 @@ export class TestCluster {
     ports: PodPort[],
     labels: Record<string, string> = {},
   ): Promise<k8s.V1Pod> {
-    // A pod re-created under the same name gets its forwards anew.
+    // A pod re-created under the same name gets its forwards anew. A ClusterPortForward selecting
+    // this one pod, not kwok's namespaced PortForward, whose CRD would shadow ours (controlplane.ts).
+    const forward = podForwardName(ns, name);
     await this.custom
-      .deleteNamespacedCustomObject('kwok.x-k8s.io', 'v1alpha1', ns, 'portforwards', name)
+      .deleteClusterCustomObject({
+        group: 'kwok.x-k8s.io',
+        version: 'v1alpha1',
+        plural: 'clusterportforwards',
+        name: forward,
+      })
       .catch(() => undefined);
-    await this.custom.createNamespacedCustomObject('kwok.x-k8s.io', 'v1alpha1', ns, 'portforwards', {
-      apiVersion: 'kwok.x-k8s.io/v1alpha1',
-      kind: 'PortForward',
-      metadata: { name, namespace: ns },
-      spec: {
-        forwards: ports.map((p) =>
-          p.command
-            ? { ports: [p.port], command: p.command }
-            : { ports: [p.port], target: { port: p.targetPort, address: '127.0.0.1' } },
-        ),
+    await this.custom.createClusterCustomObject({
+      group: 'kwok.x-k8s.io',
+      version: 'v1alpha1',
+      plural: 'clusterportforwards',
+      body: {
+        apiVersion: 'kwok.x-k8s.io/v1alpha1',
+        kind: 'ClusterPortForward',
+        metadata: { name: forward },
+        spec: {
+          selector: { matchNamespaces: [ns], matchNames: [name] },
+          forwards: ports.map((p) =>
+            p.command
+              ? { ports: [p.port], command: p.command }
+              : { ports: [p.port], target: { port: p.targetPort, address: '127.0.0.1' } },
+          ),
+        },
       },
     });
-    await this.core.createNamespacedPod(ns, {
-      metadata: { name, namespace: ns, labels },
-      spec: {
-        nodeName: NODE_NAME,
-        containers: [
-          {
-            name: 'app',
-            image: 'registry.invalid/fake:latest', // never pulled: kwok plays the kubelet
-            ports: ports.map((p) => ({ containerPort: p.port, ...(p.name ? { name: p.name } : {}) })),
-          },
-        ],
+    await this.core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name, namespace: ns, labels },
+        spec: {
+          nodeName: NODE_NAME,
+          containers: [
+            {
+              name: 'app',
+              image: 'registry.invalid/fake:latest', // never pulled: kwok plays the kubelet
+              ports: ports.map((p) => ({ containerPort: p.port, ...(p.name ? { name: p.name } : {}) })),
+            },
+          ],
+        },
       },
     });
     return this.waitPodReady(ns, name);
@@ -123,27 +142,37 @@ export class TestCluster {
    * are not known in advance) to a local TCP port: a kwok ClusterPortForward for that namespace.
    */
   async forwardNamespacePods(ns: string, port: number, targetPort: number): Promise<void> {
-    await this.custom.createClusterCustomObject('kwok.x-k8s.io', 'v1alpha1', 'clusterportforwards', {
-      apiVersion: 'kwok.x-k8s.io/v1alpha1',
-      kind: 'ClusterPortForward',
-      metadata: { name: `${ns}-${port}` },
-      spec: {
-        selector: { matchNamespaces: [ns] },
-        forwards: [{ ports: [port], target: { port: targetPort, address: '127.0.0.1' } }],
+    await this.custom.createClusterCustomObject({
+      group: 'kwok.x-k8s.io',
+      version: 'v1alpha1',
+      plural: 'clusterportforwards',
+      body: {
+        apiVersion: 'kwok.x-k8s.io/v1alpha1',
+        kind: 'ClusterPortForward',
+        metadata: { name: `${ns}-${port}` },
+        spec: {
+          selector: { matchNamespaces: [ns] },
+          forwards: [{ ports: [port], target: { port: targetPort, address: '127.0.0.1' } }],
+        },
       },
     });
   }
 
   async deleteNamespacePodForwards(ns: string, port: number): Promise<void> {
     await this.custom
-      .deleteClusterCustomObject('kwok.x-k8s.io', 'v1alpha1', 'clusterportforwards', `${ns}-${port}`)
+      .deleteClusterCustomObject({
+        group: 'kwok.x-k8s.io',
+        version: 'v1alpha1',
+        plural: 'clusterportforwards',
+        name: `${ns}-${port}`,
+      })
       .catch(() => undefined);
   }
 
   async waitPodReady(ns: string, name: string, timeoutMs = 30_000): Promise<k8s.V1Pod> {
     let pod: k8s.V1Pod | undefined;
     await poll(`pod ${ns}/${name} Running and Ready`, timeoutMs, async () => {
-      pod = (await this.core.readNamespacedPod(name, ns)).body;
+      pod = await this.core.readNamespacedPod({ name, namespace: ns });
       const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
       return pod.status?.phase === 'Running' && !!ready;
     });
@@ -158,13 +187,17 @@ export class TestCluster {
 
   /** A token for a ServiceAccount (created if missing), from the TokenRequest API. */
   async mintServiceAccountToken(ns: string, name: string): Promise<string> {
-    await this.core.createNamespacedServiceAccount(ns, { metadata: { name } }).catch((err: unknown) => {
-      if ((err as { statusCode?: number }).statusCode !== 409) throw err;
+    await this.core
+      .createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name } } })
+      .catch((err: unknown) => {
+        if (statusCode(err) !== 409) throw err;
+      });
+    const res = await this.core.createNamespacedServiceAccountToken({
+      name,
+      namespace: ns,
+      body: { spec: { audiences: [], expirationSeconds: 3600 } },
     });
-    const res = await this.core.createNamespacedServiceAccountToken(name, ns, {
-      spec: { audiences: [], expirationSeconds: 3600 },
-    });
-    const token = res.body.status?.token;
+    const token = res.status?.token;
     if (!token) throw new TestEnvError(`TokenRequest for ${ns}/${name} returned no token`);
     return token;
   }
@@ -248,4 +281,9 @@ export async function poll(what: string, timeoutMs: number, check: () => Promise
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The kwok ClusterPortForward that serves one pod's ports (cluster-scoped, so namespace and name). */
+export function podForwardName(ns: string, pod: string): string {
+  return `pod.${ns}.${pod}`;
 }

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { loadAll } from 'js-yaml';
 import { Assets, ensureAssets } from './assets';
 import { TestEnvError } from './errors';
 import { repoRoot, stateDir } from './paths';
@@ -212,18 +213,18 @@ async function start(
     `--root-ca-file=${path.join(pki, 'apiserver.crt')}`,
   ]);
 
-  // 5. kwok as the kubelet of kwok-node-0, serving port-forward from kwok PortForward objects.
+  // 5. kwok as the kubelet of kwok-node-0, serving port-forward from kwok ClusterPortForward objects.
+  // Only that CRD: kwok's namespaced `portforwards.kwok.x-k8s.io` would shadow this project's
+  // `portforwards` in `kubectl get portforwards` and `kubectl describe portforward NAME`.
   const kwokPort = await freePort();
   const kubectl = (args: string[], input?: string): string =>
     runKubectl(assets.bin.kubectl, kubeconfig, args, input);
-  kubectl(['apply', '--server-side', '-f', assets.kwokCrds]);
-  kubectl([
-    'wait',
-    '--for=condition=Established',
-    '--timeout=30s',
-    'crd/portforwards.kwok.x-k8s.io',
-    'crd/clusterportforwards.kwok.x-k8s.io',
-  ]);
+  const kwokCrds = (
+    loadAll(fs.readFileSync(assets.kwokCrds, 'utf8')) as { metadata?: { name?: string } }[]
+  ).filter((d) => d?.metadata?.name === 'clusterportforwards.kwok.x-k8s.io');
+  if (kwokCrds.length !== 1) throw new TestEnvError(`${assets.kwokCrds} has no ClusterPortForward CRD`);
+  kubectl(['apply', '--server-side', '-f', '-'], JSON.stringify(kwokCrds[0]));
+  kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/clusterportforwards.kwok.x-k8s.io']);
   const kwok = run('kwok', assets.bin.kwok, [
     `--kubeconfig=${kubeconfig}`,
     `--config=${assets.kwokStages}`,
@@ -231,7 +232,7 @@ async function start(
     '--node-ip=127.0.0.1',
     `--node-port=${kwokPort}`,
     `--server-address=127.0.0.1:${kwokPort}`,
-    '--enable-crds=PortForward,ClusterPortForward',
+    '--enable-crds=ClusterPortForward',
     '--cidr=10.244.0.1/16',
   ]);
   await waitReady(

@@ -176,9 +176,9 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
 
     it('runs 2 non-root, read-only, capability-free replicas that the restricted Pod Security level admits', async function () {
       ok(applyDeploy(), 'kubectl apply -k deploy/');
-      const dep = (
-        await cluster.kc.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment('portforward-operator', NS)
-      ).body;
+      const dep = await cluster.kc
+        .makeApiClient(k8s.AppsV1Api)
+        .readNamespacedDeployment({ name: 'portforward-operator', namespace: NS });
       assert.equal(dep.spec?.replicas, 2);
       const pod = dep.spec?.template.spec ?? { containers: [] };
       assert.equal(pod.containers.length, 1);
@@ -209,26 +209,28 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
 
       // The ReplicaSet controller creates the pods through Pod Security admission (enforce: restricted).
       await poll('the 2 operator pods to be created', 30_000, async () => {
-        const pods = await cluster.core.listNamespacedPod(
-          NS,
-          undefined,
-          undefined,
-          undefined,
-          undefined,
-          'app.kubernetes.io/name=portforward-operator',
-        );
-        return pods.body.items.length === 2;
+        const pods = await cluster.core.listNamespacedPod({
+          namespace: NS,
+          labelSelector: 'app.kubernetes.io/name=portforward-operator',
+        });
+        return pods.items.length === 2;
       });
-      const ns = (await cluster.core.readNamespace(NS)).body;
+      const ns = await cluster.core.readNamespace({ name: NS });
       assert.equal(ns.metadata?.labels?.['pod-security.kubernetes.io/enforce'], 'restricted');
     });
 
     it('ships a headless Service that routes to ready (leader) pods only, and a metrics Service for all', async function () {
       ok(applyDeploy(), 'kubectl apply -k deploy/');
-      const forwards = (await cluster.core.readNamespacedService('portforward-operator', NS)).body;
+      const forwards = await cluster.core.readNamespacedService({
+        name: 'portforward-operator',
+        namespace: NS,
+      });
       assert.equal(forwards.spec?.clusterIP, 'None');
       assert.ok(!forwards.spec?.publishNotReadyAddresses);
-      const metrics = (await cluster.core.readNamespacedService('portforward-operator-metrics', NS)).body;
+      const metrics = await cluster.core.readNamespacedService({
+        name: 'portforward-operator-metrics',
+        namespace: NS,
+      });
       assert.equal(metrics.spec?.publishNotReadyAddresses, true);
       assert.deepEqual(
         metrics.spec?.ports?.map((p) => [p.name, p.port]),
@@ -297,10 +299,13 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
       const ns = await namespace('deploy-agg');
       const rbac = cluster.rbac;
       for (const role of ['admin', 'edit', 'view']) {
-        await rbac.createNamespacedRoleBinding(ns, {
-          metadata: { name: `${role}-user` },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
-          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: `${role}-user` }],
+        await rbac.createNamespacedRoleBinding({
+          namespace: ns,
+          body: {
+            metadata: { name: `${role}-user` },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+            subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: `${role}-user` }],
+          },
         });
       }
       const pf = 'portforwards.portforward.dev';
@@ -339,20 +344,26 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
       user = `alice-${crypto.randomBytes(3).toString('hex')}`;
       kubeconfig = cluster.kubeconfigFor(cluster.mintUserToken(user, ['pf-users']));
       // May manage PortForwards in ns, may not port-forward.
-      await cluster.rbac.createNamespacedRole(ns, {
-        metadata: { name: 'portforward-user' },
-        rules: [
-          {
-            apiGroups: ['portforward.dev'],
-            resources: ['portforwards'],
-            verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'],
-          },
-        ],
+      await cluster.rbac.createNamespacedRole({
+        namespace: ns,
+        body: {
+          metadata: { name: 'portforward-user' },
+          rules: [
+            {
+              apiGroups: ['portforward.dev'],
+              resources: ['portforwards'],
+              verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'],
+            },
+          ],
+        },
       });
-      await cluster.rbac.createNamespacedRoleBinding(ns, {
-        metadata: { name: 'portforward-user' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'portforward-user' },
-        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+      await cluster.rbac.createNamespacedRoleBinding({
+        namespace: ns,
+        body: {
+          metadata: { name: 'portforward-user' },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'portforward-user' },
+          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+        },
       });
       await poll('the policy to be in force', 30_000, () => {
         const res = cluster.kubectl(['apply', '--dry-run=server', '-f', '-'], {
@@ -387,11 +398,14 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'may-port-forward' },
         subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
       };
-      await cluster.rbac.createNamespacedRole(ns, {
-        metadata: { name: 'may-port-forward' },
-        rules: [{ apiGroups: [''], resources: ['pods/portforward'], verbs: ['create'] }],
+      await cluster.rbac.createNamespacedRole({
+        namespace: ns,
+        body: {
+          metadata: { name: 'may-port-forward' },
+          rules: [{ apiGroups: [''], resources: ['pods/portforward'], verbs: ['create'] }],
+        },
       });
-      await cluster.rbac.createNamespacedRoleBinding(ns, binding);
+      await cluster.rbac.createNamespacedRoleBinding({ namespace: ns, body: binding });
       await poll('the PortForward to be admitted', 15_000, () =>
         Promise.resolve(
           cluster.kubectl(['apply', '-f', '-'], { kubeconfig, input: portForwardManifest(ns, 'web') })
@@ -399,7 +413,7 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
         ),
       );
 
-      await cluster.rbac.deleteNamespacedRoleBinding('may-port-forward', ns);
+      await cluster.rbac.deleteNamespacedRoleBinding({ name: 'may-port-forward', namespace: ns });
       const changed = JSON.parse(portForwardManifest(ns, 'web')) as { spec: { ports: object[] } };
       changed.spec.ports = [{ port: 9090 }];
       await poll('a spec change to be refused', 15_000, () => {
@@ -420,10 +434,13 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
 
     it('admits a user holding the built-in edit role (which includes port-forward)', async function () {
       const editor = `ed-${crypto.randomBytes(3).toString('hex')}`;
-      await cluster.rbac.createNamespacedRoleBinding(ns, {
-        metadata: { name: editor },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
-        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: editor }],
+      await cluster.rbac.createNamespacedRoleBinding({
+        namespace: ns,
+        body: {
+          metadata: { name: editor },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: editor }],
+        },
       });
       const kc = cluster.kubeconfigFor(cluster.mintUserToken(editor));
       await poll('the edit role to include PortForwards', 30_000, () =>
@@ -491,8 +508,8 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
       await applyPortForward(cluster, ns, 'nowhere', { target: { pod: 'nope' }, ports: [{ port: 8080 }] });
       await waitForStatus(cluster, ns, 'nowhere', 'Degraded', (p) => p.status?.phase === 'Degraded', 15_000);
       await poll('a Warning Event from the operator', 10_000, async () => {
-        const events = await cluster.kc.makeApiClient(k8s.EventsV1Api).listNamespacedEvent(ns);
-        return events.body.items.some(
+        const events = await cluster.kc.makeApiClient(k8s.EventsV1Api).listNamespacedEvent({ namespace: ns });
+        return events.items.some(
           (e) =>
             e.regarding?.name === 'nowhere' &&
             e.type === 'Warning' &&
@@ -528,19 +545,19 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
       try {
         await poll('the ServiceAccount to lead', 15_000, () => Promise.resolve(elector.isLeader()));
         const coordination = cluster.kc.makeApiClient(k8s.CoordinationV1Api);
-        const first = (await coordination.readNamespacedLease(DEFAULT_LEASE_NAME, NS)).body;
+        const first = await coordination.readNamespacedLease({ name: DEFAULT_LEASE_NAME, namespace: NS });
         assert.equal(first.spec?.holderIdentity, identity);
         await poll('a renewal', 5_000, async () => {
-          const now = (await coordination.readNamespacedLease(DEFAULT_LEASE_NAME, NS)).body;
+          const now = await coordination.readNamespacedLease({ name: DEFAULT_LEASE_NAME, namespace: NS });
           return now.metadata?.resourceVersion !== first.metadata?.resourceVersion;
         });
         assert.equal(elector.isLeader(), true);
       } finally {
         await elector.stop({ release: true });
       }
-      const released = (
-        await cluster.kc.makeApiClient(k8s.CoordinationV1Api).readNamespacedLease(DEFAULT_LEASE_NAME, NS)
-      ).body;
+      const released = await cluster.kc
+        .makeApiClient(k8s.CoordinationV1Api)
+        .readNamespacedLease({ name: DEFAULT_LEASE_NAME, namespace: NS });
       assert.equal(released.spec?.holderIdentity ?? '', '');
     });
   });

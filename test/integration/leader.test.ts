@@ -119,7 +119,7 @@ describe('LeaderElector on the real API server', function () {
 
   const leaseName = (): string => `lease-${crypto.randomBytes(3).toString('hex')}`;
   const readLease = async (name: string): Promise<k8s.V1Lease> =>
-    (await coordination.readNamespacedLease(name, ns)).body;
+    await coordination.readNamespacedLease({ name, namespace: ns });
   const until = (what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> =>
     poll(what, timeoutMs, () => Promise.resolve(check()));
 
@@ -185,7 +185,7 @@ describe('LeaderElector on the real API server', function () {
     await until('a to lead', () => a.isLeader());
     const lease = await readLease(name);
     lease.spec = { ...lease.spec, holderIdentity: 'usurper' };
-    await coordination.replaceNamespacedLease(name, ns, lease);
+    await coordination.replaceNamespacedLease({ name, namespace: ns, body: lease });
     const t0 = Date.now();
     await until('a to step down', () => !a.isLeader(), 5000);
     assert.ok(Date.now() - t0 < 1500, `at the next renewal, ${Date.now() - t0} ms`);

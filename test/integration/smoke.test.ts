@@ -23,7 +23,7 @@ describe('test control plane', function () {
   });
 
   it(`has node ${NODE_NAME} Ready, played by kwok`, async function () {
-    const node = (await cluster.core.readNode(NODE_NAME)).body;
+    const node = await cluster.core.readNode({ name: NODE_NAME });
     const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
     assert.equal(ready?.status, 'True');
     assert.ok(node.status?.daemonEndpoints?.kubeletEndpoint?.Port, 'the node advertises a kubelet port');
@@ -120,17 +120,23 @@ describe('test control plane', function () {
       assert.match(refused, /mallory/);
 
       // Granting the group the right proves the refusal was RBAC, and that groups reach the authorizer.
-      await cluster.rbac.createNamespacedRole(ns, {
-        metadata: { name: 'port-forward' },
-        rules: [
-          { apiGroups: [''], resources: ['pods/portforward'], verbs: ['get', 'create'] },
-          { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
-        ],
+      await cluster.rbac.createNamespacedRole({
+        namespace: ns,
+        body: {
+          metadata: { name: 'port-forward' },
+          rules: [
+            { apiGroups: [''], resources: ['pods/portforward'], verbs: ['get', 'create'] },
+            { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+          ],
+        },
       });
-      await cluster.rbac.createNamespacedRoleBinding(ns, {
-        metadata: { name: 'testers-port-forward' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'port-forward' },
-        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'testers' }],
+      await cluster.rbac.createNamespacedRoleBinding({
+        namespace: ns,
+        body: {
+          metadata: { name: 'testers-port-forward' },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'port-forward' },
+          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'testers' }],
+        },
       });
       await poll('RBAC to allow the group', 10_000, () =>
         Promise.resolve(

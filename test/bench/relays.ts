@@ -1,0 +1,259 @@
+// The relaying processes the benchmark compares, started the way users run them: the operator
+// (`node <main.js>`, one process per transport) and the pinned `kubectl port-forward` with several
+// ports at once. Also the process CPU counters of /proc and free local port ranges.
+//
+// Adapted from test/support/operator.ts and TestCluster.portForward (test/env/cluster.ts): the
+// benchmark needs what those do not offer (a start-up that reports a rejected flag instead of
+// throwing, the operator's main file chosen at run time, every "Forwarding from" line of kubectl).
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { poll } from '../env/cluster';
+import { repoRoot } from '../env/paths';
+import { freePort, httpGet } from '../env/procs';
+
+/** The operator entry point: BENCH_OPERATOR, else build/src/main.js (compiled with the benchmark). */
+export function operatorMain(): string {
+  return path.resolve(process.env.BENCH_OPERATOR || path.join(repoRoot, 'build', 'src', 'main.js'));
+}
+
+export interface OperatorProcess {
+  child: ChildProcess;
+  pid: number;
+  logFile: string;
+  healthPort: number;
+  portRange: PortRange;
+  exitCode(): number | null | undefined;
+  alive(): boolean;
+  /** SIGTERM and wait for the exit. */
+  stop(): Promise<void>;
+  /** SIGKILL: a crash. */
+  kill(): Promise<void>;
+}
+
+export type OperatorStart =
+  | { ok: true; op: OperatorProcess }
+  /** Exited during start-up; code 2 is the operator's answer to a bad flag. */
+  | { ok: false; code: number | null; firstLine: string; logFile: string };
+
+export interface PortRange {
+  min: number;
+  max: number;
+}
+
+let counter = 0;
+
+export async function startOperator(opts: {
+  kubeconfig: string;
+  namespaces: string[];
+  portRange: PortRange;
+  logDir: string;
+  extraArgs?: string[];
+  label?: string;
+  timeoutMs?: number;
+}): Promise<OperatorStart> {
+  const healthPort = await freePort();
+  const logFile = path.join(opts.logDir, `${opts.label ?? 'operator'}-${process.pid}-${counter++}.log`);
+  fs.mkdirSync(opts.logDir, { recursive: true });
+  const out = fs.openSync(logFile, 'a');
+  const args = [
+    operatorMain(),
+    `--kubeconfig=${opts.kubeconfig}`,
+    ...opts.namespaces.map((n) => `--namespace=${n}`),
+    `--port-range=${opts.portRange.min}-${opts.portRange.max}`,
+    '--metrics-bind-address=0',
+    `--health-probe-bind-address=127.0.0.1:${healthPort}`,
+    '--log-format=json',
+    '--log-level=info',
+    '--status-interval=5s',
+    ...(opts.extraArgs ?? []),
+  ];
+  // The transport is the benchmark's to choose: --transport, never a PFO_TRANSPORT left in the shell.
+  const env = { ...process.env };
+  delete env.PFO_TRANSPORT;
+  const child = spawn(process.execPath, args, { stdio: ['ignore', out, out], env });
+  fs.closeSync(out);
+  let code: number | null | undefined;
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', (c) => {
+      code = c; // null after a signal
+      resolve();
+    }),
+  );
+  const stopWith = async (signal: NodeJS.Signals): Promise<void> => {
+    if (code === undefined) child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  const op: OperatorProcess = {
+    child,
+    pid: child.pid!,
+    logFile,
+    healthPort,
+    portRange: opts.portRange,
+    exitCode: () => code,
+    alive: () => code === undefined,
+    stop: () => stopWith('SIGTERM'),
+    kill: () => stopWith('SIGKILL'),
+  };
+  try {
+    await poll('the operator to be ready', opts.timeoutMs ?? 30_000, async () => {
+      if (!op.alive()) return true;
+      return (await httpGet(`http://127.0.0.1:${healthPort}/readyz`)).status === 200;
+    });
+  } catch (err) {
+    await op.kill();
+    throw new Error(`${(err as Error).message}; the operator's log: ${logFile}`, { cause: err });
+  }
+  if (!op.alive()) {
+    await exited;
+    const text = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
+    return { ok: false, code: code ?? null, firstLine: text.trim().split('\n')[0] ?? '', logFile };
+  }
+  return { ok: true, op };
+}
+
+/** The last lines of a log file, for a failure message. */
+export function tail(file: string, lines = 5): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n    ');
+  } catch {
+    return '(no log)';
+  }
+}
+
+export interface KubectlRelay {
+  pid: number;
+  /** Remote (pod) port -> local port. */
+  localPorts: Map<number, number>;
+  alive(): boolean;
+  /** The last few KiB kubectl printed on stderr. */
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+/** `kubectl port-forward -n ns pod/name :p1 :p2 ...` with default settings, until every port is bound. */
+export async function startKubectl(opts: {
+  kubectl: string;
+  kubeconfig: string;
+  namespace: string;
+  pod: string;
+  ports: number[];
+  timeoutMs?: number;
+}): Promise<KubectlRelay> {
+  const child = spawn(
+    opts.kubectl,
+    [
+      '--kubeconfig',
+      opts.kubeconfig,
+      'port-forward',
+      '-n',
+      opts.namespace,
+      `pod/${opts.pod}`,
+      ...opts.ports.map((p) => `:${p}`),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const localPorts = new Map<number, number>();
+  let stdout = '';
+  let stderr = '';
+  let code: number | null | undefined;
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', (c) => {
+      code = c;
+      resolve();
+    }),
+  );
+  // "Handling connection for N" comes once per connection: keep only what is needed.
+  child.stdout.setEncoding('utf8').on('data', (c: string) => {
+    if (localPorts.size === opts.ports.length) return;
+    stdout += c;
+    for (const m of stdout.matchAll(/Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)/g)) {
+      localPorts.set(Number(m[2]), Number(m[1]));
+    }
+  });
+  child.stderr.setEncoding('utf8').on('data', (c: string) => {
+    stderr = (stderr + c).slice(-4096);
+  });
+  const relay: KubectlRelay = {
+    pid: child.pid!,
+    localPorts,
+    alive: () => code === undefined,
+    stderr: () => stderr,
+    stop: async () => {
+      if (code === undefined) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  try {
+    await poll(
+      'kubectl port-forward to print "Forwarding from" for every port',
+      opts.timeoutMs ?? 20_000,
+      () => {
+        if (code !== undefined)
+          throw new Error(`kubectl port-forward exited with ${String(code)}: ${stderr.trim()}`);
+        return Promise.resolve(localPorts.size === opts.ports.length);
+      },
+    );
+  } catch (err) {
+    await relay.stop();
+    throw err;
+  }
+  return relay;
+}
+
+let clkTck: number | undefined;
+
+/** Clock ticks per second of /proc's CPU counters (`getconf CLK_TCK`, 100 where that fails). */
+export function clockTicks(): number {
+  if (clkTck === undefined) {
+    try {
+      clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clkTck = 100;
+    }
+  }
+  return clkTck;
+}
+
+/** User + system CPU seconds of a process (all its threads) so far: /proc/PID/stat utime + stime. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks(); // fields 14 and 15 of stat
+  } catch {
+    return NaN;
+  }
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/**
+ * `size` consecutive local ports that are all free now, below the kernel's ephemeral range and outside
+ * the ranges the test suites and the operator's default use (30000-49999, 20000-29999).
+ */
+export async function freePortRange(size: number): Promise<PortRange> {
+  const [lo, hi] = [10_000, 19_999];
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const min = lo + Math.floor(Math.random() * Math.max(1, hi - lo - size));
+    const ports = Array.from({ length: size }, (_, i) => min + i);
+    let ok = true;
+    for (let i = 0; i < ports.length && ok; i += 100) {
+      ok = (await Promise.all(ports.slice(i, i + 100).map(portFree))).every(Boolean);
+    }
+    if (ok) return { min, max: min + size - 1 };
+  }
+  throw new Error(`no ${size} consecutive free ports between ${lo} and ${hi}`);
+}

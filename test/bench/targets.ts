@@ -1,0 +1,122 @@
+// The target servers of the relay benchmark, in a child process of their own (forked by children.ts):
+// kwok maps the benchmark pod's ports to them, and direct TCP reaches them without Kubernetes.
+//
+//   node build/test/bench/targets.js STREAM_BYTES SEED_HEX
+//
+// Guarantees: every write respects backpressure (write() false -> wait for 'drain'); a peer that goes
+// away mid-transfer costs only its own socket. The process exits when the benchmark disconnects.
+import * as crypto from 'node:crypto';
+import * as net from 'node:net';
+import { matchesBlock, parsePushHeader, PUSH_HEADER_BYTES, seededBlock, Verify } from './payload';
+import { GREETING, TargetPorts, TargetsMessage } from './proto';
+
+const streamBytes = Number(process.argv[2]);
+const BLOCK = seededBlock(process.argv[3] ?? '');
+const sockets = new Set<net.Socket>();
+
+function track(s: net.Socket): void {
+  sockets.add(s);
+  s.on('close', () => sockets.delete(s));
+  s.on('error', () => s.destroy());
+}
+
+/** Sends `streamBytes` of the seeded block over and over, then FIN. */
+function source(s: net.Socket): void {
+  let left = streamBytes;
+  const pump = (): void => {
+    while (left > 0 && !s.destroyed) {
+      const n = Math.min(left, BLOCK.length);
+      left -= n;
+      if (!s.write(n === BLOCK.length ? BLOCK : BLOCK.subarray(0, n))) {
+        s.once('drain', pump);
+        return;
+      }
+    }
+    if (!s.destroyed) s.end();
+  };
+  s.resume(); // nothing to read; a client that writes must not stall
+  pump();
+}
+
+/**
+ * Reads the push header (length, check), then that many bytes, checking them against the seeded block
+ * or hashing them; replies "count ok", "count mismatch at OFFSET" or "count SHA256HEX", and a newline.
+ */
+function sink(s: net.Socket): void {
+  let header = Buffer.alloc(0);
+  let expected = -1;
+  let verify: Verify = 'bytes';
+  let count = 0;
+  let mismatch = -1;
+  const hash = crypto.createHash('sha256');
+  s.on('data', (c: Buffer) => {
+    if (expected < 0) {
+      header = Buffer.concat([header, c]);
+      if (header.length < PUSH_HEADER_BYTES) return;
+      ({ bytes: expected, verify } = parsePushHeader(header));
+      c = header.subarray(PUSH_HEADER_BYTES);
+    }
+    const take = Math.min(c.length, expected - count);
+    const part = take === c.length ? c : c.subarray(0, take);
+    if (verify === 'sha256') hash.update(part);
+    else if (mismatch < 0 && !matchesBlock(BLOCK, count, part)) mismatch = count;
+    count += take;
+    if (c.length > take) {
+      s.end(`error: ${c.length - take} bytes beyond the announced ${expected}\n`);
+      return;
+    }
+    if (count === expected) {
+      const verdict =
+        verify === 'sha256' ? hash.digest('hex') : mismatch < 0 ? 'ok' : `mismatch at ${mismatch}`;
+      s.end(`${count} ${verdict}\n`);
+    }
+  });
+}
+
+function greeting(s: net.Socket): void {
+  s.setNoDelay(true);
+  s.write(GREETING);
+  s.resume();
+  s.on('end', () => s.end());
+}
+
+function echo(s: net.Socket): void {
+  s.pipe(s);
+}
+
+async function listen(handler: (s: net.Socket) => void): Promise<number> {
+  const server = net.createServer((s) => {
+    track(s);
+    handler(s);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return (server.address() as net.AddressInfo).port;
+}
+
+async function main(): Promise<void> {
+  if (!Number.isSafeInteger(streamBytes) || streamBytes <= 0) {
+    throw new Error(`targets: STREAM_BYTES must be a positive integer, not ${process.argv[2]}`);
+  }
+  const ports: TargetPorts = {
+    source: await listen(source),
+    sink: await listen(sink),
+    greeting: await listen(greeting),
+    echo: await listen(echo),
+  };
+  const msg: TargetsMessage = { type: 'ready', ports };
+  process.send!(msg);
+}
+
+process.on('disconnect', () => {
+  for (const s of sockets) s.destroy();
+  process.exit(0);
+});
+
+main().catch((err: unknown) => {
+  const msg: TargetsMessage = { type: 'error', error: (err as Error).message };
+  process.send?.(msg);
+  process.exit(1);
+});
