@@ -24,7 +24,7 @@ import { errorMessage, Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
 import { PortAllocator } from './reconcile/ports';
 import { Reconciler } from './reconcile/reconciler';
-import { createRelayEngine, WebSocketDialer } from './relay';
+import { createRelayEngine, kubeTransport } from './relay';
 import type { RelayLogger } from './relay/logger';
 import type { RelayEngine, RelayEvent } from './relay/types';
 
@@ -167,9 +167,10 @@ export class PortForwardOperator extends Operator {
 
   private startServing(): void {
     if (this.term) return;
+    const logger = relayLogger(this.log);
     const relay = createRelayEngine({
-      dialer: new WebSocketDialer(this.kubeConfig),
-      logger: relayLogger(this.log),
+      transport: kubeTransport(this.cfg.transport, this.kubeConfig, { logger }),
+      logger,
     });
     const queue = new WorkQueue({ workers: this.cfg.workers });
     const reconciler = new Reconciler({
@@ -229,7 +230,7 @@ export class PortForwardOperator extends Operator {
 
   private onRelayEvent(term: Term, ev: RelayEvent): void {
     if (ev.type === 'tunnelOpened') {
-      this.metrics.connected(ev.key, ev.connectMs);
+      this.metrics.connected(ev.key, ev.connectMs, ev.transport);
       return;
     }
     if (ev.type === 'tunnelError') {

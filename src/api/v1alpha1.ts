@@ -80,6 +80,8 @@ export interface PortForwardStatus {
   bytesSent?: number;
   bytesReceived?: number;
   retargets?: number;
+  /** How the latest connection reached the pod: spdy, spdy-websocket or websocket. */
+  transport?: string;
   lastError?: { message: string; time: string };
   startTime?: string;
   expiryTime?: string;

@@ -40,6 +40,8 @@ export interface Config {
   holdMs: number;
   /** On SIGTERM: how long open connections may finish after listeners closed. */
   shutdownGraceMs: number;
+  /** How connections reach pods: auto (spdy, then spdy-websocket, then websocket) or one of them. */
+  transport: 'auto' | 'spdy' | 'spdy-websocket' | 'websocket';
 }
 
 interface FlagDef {
@@ -122,6 +124,11 @@ export function flagDefs(): FlagDef[] {
       default: '30s',
     },
     {
+      name: 'transport',
+      help: 'how connections reach pods: auto (spdy, else spdy-websocket, else websocket, chosen once and kept), spdy, spdy-websocket or websocket',
+      default: 'auto',
+    },
+    {
       name: 'status-interval',
       help: 'least time between two counter-only status writes of one PortForward (e.g. 5s)',
       default: '5s',
@@ -201,6 +208,12 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     statusIntervalMs: parseDuration('status-interval', get('status-interval')),
     holdMs: parseDuration('hold-timeout', get('hold-timeout')),
     shutdownGraceMs: parseDuration('shutdown-grace-period', get('shutdown-grace-period')),
+    transport: parseEnum('transport', get('transport'), [
+      'auto',
+      'spdy',
+      'spdy-websocket',
+      'websocket',
+    ] as const),
   };
 }
 

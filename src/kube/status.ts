@@ -25,6 +25,7 @@ const STATUS_FIELDS: (keyof PortForwardStatus)[] = [
   'bytesSent',
   'bytesReceived',
   'retargets',
+  'transport',
   'lastError',
   'startTime',
   'expiryTime',

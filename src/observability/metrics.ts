@@ -35,9 +35,9 @@ export class Metrics {
   });
   readonly connectSeconds = new client.Histogram({
     name: 'portforward_connect_duration_seconds',
-    help: 'Time from accepting a client to its tunnel through the API server being open.',
-    labelNames: PF_LABELS,
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    help: 'Time from accepting a client to relaying it to the pod, by transport (spdy, spdy-websocket, websocket).',
+    labelNames: [...PF_LABELS, 'transport'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
   readonly tunnelErrors = new client.Counter({
@@ -116,8 +116,8 @@ export class Metrics {
     this.retargets.inc(split(key));
   }
 
-  connected(key: string, ms: number): void {
-    this.connectSeconds.observe(split(key), ms / 1000);
+  connected(key: string, ms: number, transport: string): void {
+    this.connectSeconds.observe({ ...split(key), transport }, ms / 1000);
   }
 }
 

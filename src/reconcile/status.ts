@@ -81,6 +81,8 @@ export function buildStatus(input: StatusInput): PortForwardStatus {
     ? { message: stats.lastError.message, time: stats.lastError.time.toISOString() }
     : pf.status?.lastError;
   if (lastError) status.lastError = lastError;
+  const transport = stats?.transport ?? pf.status?.transport;
+  if (transport) status.transport = transport;
   return status;
 }
 

@@ -15,6 +15,8 @@ export { WebSocketDialer, portForwardPath } from './dialer';
 export type { Dialer, KubeDialerOptions, TunnelTarget } from './dialer';
 export { PortForwardError, RelaySpecError } from './errors';
 export { SourceRanges } from './source-ranges';
+export { kubeTransport } from './kube-transports';
+export type { KubeTransportOptions, TransportChoice } from './kube-transports';
 export { TRANSPORT_NAMES } from './transport';
 export type { Transport, TransportName } from './transport';
 export type { RelayLogger } from './logger';

@@ -50,7 +50,12 @@ export class RelayListener {
       pauseOnConnect: true,
       highWaterMark: this.socketBufferBytes,
     });
-    server.on('connection', (socket) => this.onConnection(socket, this));
+    server.on('connection', (socket) => {
+      // Relayed bytes go out as they come: Nagle would hold a small reply for an ACK that may
+      // itself be delayed (a request-response protocol pays up to 40 ms a round trip).
+      socket.setNoDelay(true);
+      this.onConnection(socket, this);
+    });
     this.current = await new Promise<ListenerState>((resolve) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         resolve({

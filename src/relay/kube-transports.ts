@@ -1,0 +1,56 @@
+// The transports of the operator, on the kubeconfig's current context: TLS, credentials and proxy
+// from client-node's applyToHTTPSOptions on every dial (so exec and token-file credentials refresh).
+import type { KubeConfig } from '@kubernetes/client-node';
+import type * as https from 'node:https';
+import { AutoTransport } from './auto-transport';
+import { WebSocketDialer } from './dialer';
+import { RelaySpecError } from './errors';
+import type { RelayLogger } from './logger';
+import { dialSpdy, dialSpdyOverWebSocket, SpdyDialOptions } from './spdy/dial';
+import { SpdyTransport, SpdyTransportOptions } from './spdy-transport';
+import type { Transport, TransportName } from './transport';
+import { DEFAULT_WEBSOCKET_TUNNEL, WebSocketTransport } from './websocket-transport';
+
+export type TransportChoice = TransportName | 'auto';
+
+export interface KubeTransportOptions {
+  logger: RelayLogger;
+  /** Tuning of the SPDY session pools (defaults in spdy-transport.ts). */
+  spdy?: Omit<SpdyTransportOptions, 'name' | 'dial' | 'logger'>;
+}
+
+export function kubeTransport(
+  choice: TransportChoice,
+  kc: KubeConfig,
+  options: KubeTransportOptions,
+): Transport {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new RelaySpecError('the kubeconfig has no current cluster');
+  const dialOptions = (signal: AbortSignal): SpdyDialOptions => ({
+    server: cluster.server,
+    applyOptions: (opts: https.RequestOptions) => kc.applyToHTTPSOptions(opts),
+    signal,
+  });
+  const spdy = (name: 'spdy' | 'spdy-websocket'): SpdyTransport =>
+    new SpdyTransport({
+      ...options.spdy,
+      name,
+      logger: options.logger,
+      dial: (pod, signal) =>
+        (name === 'spdy' ? dialSpdy : dialSpdyOverWebSocket)(
+          { namespace: pod.namespace, pod: pod.name },
+          dialOptions(signal),
+        ),
+    });
+  const websocket = (): WebSocketTransport =>
+    new WebSocketTransport(new WebSocketDialer(kc), DEFAULT_WEBSOCKET_TUNNEL);
+  switch (choice) {
+    case 'spdy':
+    case 'spdy-websocket':
+      return spdy(choice);
+    case 'websocket':
+      return websocket();
+    case 'auto':
+      return new AutoTransport([spdy('spdy'), spdy('spdy-websocket'), websocket()], options.logger);
+  }
+}

@@ -1,0 +1,250 @@
+// The SPDY transport through the relay engine, against the project's fake spdystream server: sessions
+// dialed before they are needed, connections isolated from a session that stalls, half-close carried,
+// node-side errors ending one connection, and AutoTransport's fallback order.
+import * as assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { AutoTransport, transportUnsupported } from './auto-transport';
+import { createRelayEngine } from './engine';
+import { PortForwardError } from './errors';
+import { silentLogger } from './logger';
+import { dialSpdy } from './spdy/dial';
+import { SpdyTransport, SpdyTransportOptions } from './spdy-transport';
+import { FakeSpdyServer, startFakeSpdyServer } from './testing/fake-spdy-server';
+import { connect, readAll, startTcpServer, TcpServer, waitFor } from './testing/harness';
+import type { RelayTunnel, StreamTarget, Transport } from './transport';
+import type { RelayEngine, SessionSpec } from './types';
+
+const ECHO = 8080;
+const SINK = 9090; // a target that accepts and never reads
+const REPLY_ON_END = 7070; // replies with the byte count once the client half-closed
+
+describe('relay SPDY transport (sessions before they are needed) on the fake spdystream server', function () {
+  let echo: TcpServer;
+  let sink: TcpServer;
+  let counter: TcpServer;
+  let fake: FakeSpdyServer;
+  let transport: SpdyTransport;
+  let engine: RelayEngine;
+  let dials = 0;
+
+  function spec(targets = [{ namespace: 'demo', name: 'web' }]): SessionSpec {
+    return {
+      listeners: [
+        { id: 'echo', address: '127.0.0.1', localPort: 0, remotePort: ECHO },
+        { id: 'sink', address: '127.0.0.1', localPort: 0, remotePort: SINK },
+        { id: 'count', address: '127.0.0.1', localPort: 0, remotePort: REPLY_ON_END },
+        { id: 'nothing', address: '127.0.0.1', localPort: 0, remotePort: 1234 },
+      ],
+      targets,
+    };
+  }
+
+  async function start(o: Partial<SpdyTransportOptions> = {}): Promise<Record<string, number>> {
+    transport = new SpdyTransport({
+      name: 'spdy',
+      logger: silentLogger,
+      dial: (pod) => {
+        dials++;
+        return dialSpdy(
+          { namespace: pod.namespace, pod: pod.name },
+          { server: fake.url, applyOptions: fake.applyOptions() },
+        );
+      },
+      ...o,
+    });
+    engine = createRelayEngine({ transport });
+    const states = await engine.ensure('demo/pf', spec());
+    return Object.fromEntries(states.map((s) => [s.id, s.localPort]));
+  }
+
+  async function echoOnce(port: number, payload: Buffer): Promise<Buffer> {
+    const s = await connect(port);
+    s.end(payload);
+    return (await readAll(s)).data;
+  }
+
+  before(async function () {
+    echo = await startTcpServer((s) => s.pipe(s));
+    sink = await startTcpServer((s) => s.pause());
+    counter = await startTcpServer((s) => {
+      let n = 0;
+      s.on('data', (c: Buffer) => (n += c.length));
+      s.on('end', () => s.end(`got ${n}`));
+    });
+    fake = await startFakeSpdyServer({
+      portMap: (_pod, port) =>
+        port === ECHO
+          ? echo.port
+          : port === SINK
+            ? sink.port
+            : port === REPLY_ON_END
+              ? counter.port
+              : undefined,
+    });
+  });
+  beforeEach(function () {
+    dials = 0;
+  });
+  afterEach(async function () {
+    await engine?.close();
+  });
+  after(async function () {
+    await fake.close();
+    await Promise.all([echo.close(), sink.close(), counter.close()]);
+  });
+
+  it('dials a session for a retained pod before any client connects, and reuses it', async function () {
+    const ports = await start();
+    await waitFor('the warm session', () => dials === 1);
+    for (let i = 0; i < 5; i++) {
+      const got = await echoOnce(ports.echo, Buffer.from(`hello ${i}`));
+      assert.equal(got.toString(), `hello ${i}`);
+    }
+    // One warm session, and one more dialed while the first carried a connection: never one per connection.
+    assert.ok(dials <= 2, `${dials} dials for 5 sequential connections`);
+    assert.equal(engine.stats('demo/pf')?.transport, 'spdy');
+  });
+
+  it('passes the client half-close to the pod and closes at once when both sides are done', async function () {
+    const ports = await start();
+    const s = await connect(ports.count);
+    s.write(Buffer.alloc(100_000, 1));
+    s.end(); // FIN: the pod side reads end-of-file and answers
+    const got = await readAll(s);
+    assert.equal(got.data.toString(), 'got 100000');
+    await waitFor(
+      'the connection to stop counting as active',
+      () => engine.stats('demo/pf')?.active === 0,
+      1_000,
+    );
+  });
+
+  it('ends only the failing connection on a node-side error; others on the same session go on', async function () {
+    const ports = await start();
+    const held = await connect(ports.echo);
+    held.write('before');
+    await waitFor('the held echo', () => held.readableLength >= 6);
+    const failed = await connect(ports.nothing);
+    const r = await readAll(failed);
+    assert.equal(r.data.length, 0);
+    await waitFor('the failure in stats', () => (engine.stats('demo/pf')?.failed ?? 0) === 1);
+    assert.equal(engine.stats('demo/pf')?.lastError?.kind, 'nodeError');
+    held.end('after');
+    const rest = await readAll(held);
+    assert.equal(rest.data.toString(), 'beforeafter');
+  });
+
+  it('sends new connections to another session while one stalls, and keeps the stalled ones open', async function () {
+    this.timeout(20_000);
+    const ports = await start();
+    const stalled = await connect(ports.sink);
+    stalled.on('error', () => undefined);
+    // The target never reads: the fake, like spdystream, stops reading that session's socket.
+    const chunk = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < 64; i++) stalled.write(chunk);
+    // Kernel buffers along the way take megabytes; then the session's socket queues in the process.
+    await waitFor(
+      'the stalled session to take no new connections',
+      () => transport.sessions().some((x) => x.streams === 1 && !x.takesNew),
+      10_000,
+    );
+    for (let i = 0; i < 5; i++) {
+      const got = await echoOnce(ports.echo, Buffer.from(`fresh ${i}`));
+      assert.equal(got.toString(), `fresh ${i}`);
+    }
+    assert.equal(stalled.destroyed, false, 'the stalled connection is still open');
+    assert.equal(engine.stats('demo/pf')?.failed, 0);
+    stalled.destroy();
+  });
+
+  it('keeps the connections of a session going away (GOAWAY) and serves new ones on another', async function () {
+    const ports = await start();
+    const held = await connect(ports.echo);
+    held.write('x');
+    await waitFor('the echo', () => held.readableLength >= 1);
+    const before = dials;
+    fake.goAway();
+    const got = await echoOnce(ports.echo, Buffer.from('after goaway'));
+    assert.equal(got.toString(), 'after goaway');
+    held.end('y');
+    assert.equal((await readAll(held)).data.toString(), 'xy');
+    assert.ok(dials > before, 'a new session was dialed');
+  });
+
+  it('closes the sessions of a pod no longer targeted', async function () {
+    await start();
+    await waitFor('the warm session', () => transport.sessions().some((x) => x.open));
+    const closedOne = new Promise<void>((resolve) => {
+      // The fake's own count would include sessions of earlier tests whose peers it stopped reading.
+      const session = transport['pods'].get('demo/web')?.sessions.values().next().value?.session;
+      session?.once('close', () => resolve());
+    });
+    await engine.ensure('demo/pf', spec([]));
+    await closedOne;
+    assert.deepEqual(transport.sessions(), []);
+  });
+});
+
+describe('AutoTransport', function () {
+  const target: StreamTarget = { namespace: 'demo', pod: 'web', port: 80 };
+  const tunnel = { done: Promise.resolve(undefined), bufferedBytes: () => 0, abort: () => undefined };
+
+  function fakeTransport(
+    name: 'spdy' | 'spdy-websocket' | 'websocket',
+    fail?: PortForwardError,
+  ): Transport & { calls: number } {
+    const t = {
+      name,
+      calls: 0,
+      connect: (): Promise<RelayTunnel> => {
+        t.calls++;
+        return fail ? Promise.reject(fail) : Promise.resolve({ ...tunnel, transport: name });
+      },
+      close: () => Promise.resolve(),
+    };
+    return t;
+  }
+
+  it('falls back on a refused upgrade and remembers the transport that worked', async function () {
+    const spdy = fakeTransport('spdy', new PortForwardError('protocol', 'upgrade refused', { status: 400 }));
+    const ws = fakeTransport('websocket');
+    const auto = new AutoTransport([spdy, ws], silentLogger);
+    const socket = new net.Socket();
+    for (let i = 0; i < 3; i++) {
+      const t = await auto.connect(
+        socket,
+        target,
+        { onSent: () => 0, onReceived: () => 0, logger: silentLogger },
+        new AbortController().signal,
+      );
+      assert.equal(t.transport, 'websocket');
+    }
+    assert.equal(spdy.calls, 1);
+    assert.equal(ws.calls, 3);
+    assert.equal(auto.current(), 'websocket');
+    socket.destroy();
+  });
+
+  it('does not fall back on RBAC, a missing pod or a node-side error', async function () {
+    for (const err of [
+      new PortForwardError('forbidden', 'no', { status: 403 }),
+      new PortForwardError('notFound', 'no', { status: 404 }),
+      new PortForwardError('nodeError', 'socat not found'),
+    ]) {
+      assert.equal(transportUnsupported(err), false, err.message);
+      const spdy = fakeTransport('spdy', err);
+      const ws = fakeTransport('websocket');
+      const auto = new AutoTransport([spdy, ws], silentLogger);
+      await assert.rejects(
+        auto.connect(
+          new net.Socket(),
+          target,
+          { onSent: () => 0, onReceived: () => 0, logger: silentLogger },
+          new AbortController().signal,
+        ),
+        (e) => e === err,
+      );
+      assert.equal(ws.calls, 0);
+    }
+  });
+});

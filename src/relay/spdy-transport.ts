@@ -1,0 +1,363 @@
+// SPDY/3.1 sessions to each pod, dialed before they are needed, and the connections they carry
+// (ADR 6). One transport serves one way of dialing a session: a direct `Upgrade: SPDY/3.1`
+// ('spdy') or the same over a WebSocket tunnel ('spdy-websocket').
+//
+// Guarantees
+// - No round trip per connection: a new connection opens its two streams on a session already open
+//   (the SYN_STREAMs and its first bytes leave in one write). Each pod the engine retains has
+//   `warmSessions` sessions with no connection on them, re-dialed (with backoff) when they die.
+// - Isolation: a connection takes a session of its own while one is idle, and shares one (up to
+//   `maxStreamsPerSession` connections) only while a new session is being dialed. A session whose
+//   socket has not drained for `congestedAfterMs`, or that missed a PING reply, takes no new connections:
+//   spdystream has no flow control, and a target that stops reading stalls its whole session.
+// - A slow or stalled target is never cut by the keep-alive: a missed PING only stops new
+//   connections going to that session; its connections go on until the pod or the client ends them.
+//   Dead peers are found by TCP keep-alive (and an idle session that misses a PING is re-dialed).
+// - A session that fails (API server restart, reset, GOAWAY) fails only the connections it carried;
+//   the next connection gets another session.
+// - Sessions to pods no longer retained take no new connections and close once their connections
+//   are done.
+//
+// Caveats
+// - A connection sharing a session with one whose target stalls is slowed with it; only
+//   connections placed after the stall was seen avoid it.
+import type * as net from 'node:net';
+import { PortForwardError } from './errors';
+import type { RelayLogger } from './logger';
+import { openPortForward } from './spdy/portforward';
+import type { SpdySession } from './spdy/session';
+import { SpdyTunnel } from './spdy-tunnel';
+import type { RelayTunnel, StreamTarget, Transport, TunnelHooks } from './transport';
+import type { PodRef } from './types';
+
+export type SessionDialer = (pod: PodRef, signal: AbortSignal) => Promise<SpdySession>;
+
+export interface SpdyTransportOptions {
+  name: 'spdy' | 'spdy-websocket';
+  dial: SessionDialer;
+  logger: RelayLogger;
+  /** Idle sessions kept open per retained pod. Default 1. */
+  warmSessions?: number;
+  /** Connections one session carries at most. Default 8. */
+  maxStreamsPerSession?: number;
+  /**
+   * A session whose socket has not drained for this long takes no new connections (its peer stopped
+   * reading: spdystream blocked behind a target that does not read). Default 250 ms.
+   */
+  congestedAfterMs?: number;
+  /** PING interval of every session. Default 10 000 ms. */
+  pingIntervalMs?: number;
+  /** A PING unanswered this long marks the session unresponsive. Default 5 000 ms. */
+  pingTimeoutMs?: number;
+  /** Sessions beyond the warm ones close after this long without a connection. Default 60 000 ms. */
+  idleTimeoutMs?: number;
+  /** First re-dial delay of a warm session that failed to dial; doubles up to 30 s. Default 250 ms. */
+  redialDelayMs?: number;
+  /** After a client's FIN, how long a silent pod side is waited for (spdy-tunnel.ts). Default 5 000 ms. */
+  halfCloseTimeoutMs?: number;
+}
+
+interface Pooled {
+  session: SpdySession | undefined;
+  /** Set while dialing. */
+  ready: Promise<SpdySession> | undefined;
+  streams: number;
+  unresponsive: boolean;
+  idleSince: number;
+  nextRequestId: number;
+}
+
+class PodSessions {
+  readonly sessions = new Set<Pooled>();
+  retained = false;
+  failures = 0;
+  redialTimer: NodeJS.Timeout | undefined;
+  constructor(
+    readonly pod: PodRef,
+    readonly key: string,
+  ) {}
+}
+
+export class SpdyTransport implements Transport {
+  readonly name: 'spdy' | 'spdy-websocket';
+  private readonly pods = new Map<string, PodSessions>();
+  private readonly o: Required<Omit<SpdyTransportOptions, 'name' | 'dial' | 'logger'>>;
+  private readonly healthTimer: NodeJS.Timeout;
+  private readonly closing = new AbortController();
+  private closed = false;
+
+  constructor(private readonly options: SpdyTransportOptions) {
+    this.name = options.name;
+    this.o = {
+      warmSessions: options.warmSessions ?? 1,
+      maxStreamsPerSession: options.maxStreamsPerSession ?? 8,
+      congestedAfterMs: options.congestedAfterMs ?? 250,
+      pingIntervalMs: options.pingIntervalMs ?? 10_000,
+      pingTimeoutMs: options.pingTimeoutMs ?? 5_000,
+      idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
+      redialDelayMs: options.redialDelayMs ?? 250,
+      halfCloseTimeoutMs: options.halfCloseTimeoutMs ?? 5_000,
+    };
+    this.healthTimer = setInterval(() => this.checkHealth(), this.o.pingIntervalMs);
+    this.healthTimer.unref();
+  }
+
+  async connect(
+    socket: net.Socket,
+    target: StreamTarget,
+    hooks: TunnelHooks,
+    signal: AbortSignal,
+  ): Promise<RelayTunnel> {
+    if (this.closed) throw new PortForwardError('network', 'the relay is closing');
+    const pod = this.podSessions({ namespace: target.namespace, name: target.pod, uid: target.uid });
+    const pooled = this.pick(pod);
+    pooled.streams++;
+    let session: SpdySession;
+    try {
+      session = pooled.session ?? (await abortable(pooled.ready!, signal, target));
+    } catch (err) {
+      pooled.streams--;
+      throw err;
+    }
+    if (session.stats().closed || session.stats().draining) {
+      pooled.streams--;
+      // It died between the pick and now: once more, on whatever session is healthy.
+      return this.connect(socket, target, hooks, signal);
+    }
+    this.keepWarm(pod);
+    let conn;
+    try {
+      conn = openPortForward(session, target.port, pooled.nextRequestId++);
+    } catch (err) {
+      pooled.streams--;
+      throw err;
+    }
+    const tunnel = new SpdyTunnel(socket, conn, this.name, hooks, this.o.halfCloseTimeoutMs);
+    void tunnel.done.then(() => {
+      pooled.streams--;
+      if (pooled.streams === 0) pooled.idleSince = Date.now();
+    });
+    return tunnel;
+  }
+
+  /** What each session is doing now, per pod (for tests, metrics and debugging). */
+  sessions(): { pod: string; open: boolean; streams: number; queuedBytes: number; takesNew: boolean }[] {
+    const out = [];
+    for (const pod of this.pods.values())
+      for (const p of pod.sessions)
+        out.push({
+          pod: pod.key,
+          open: !!p.session,
+          streams: p.streams,
+          queuedBytes: p.session?.stats().queuedBytes ?? 0,
+          takesNew: this.usable(p),
+        });
+    return out;
+  }
+
+  retain(pods: readonly (PodRef & { uid?: string })[]): void {
+    const wanted = new Set<string>();
+    for (const p of pods) {
+      const pod = this.podSessions(p);
+      wanted.add(pod.key);
+      pod.retained = true;
+      this.keepWarm(pod);
+    }
+    for (const pod of this.pods.values()) {
+      if (wanted.has(pod.key)) continue;
+      pod.retained = false;
+      clearTimeout(pod.redialTimer);
+      for (const p of pod.sessions) this.retire(pod, p);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.closing.abort();
+    clearInterval(this.healthTimer);
+    const ended: Promise<unknown>[] = [];
+    for (const pod of this.pods.values()) {
+      clearTimeout(pod.redialTimer);
+      for (const p of pod.sessions) {
+        p.session?.destroy();
+        if (p.ready)
+          ended.push(
+            p.ready.then(
+              (s) => s.destroy(),
+              () => undefined,
+            ),
+          );
+      }
+    }
+    this.pods.clear();
+    await Promise.all(ended);
+  }
+
+  /**
+   * The session for a new connection: an open idle one; else the least loaded open one with room (no
+   * round trip, while keepWarm dials an idle one); else one being dialed with room; else a new dial.
+   */
+  private pick(pod: PodSessions): Pooled {
+    let open: Pooled | undefined;
+    let dialing: Pooled | undefined;
+    for (const p of pod.sessions) {
+      if (!this.usable(p)) continue;
+      if (p.session) {
+        if (!open || p.streams < open.streams) open = p;
+      } else if (!dialing || p.streams < dialing.streams) {
+        dialing = p;
+      }
+    }
+    return open ?? dialing ?? this.dial(pod);
+  }
+
+  private usable(p: Pooled): boolean {
+    if (p.unresponsive || p.streams >= this.o.maxStreamsPerSession) return false;
+    if (!p.session) return !!p.ready;
+    const s = p.session.stats();
+    return !s.closed && !s.draining && s.writeBlockedMs < this.o.congestedAfterMs;
+  }
+
+  /** Keeps `warmSessions` idle sessions (dialed or dialing) for a retained or busy pod. */
+  private keepWarm(pod: PodSessions): void {
+    if (this.closed || pod.redialTimer) return;
+    let idle = 0;
+    for (const p of pod.sessions) if (p.streams === 0 && this.usable(p)) idle++;
+    for (; idle < this.o.warmSessions; idle++) this.dial(pod);
+  }
+
+  private dial(pod: PodSessions): Pooled {
+    const p: Pooled = {
+      session: undefined,
+      ready: undefined,
+      streams: 0,
+      unresponsive: false,
+      idleSince: Date.now(),
+      nextRequestId: 0,
+    };
+    p.ready = this.options.dial(pod.pod, this.closing.signal).then(
+      (session) => {
+        p.ready = undefined;
+        p.session = session;
+        pod.failures = 0;
+        session.once('close', (err) => this.onClosed(pod, p, err));
+        if (this.closed || !pod.sessions.has(p)) session.destroy();
+        return session;
+      },
+      (err: unknown) => {
+        pod.sessions.delete(p);
+        pod.failures++;
+        const e = err instanceof PortForwardError ? err : new PortForwardError('network', String(err));
+        if (!this.closed)
+          this.options.logger.debug('SPDY session dial failed', { pod: pod.key, error: e.message });
+        this.scheduleRedial(pod);
+        throw e;
+      },
+    );
+    p.ready.catch(() => undefined); // a warm dial nobody waits for must not go unhandled
+    pod.sessions.add(p);
+    return p;
+  }
+
+  private onClosed(pod: PodSessions, p: Pooled, err: PortForwardError | undefined): void {
+    pod.sessions.delete(p);
+    if (err && !this.closed) {
+      this.options.logger.debug('SPDY session ended', {
+        pod: pod.key,
+        error: err.message,
+        streams: p.streams,
+      });
+    }
+    if (pod.retained) this.keepWarm(pod);
+    else if (pod.sessions.size === 0) this.pods.delete(pod.key);
+  }
+
+  private scheduleRedial(pod: PodSessions): void {
+    if (this.closed || !pod.retained || pod.redialTimer) return;
+    const delay = Math.min(30_000, this.o.redialDelayMs * 2 ** Math.min(pod.failures - 1, 8));
+    pod.redialTimer = setTimeout(() => {
+      pod.redialTimer = undefined;
+      if (pod.retained) this.keepWarm(pod);
+    }, delay);
+    pod.redialTimer.unref();
+  }
+
+  /** No new connections on `p`; it closes once its connections are done. */
+  private retire(pod: PodSessions, p: Pooled): void {
+    if (p.session) p.session.close();
+    else
+      void p.ready?.then(
+        (s) => s.close(),
+        () => undefined,
+      );
+    if (p.streams === 0 && !p.session) pod.sessions.delete(p);
+  }
+
+  /** PINGs every session: marks the slow ones, re-dials dead idle ones, closes surplus idle ones. */
+  private checkHealth(): void {
+    const now = Date.now();
+    for (const pod of this.pods.values()) {
+      let idle = 0;
+      for (const p of pod.sessions) {
+        const session = p.session;
+        if (!session) continue;
+        if (p.streams === 0 && !p.unresponsive) {
+          idle++;
+          if (idle > this.o.warmSessions || !pod.retained) {
+            if (now - p.idleSince >= this.o.idleTimeoutMs || !pod.retained) {
+              this.retire(pod, p);
+              continue;
+            }
+          }
+        }
+        session.ping(this.o.pingTimeoutMs).then(
+          () => (p.unresponsive = false),
+          () => {
+            if (session.stats().closed) return;
+            p.unresponsive = true;
+            // Nobody to hurt: an idle session that does not answer is replaced. One with
+            // connections keeps them; it only takes no new ones.
+            if (p.streams === 0) {
+              session.destroy(new PortForwardError('timeout', 'the SPDY session stopped answering PINGs'));
+            } else {
+              this.keepWarm(pod);
+            }
+          },
+        );
+      }
+    }
+  }
+
+  private podSessions(p: PodRef & { uid?: string }): PodSessions {
+    const key = `${p.namespace}/${p.name}${p.uid ? `/${p.uid}` : ''}`;
+    let pod = this.pods.get(key);
+    if (!pod) {
+      pod = new PodSessions({ namespace: p.namespace, name: p.name }, key);
+      this.pods.set(key, pod);
+    }
+    return pod;
+  }
+}
+
+/** `ready`, or a PortForwardError once the client went away. */
+function abortable(ready: Promise<SpdySession>, signal: AbortSignal, t: StreamTarget): Promise<SpdySession> {
+  if (signal.aborted) return Promise.reject(gone(t));
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(gone(t));
+    signal.addEventListener('abort', onAbort, { once: true });
+    ready.then(
+      (s) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(s);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+function gone(t: StreamTarget): PortForwardError {
+  return new PortForwardError('network', `port-forward to pod ${t.namespace}/${t.pod}: the client went away`);
+}

@@ -1,0 +1,143 @@
+// One client connection relayed over a portforward.k8s.io stream pair on a SPDY session.
+//
+// Guarantees
+// - Close propagates both ways, half-close too: the client's FIN becomes FIN on the data stream (the
+//   pod reads end-of-file), the pod side's FIN ends the client's socket once what it sent is written.
+//   Once both directions ended (or either side closed) the tunnel is done at once: nothing lingers.
+// - Backpressure both ways through Node's streams: a client that reads slowly pauses the data stream
+//   (and, past its buffer, the session's socket: see the session's caveats); a pod side that reads
+//   slowly holds the data stream's write callbacks, which pauses the client's socket.
+// - A node-side error (the error stream's text) ends this connection only, as a `nodeError`; a reset of
+//   the data stream or the session failing ends it as that error. The session and its other streams
+//   go on in the first two cases.
+// - No keep-alive of its own: liveness is the session's (pings and TCP keep-alive), and a target that
+//   is merely slow is never cut.
+//
+// Caveats
+// - Not every node passes a FIN on to the pod (kwok, for one, ends a forward only once both directions
+//   ended), and a FIN does not say whether the client still reads. So after the client's FIN the
+//   tunnel closes once the pod side sent nothing for `halfCloseTimeoutMs` (each byte from the pod
+//   restarts the wait); a pod that answers the FIN by closing ends it at once.
+import type * as net from 'node:net';
+import { asPortForwardError, PortForwardError } from './errors';
+import type { PortForwardConnection } from './spdy/portforward';
+import type { RelayTunnel, TransportName, TunnelHooks } from './transport';
+
+export class SpdyTunnel implements RelayTunnel {
+  readonly done: Promise<PortForwardError | undefined>;
+  private finished = false;
+  private error: PortForwardError | undefined;
+  private clientEnded = false;
+  private podEnded = false;
+  private resolveDone!: (err: PortForwardError | undefined) => void;
+  private socketClosed = false;
+  private streamClosed = false;
+  private halfCloseTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly conn: PortForwardConnection,
+    readonly transport: TransportName,
+    hooks: TunnelHooks,
+    private readonly halfCloseTimeoutMs = 5_000,
+  ) {
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    const data = conn.data;
+
+    socket.on('data', (chunk: Buffer) => {
+      if (this.finished) return;
+      hooks.onSent(chunk.length);
+      if (!data.write(chunk)) socket.pause();
+    });
+    data.on('drain', () => {
+      if (!this.finished) socket.resume();
+    });
+    socket.on('end', () => {
+      this.clientEnded = true;
+      if (!this.finished) data.end(); // FIN on the data stream: the pod reads end-of-file
+      this.armHalfClose();
+      this.maybeDone();
+    });
+    socket.on('error', (err) => {
+      hooks.logger.debug('client socket error', { error: err.message });
+      this.finish(undefined, true);
+    });
+    socket.on('close', () => {
+      this.socketClosed = true;
+      // The client is gone: whatever the pod still sends has nowhere to go.
+      this.finish(undefined, true);
+      this.settle();
+    });
+
+    data.on('data', (chunk: Buffer) => {
+      hooks.onReceived(chunk.length);
+      if (this.clientEnded) this.armHalfClose();
+      if (socket.destroyed || socket.writableEnded) return;
+      if (!socket.write(chunk)) data.pause();
+    });
+    socket.on('drain', () => data.resume());
+    data.on('end', () => {
+      this.podEnded = true;
+      if (!socket.destroyed && !socket.writableEnded) socket.end();
+      this.maybeDone();
+    });
+    data.on('error', (err) => {
+      if (this.finished) return;
+      this.finish(asPortForwardError(err, 'network', 'port-forward stream'), true);
+    });
+    data.on('close', () => {
+      this.streamClosed = true;
+      // A stream that closed without FIN nor error (the session closing cleanly): the pod is gone.
+      if (!this.podEnded && !this.finished) this.finish(undefined, true);
+      this.settle();
+    });
+    void conn.error.then((err) => {
+      if (err) this.finish(err, true);
+    });
+
+    this.socketClosed = socket.closed; // its 'close' may have come before these handlers
+    if (socket.destroyed) this.finish(undefined, true);
+    socket.resume(); // accepted paused: nothing was read before the streams were open
+  }
+
+  bufferedBytes(): number {
+    const d = this.conn.data;
+    return this.socket.writableLength + this.socket.readableLength + d.writableLength + d.readableLength;
+  }
+
+  abort(): void {
+    this.finish(undefined, true);
+  }
+
+  /** Both directions ended cleanly: close at once (the client's socket closes once its data is out). */
+  private maybeDone(): void {
+    if (this.clientEnded && this.podEnded) this.finish(undefined, false);
+  }
+
+  private armHalfClose(): void {
+    if (this.finished) return;
+    clearTimeout(this.halfCloseTimer);
+    this.halfCloseTimer = setTimeout(() => this.finish(undefined, false), this.halfCloseTimeoutMs);
+  }
+
+  private finish(err: PortForwardError | undefined, hard: boolean): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.halfCloseTimer);
+    this.error = err;
+    if (hard || err) {
+      this.socket.destroy();
+      this.conn.close();
+    } else {
+      // Both FINs were exchanged: the streams are done; the socket closes after its last write.
+      if (!this.socket.writableEnded) this.socket.end();
+      this.conn.close();
+    }
+    this.settle();
+  }
+
+  private settle(): void {
+    if (!this.finished) return;
+    if (this.socketClosed && (this.streamClosed || this.conn.data.destroyed)) this.resolveDone(this.error);
+  }
+}
