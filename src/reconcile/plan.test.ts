@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import { PortForward, PortForwardSpec } from '../api/v1alpha1';
 import { plan } from './plan';
 import { Caches, resolveTarget } from './resolve';
-import { bindOutcome, buildStatus, significantChange } from './status';
+import { bindOutcome, buildStatus, countersChanged, significantChange } from './status';
 
 const cfg = { listenAddress: '127.0.0.1', allowedListenAddresses: ['0.0.0.0'], holdMs: 30_000 };
 const now = new Date('2026-11-30T10:00:00Z');
@@ -227,6 +227,23 @@ describe('status', function () {
     );
     assert.equal(outcome.reason, 'PortInUse');
     assert.match(outcome.message, /127\.0\.0\.1:18080 is in use by PortForward demo\/other/);
+    // The allocator's record for the PortForward itself: the holder is another program.
+    const own = bindOutcome(
+      p,
+      [
+        {
+          id: 'http',
+          state: 'error',
+          address: '127.0.0.1',
+          localPort: 18080,
+          code: 'EADDRINUSE',
+          message: 'in use',
+        },
+      ],
+      () => 'demo/kuard#http',
+      'demo/kuard',
+    );
+    assert.match(own.message, /127\.0\.0\.1:18080 is in use by another program;/);
     const s = buildStatus({ ...input, outcome, listeners: [] });
     assert.equal(s.phase, 'Failed');
     assert.ok(
@@ -268,6 +285,16 @@ describe('status', function () {
       outcome: { phase: 'Degraded', reason: 'PodNotFound', message: 'gone', stalled: false },
     });
     assert.equal(significantChange(a, c), true);
+  });
+
+  it('treats a new lastError alone as traffic (written at the status interval), not as significant', function () {
+    const a = buildStatus(input);
+    const b = buildStatus({
+      ...input,
+      stats: { ...input.stats, failed: 1, lastError: { message: 'refused', time: now, kind: 'nodeError' } },
+    });
+    assert.equal(significantChange(a, b), false);
+    assert.equal(countersChanged(a, b), true);
   });
 });
 

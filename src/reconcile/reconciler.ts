@@ -134,7 +134,7 @@ export class Reconciler {
       }
     }
 
-    const outcome = bindOutcome(p, states, (port) => this.deps.allocator.ownerOf(port));
+    const outcome = bindOutcome(p, states, (port) => this.deps.allocator.ownerOf(port), key);
     const pod = resolution.ok ? resolution.pods[0].pod : resolution.pod;
     if (resolution.ok) {
       // A move of the preferred pod is a retarget: new connections go elsewhere from now on.

@@ -175,7 +175,7 @@ describe('resolveTarget across target kinds', function () {
       caches({ pods: [pod('a')] }),
     );
     assert.ok(!none.ok && none.reason === 'PodNotFound');
-    assert.match(none.ok ? '' : none.message, /pods selected by app=x has no pods/);
+    assert.match(none.ok ? '' : none.message, /^no pod matches the selector app=x$/);
   });
 
   it('skips ready pods that lack a named port, and fails (stalled) when none has it', function () {

@@ -116,7 +116,13 @@ function choose(
 ): Resolution {
   const desc = targetDescription(pf);
   if (candidates.length === 0) {
-    return fail('PodNotFound', pf.spec.target.pod ? `${desc} does not exist` : `${desc} has no pods`, false);
+    const t = pf.spec.target;
+    const message = t.pod
+      ? `${desc} does not exist`
+      : t.selector
+        ? `no pod matches the selector ${selectorString(t.selector)}`
+        : `${desc} has no pods`;
+    return fail('PodNotFound', message, false);
   }
   const ready = candidates.filter(isPodReady).sort(byReadiness);
   const pods: ResolvedPod[] = [];

@@ -120,8 +120,10 @@ function condition(prev: Condition[], c: Omit<Condition, 'lastTransitionTime'>, 
 }
 
 /**
- * Whether `next` differs from `prev` in anything but counters: such a change is written at once;
- * counter-only changes wait for the status interval.
+ * Whether `next` differs from `prev` in anything but what moves with the traffic (counters, the last
+ * error, the transport): such a change is written at once; traffic-only changes wait for the status
+ * interval. So a storm of failing connections, each with its own `lastError`, costs at most one
+ * status write per interval, while a phase or condition change is never held back.
  */
 export function significantChange(prev: PortForwardStatus | undefined, next: PortForwardStatus): boolean {
   if (!prev) return true;
@@ -130,6 +132,8 @@ export function significantChange(prev: PortForwardStatus | undefined, next: Por
     connections: undefined,
     bytesSent: undefined,
     bytesReceived: undefined,
+    lastError: undefined,
+    transport: undefined,
     conditions: (s.conditions ?? []).map(({ lastTransitionTime: _t, ...rest }) => rest),
   });
   return canonical(strip(prev)) !== canonical(strip(next));
@@ -148,11 +152,11 @@ function canonical(value: unknown): string {
   );
 }
 
-/** Whether the counters differ. */
+/** Whether what moves with the traffic differs: the counters, the last error, the transport. */
 export function countersChanged(prev: PortForwardStatus | undefined, next: PortForwardStatus): boolean {
   return (
-    canonical([prev?.connections, prev?.bytesSent, prev?.bytesReceived]) !==
-    canonical([next.connections, next.bytesSent, next.bytesReceived])
+    canonical([prev?.connections, prev?.bytesSent, prev?.bytesReceived, prev?.lastError, prev?.transport]) !==
+    canonical([next.connections, next.bytesSent, next.bytesReceived, next.lastError, next.transport])
   );
 }
 
@@ -161,6 +165,8 @@ export function bindOutcome(
   plan: Plan,
   states: ListenerState[],
   ownerOf: (port: number) => string | undefined,
+  /** This PortForward's key: a port it holds itself is not a conflict with another PortForward. */
+  self?: string,
 ): Outcome {
   const failed = states.filter((s): s is Extract<ListenerState, { state: 'error' }> => s.state === 'error');
   if (failed.length === 0) return plan;
@@ -169,8 +175,9 @@ export function bindOutcome(
   switch (f.code) {
     case 'EADDRINUSE':
     case 'PORT_TAKEN': {
-      const holder = ownerOf(f.localPort);
-      const by = holder ? `PortForward ${holder.split('#')[0]}` : 'another program';
+      const holder = ownerOf(f.localPort)?.split('#')[0];
+      // The allocator may have recorded the port for this very PortForward: then it is another program.
+      const by = holder && holder !== self ? `PortForward ${holder}` : 'another program';
       return {
         phase: 'Failed',
         reason: 'PortInUse',

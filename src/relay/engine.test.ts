@@ -75,6 +75,30 @@ describe('relay engine', function () {
     assert.equal(await roundTrip(moved.localPort, 'hi', '127.0.0.2'), 'hi');
   });
 
+  it('logs a bind that keeps failing the same way at warn once, then at debug', async function () {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const busy = (taken.address() as net.AddressInfo).port;
+    const lines: string[] = [];
+    const log = (level: string) => (m: string) => lines.push(`${level} ${m}`);
+    const quiet = await startRig({
+      logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
+    });
+    try {
+      for (let i = 0; i < 3; i++) {
+        await quiet.engine.ensure('k', {
+          listeners: [listener('busy', busy)],
+          targets: [{ namespace: 'test', name: 'a' }],
+        });
+      }
+      assert.equal(lines.filter((l) => l === 'warn listener not bound').length, 1);
+      assert.equal(lines.filter((l) => l === 'debug listener still not bound').length, 2);
+    } finally {
+      await quiet.close();
+      await new Promise<void>((r) => taken.close(() => r()));
+    }
+  });
+
   it('reports EADDRINUSE per listener and binds the others', async function () {
     const taken = net.createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));

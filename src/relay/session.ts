@@ -14,6 +14,8 @@ export interface SessionDeps extends Omit<ConnectionDeps, 'onSent' | 'onReceived
 
 export class Session {
   private readonly listeners = new Map<string, RelayListener>();
+  /** The last bind failure logged per listener id. */
+  private readonly bindFailures = new Map<string, string>();
   private readonly connections = new Set<RelayConnection>();
   private targets: PodTarget[] = [];
   private loadBalance: LoadBalance = 'first';
@@ -89,7 +91,17 @@ export class Session {
         );
         this.listeners.set(spec.id, listener);
         const state = await listener.bind();
-        if (state.state === 'error') this.logger.warn('listener not bound', { key: this.key, ...state });
+        // A bind that keeps failing the same way (a port another program holds, retried every few
+        // seconds) is logged at warn once, then at debug until it binds or fails otherwise.
+        const failure =
+          state.state === 'error' ? `${state.address}:${state.localPort} ${state.code}` : undefined;
+        if (failure && this.bindFailures.get(spec.id) !== failure) {
+          this.logger.warn('listener not bound', { key: this.key, ...state });
+        } else if (failure) {
+          this.logger.debug('listener still not bound', { key: this.key, ...state });
+        }
+        if (failure) this.bindFailures.set(spec.id, failure);
+        else this.bindFailures.delete(spec.id);
         return state;
       }),
     );

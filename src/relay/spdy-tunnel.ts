@@ -40,6 +40,7 @@ export class SpdyTunnel implements RelayTunnel {
     readonly transport: TransportName,
     hooks: TunnelHooks,
     private readonly halfCloseTimeoutMs = 5_000,
+    private readonly verdictTimeoutMs = 1_000,
   ) {
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     const data = conn.data;
@@ -78,8 +79,16 @@ export class SpdyTunnel implements RelayTunnel {
     socket.on('drain', () => data.resume());
     data.on('end', () => {
       this.podEnded = true;
-      if (!socket.destroyed && !socket.writableEnded) socket.end();
-      this.maybeDone();
+      // A node may end the data stream before it writes why on the error stream (kwok does, for a
+      // forward command that fails). The error stream ends with the forward either way: its verdict
+      // is waited for (at most `verdictTimeoutMs`) before the client sees a clean end, so that a failed
+      // connection is never reported as a clean one.
+      void this.verdict().then((err) => {
+        if (this.finished) return;
+        if (err) return this.finish(err, true);
+        if (!socket.destroyed && !socket.writableEnded) socket.end();
+        this.maybeDone();
+      });
     });
     data.on('error', (err) => {
       if (this.finished) return;
@@ -112,6 +121,17 @@ export class SpdyTunnel implements RelayTunnel {
   /** Both directions ended cleanly: close at once (the client's socket closes once its data is out). */
   private maybeDone(): void {
     if (this.clientEnded && this.podEnded) this.finish(undefined, false);
+  }
+
+  /** The error stream's verdict, or undefined when it says nothing within verdictTimeoutMs. */
+  private verdict(): Promise<PortForwardError | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      this.conn.error.finally(() => clearTimeout(timer)),
+      new Promise<undefined>(
+        (resolve) => (timer = setTimeout(() => resolve(undefined), this.verdictTimeoutMs)),
+      ),
+    ]);
   }
 
   private armHalfClose(): void {
