@@ -2,6 +2,7 @@
 // watch error (and @dot-i/k8s-operator answers that with process.exit); this wrapper restarts it with
 // backoff, so a restarted API server or a dropped connection costs a relist, never the process.
 import * as k8s from '@kubernetes/client-node';
+import { apiMessage, statusCode } from '../kube/client';
 import { errorMessage, Logger } from '../observability/logger';
 
 export type ChangeHandler<T> = (obj: T) => void;
@@ -80,11 +81,21 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     const base = this.opts.restartDelayMs ?? 200;
     const delay = Math.min(this.opts.maxRestartDelayMs ?? 30_000, base * 2 ** Math.min(this.failures, 10));
     this.failures++;
-    this.opts.logger.warn(`watch of ${this.opts.kind} failed; restarting`, {
+    const code = statusCode(err);
+    const meta = {
       path: this.opts.path,
-      error: errorMessage(err),
+      ...(code !== undefined ? { code } : {}),
+      error: apiMessage(err),
       retryInMs: delay,
-    });
+    };
+    // An API server that is still starting (429 "storage is (re)initializing", 503, a refused
+    // connection) is expected once: info. Anything else, or the same again, is a warning.
+    const transient = code === 429 || code === 503 || /ECONNREFUSED|ECONNRESET/.test(errorMessage(err));
+    if (transient && this.failures === 1) {
+      this.opts.logger.info(`watch of ${this.opts.kind} not ready yet; retrying`, meta);
+    } else {
+      this.opts.logger.warn(`watch of ${this.opts.kind} failed; restarting`, meta);
+    }
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;

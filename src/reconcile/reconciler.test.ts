@@ -156,6 +156,40 @@ describe('Reconciler', function () {
     assert.equal(t.writes.at(-1)?.phase, 'Degraded', 'written at once');
   });
 
+  it('writes a lone failure at once and holds a storm to one status write a second', async function () {
+    const t = setup({ statusIntervalMs: 5000 });
+    t.apply('a');
+    await t.rec.reconcile('ns/a');
+    const base = t.writes.length;
+    const failing = (n: number): SessionStats => ({
+      ...stats(n, 0),
+      failed: n,
+      lastError: {
+        message: `failure ${n}`,
+        time: new Date(Date.UTC(2026, 10, 30, 10, 0, n)),
+        kind: 'nodeError',
+      },
+    });
+
+    t.advance(100); // right after the Ready write: a first failure still goes out at once
+    t.relay.statsByKey.set('ns/a', failing(1));
+    await t.rec.reconcile('ns/a');
+    assert.equal(t.writes.length, base + 1);
+    assert.equal(t.writes.at(-1)?.lastError?.message, 'failure 1');
+
+    for (let n = 2; n <= 50; n++) {
+      t.advance(10); // 49 failures within half a second
+      t.relay.statsByKey.set('ns/a', failing(n));
+      await t.rec.reconcile('ns/a');
+    }
+    assert.equal(t.writes.length, base + 1, '49 more failures within a second: no write');
+    t.advance(1000);
+    await t.rec.reconcile('ns/a');
+    assert.equal(t.writes.length, base + 2, 'then one write with the latest');
+    assert.equal(t.writes.at(-1)?.lastError?.message, 'failure 50');
+    assert.equal(t.writes.at(-1)?.connections?.failed, 50);
+  });
+
   it('throws when the status write fails, so the work queue retries', async function () {
     const t = setup();
     t.apply('a');

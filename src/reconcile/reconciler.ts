@@ -9,7 +9,14 @@ import type { ListenerSpec, ListenerState, RelayEngine } from '../relay/types';
 import { plan, PlanConfig, PlannedListener } from './plan';
 import { PortAllocator } from './ports';
 import { Caches, resolveTarget } from './resolve';
-import { bindOutcome, buildStatus, Counters, countersChanged, significantChange } from './status';
+import {
+  bindOutcome,
+  buildStatus,
+  Counters,
+  countersChanged,
+  lastErrorChanged,
+  significantChange,
+} from './status';
 
 /** Re-try a port that another program holds this often (PortInUse recovers by itself). */
 const PORT_RETRY_MS = 5_000;
@@ -28,11 +35,16 @@ export interface ReconcilerDeps {
   onRetarget?: (key: string) => void;
 }
 
+/** Least time between two status writes made only for a new lastError. */
+const ERROR_WRITE_INTERVAL_MS = 1000;
+
 interface SessionMemory {
   baseline: Counters;
   podUid?: string;
   retargets: number;
   lastWrite: number;
+  /** When a new lastError was last written: the first failure of an interval goes out at once. */
+  lastErrorWrite: number;
   lastPhase?: string;
 }
 
@@ -182,13 +194,22 @@ export class Reconciler {
 
     const requeues: (number | undefined)[] = [p.requeueAfterMs, retryPortsAfter];
     const sinceWrite = now.getTime() - mem.lastWrite;
+    const interval = this.deps.config.statusIntervalMs;
+    // A new failure is news: one is written at once if none was in the last second (or status
+    // interval, if shorter); the rest of a storm goes out with the counters. So failures cost at most
+    // one status write a second, and one that comes alone is in status at once.
+    const errorInterval = Math.min(interval, ERROR_WRITE_INTERVAL_MS);
+    const newError =
+      lastErrorChanged(pf.status, status) && now.getTime() - mem.lastErrorWrite >= errorInterval;
     if (
       significantChange(pf.status, status) ||
-      (countersChanged(pf.status, status) && sinceWrite >= this.deps.config.statusIntervalMs)
+      newError ||
+      (countersChanged(pf.status, status) && sinceWrite >= interval)
     ) {
       try {
         await this.deps.writeStatus(namespace, name, status);
         mem.lastWrite = now.getTime();
+        if (lastErrorChanged(pf.status, status)) mem.lastErrorWrite = now.getTime();
         log.debug('status written', { phase: status.phase, connections: status.connections });
       } catch (err) {
         log.warn('status write failed; retrying', { error: errorMessage(err) });
@@ -271,6 +292,7 @@ export class Reconciler {
         podUid: s?.pod?.uid,
         retargets: s?.retargets ?? 0,
         lastWrite: 0,
+        lastErrorWrite: 0,
         lastPhase: s?.phase,
       };
       this.sessions.set(key, mem);

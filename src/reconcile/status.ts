@@ -152,6 +152,11 @@ function canonical(value: unknown): string {
   );
 }
 
+/** Whether the last error differs. */
+export function lastErrorChanged(prev: PortForwardStatus | undefined, next: PortForwardStatus): boolean {
+  return canonical(prev?.lastError ?? null) !== canonical(next.lastError ?? null);
+}
+
 /** Whether what moves with the traffic differs: the counters, the last error, the transport. */
 export function countersChanged(prev: PortForwardStatus | undefined, next: PortForwardStatus): boolean {
   return (

@@ -107,6 +107,7 @@ export class SpdyTransport implements Transport {
     target: StreamTarget,
     hooks: TunnelHooks,
     signal: AbortSignal,
+    attempt = 1,
   ): Promise<RelayTunnel> {
     if (this.closed) throw new PortForwardError('network', 'the relay is closing');
     const pod = this.podSessions({ namespace: target.namespace, name: target.pod, uid: target.uid });
@@ -121,8 +122,14 @@ export class SpdyTransport implements Transport {
     }
     if (session.stats().closed || session.stats().draining) {
       pooled.streams--;
+      if (attempt >= 3) {
+        throw new PortForwardError(
+          'network',
+          `port-forward to pod ${pod.key}: every SPDY session closed at once`,
+        );
+      }
       // It died between the pick and now: once more, on whatever session is healthy.
-      return this.connect(socket, target, hooks, signal);
+      return this.connect(socket, target, hooks, signal, attempt + 1);
     }
     this.keepWarm(pod);
     let conn;
@@ -132,12 +139,12 @@ export class SpdyTransport implements Transport {
       pooled.streams--;
       throw err;
     }
-    const tunnel = new SpdyTunnel(socket, conn, this.name, hooks, this.o.halfCloseTimeoutMs);
-    void tunnel.done.then(() => {
+    // A connection counts against its session until the client stops sending: a half-closed one
+    // (waiting for a pod that may never answer the FIN) puts no load on it.
+    return new SpdyTunnel(socket, conn, this.name, hooks, this.o.halfCloseTimeoutMs, undefined, () => {
       pooled.streams--;
       if (pooled.streams === 0) pooled.idleSince = Date.now();
     });
-    return tunnel;
   }
 
   /** What each session is doing now, per pod (for tests, metrics and debugging). */
@@ -317,7 +324,7 @@ export class SpdyTransport implements Transport {
             p.unresponsive = true;
             // Nobody to hurt: an idle session that does not answer is replaced. One with
             // connections keeps them; it only takes no new ones.
-            if (p.streams === 0) {
+            if (session.stats().openStreams === 0) {
               session.destroy(new PortForwardError('timeout', 'the SPDY session stopped answering PINGs'));
             } else {
               this.keepWarm(pod);

@@ -33,6 +33,7 @@ export class SpdyTunnel implements RelayTunnel {
   private socketClosed = false;
   private streamClosed = false;
   private halfCloseTimer: NodeJS.Timeout | undefined;
+  private released = false;
 
   constructor(
     private readonly socket: net.Socket,
@@ -41,6 +42,11 @@ export class SpdyTunnel implements RelayTunnel {
     hooks: TunnelHooks,
     private readonly halfCloseTimeoutMs = 5_000,
     private readonly verdictTimeoutMs = 1_000,
+    /**
+     * Called once when the client stops sending (its FIN) or the tunnel ends, whichever is first: from
+     * then on the connection puts no load on its session (a half-closed one only waits for the pod).
+     */
+    private readonly onRelease?: () => void,
   ) {
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     const data = conn.data;
@@ -55,6 +61,7 @@ export class SpdyTunnel implements RelayTunnel {
     });
     socket.on('end', () => {
       this.clientEnded = true;
+      this.release();
       if (!this.finished) data.end(); // FIN on the data stream: the pod reads end-of-file
       this.armHalfClose();
       this.maybeDone();
@@ -140,9 +147,16 @@ export class SpdyTunnel implements RelayTunnel {
     this.halfCloseTimer = setTimeout(() => this.finish(undefined, false), this.halfCloseTimeoutMs);
   }
 
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.onRelease?.();
+  }
+
   private finish(err: PortForwardError | undefined, hard: boolean): void {
     if (this.finished) return;
     this.finished = true;
+    this.release();
     clearTimeout(this.halfCloseTimer);
     this.error = err;
     if (hard || err) {

@@ -203,6 +203,13 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
       assert.equal(c.env?.find((e) => e.name === 'POD_IP')?.valueFrom?.fieldRef?.fieldPath, 'status.podIP');
       assert.equal(c.livenessProbe?.httpGet?.path, '/healthz');
       assert.equal(c.readinessProbe?.httpGet?.path, '/readyz');
+      // One slow answer must not drop the leader from the Service: several misses in a row do.
+      assert.ok((c.readinessProbe?.failureThreshold ?? 1) >= 3, 'readiness survives one slow answer');
+      assert.ok((c.readinessProbe?.timeoutSeconds ?? 1) >= 2, 'readiness waits more than a second');
+      assert.equal(c.startupProbe?.httpGet?.path, '/healthz');
+      assert.equal(c.livenessProbe?.initialDelaySeconds, undefined, 'the startupProbe holds liveness back');
+      // A tag can move: every node pulls what it names now (a digest would make IfNotPresent safe).
+      if (!c.image?.includes('@sha256:')) assert.equal(c.imagePullPolicy, 'Always');
       const healthPort = c.ports?.find((p) => p.name === 'health')?.containerPort;
       assert.equal(healthPort, 8081);
       assert.equal(c.ports?.find((p) => p.name === 'metrics')?.containerPort, 8080);

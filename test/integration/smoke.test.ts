@@ -1,6 +1,7 @@
 // Smoke tests of the path the operator will use, before the operator exists: the real kubectl
 // port-forward through the real kube-apiserver to a kwok pod, node-side failures, and RBAC.
 import * as assert from 'node:assert/strict';
+import { applyPortForward } from '../e2e/support';
 import * as net from 'node:net';
 import { TestCluster, poll } from '../env/cluster';
 import { NODE_NAME } from '../env/controlplane';
@@ -44,6 +45,18 @@ describe('test control plane', function () {
     const pod = await cluster.createPod(ns, 'ready-check', [{ port: 8080, targetPort: echo.port }]);
     assert.equal(pod.status?.phase, 'Running');
     assert.match(pod.status?.podIP ?? '', /^\d+\.\d+\.\d+\.\d+$/);
+  });
+
+  it("finds this project's PortForwards under the plain names a newcomer types (no kwok CRD shadows them)", async function () {
+    await applyPortForward(cluster, ns, 'plain', { target: { pod: 'nobody' }, ports: [{ port: 80 }] });
+    const got = cluster.kubectl(['get', 'portforwards', '-n', ns, '-o', 'name']);
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(got.stdout.trim(), 'portforward.portforward.dev/plain');
+    const described = cluster.kubectl(['describe', 'portforward', 'plain', '-n', ns]);
+    assert.equal(described.code, 0, described.stderr);
+    assert.match(described.stdout, /API Version:\s+portforward\.dev\/v1alpha1/);
+    const short = cluster.kubectl(['get', 'pf', 'plain', '-n', ns, '-o', 'name']);
+    assert.equal(short.stdout.trim(), 'portforward.portforward.dev/plain');
   });
 
   describe('kubectl port-forward', function () {

@@ -37,6 +37,8 @@ export async function startOperator(opts: {
   extraArgs?: string[];
   /** Wait for /readyz (default); false waits for /healthz only (a standby is never ready). */
   ready?: boolean;
+  /** The process's environment (default: this one's). */
+  env?: NodeJS.ProcessEnv;
 }): Promise<OperatorProcess> {
   const healthPort = await freePort();
   const portRange = opts.portRange ?? freshPortRange();
@@ -57,7 +59,7 @@ export async function startOperator(opts: {
     '--status-interval=1s',
   ].filter((a) => !overridden(a));
   args.push(...extra);
-  const child = spawn(process.execPath, args, { stdio: ['ignore', out, out] });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', out, out], env: opts.env ?? process.env });
   fs.closeSync(out);
   let code: number | null | undefined;
   const exited = new Promise<number | null>((resolve) =>
