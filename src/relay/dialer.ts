@@ -130,11 +130,14 @@ function aborted(what: string): PortForwardError {
   return new PortForwardError('network', `${what}: the client went away before the tunnel opened`);
 }
 
-function readBody(res: IncomingMessage, done: (body: string) => void): void {
+/** The body of a refused upgrade (at most 64 KiB kept), once, however the response ends. */
+export function readBody(res: IncomingMessage, done: (body: string) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
+  let finished = false;
   const finish = (): void => {
-    res.removeAllListeners('data');
+    if (finished) return;
+    finished = true;
     done(Buffer.concat(chunks).toString('utf8'));
   };
   res.on('data', (c: Buffer) => {
@@ -144,10 +147,11 @@ function readBody(res: IncomingMessage, done: (body: string) => void): void {
   res.once('end', finish);
   res.once('error', finish);
   res.once('aborted', finish);
+  res.once('close', finish);
 }
 
 /** The `message` of a metav1.Status body, else the body's first line. */
-function statusMessage(body: string): string {
+export function statusMessage(body: string): string {
   try {
     const status = JSON.parse(body) as { message?: unknown };
     if (typeof status.message === 'string') return status.message;

@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import { TestCluster } from '../env/cluster';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { echoRoundTrip, EchoServer, randomPayload, sha256, startEchoServer } from '../support/tcp';
-import { applyPortForward, waitForStatus } from './support';
+import { applyPortForward, deletePortForward, waitForStatus } from './support';
 
 const MiB = 1024 * 1024;
 
@@ -84,13 +84,7 @@ describe('operator: transports (SPDY sessions before they are needed, SPDY over 
         `status.transport ${expected}`,
         (p) => p.status?.transport === expected,
       );
-      await cluster.custom.deleteNamespacedCustomObject({
-        group: 'portforward.dev',
-        version: 'v1alpha1',
-        namespace: ns,
-        plural: 'portforwards',
-        name,
-      });
+      await deletePortForward(cluster, ns, name);
     });
   }
 

@@ -19,7 +19,7 @@ import type { IncomingMessage } from 'node:http';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type * as net from 'node:net';
-import { kindOfError, kindOfStatus } from '../dialer';
+import { kindOfError, kindOfStatus, readBody, statusMessage } from '../dialer';
 import { PortForwardError } from '../errors';
 import { PORT_FORWARD_PROTOCOL } from './portforward';
 import { SpdySession, SpdySessionOptions } from './session';
@@ -183,34 +183,4 @@ async function applyCredentials(
 
 function aborted(what: string): PortForwardError {
   return new PortForwardError('network', `${what}: aborted before the session opened`);
-}
-
-function readBody(res: IncomingMessage, done: (body: string) => void): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let finished = false;
-  const finish = (): void => {
-    if (finished) return;
-    finished = true;
-    done(Buffer.concat(chunks).toString('utf8'));
-  };
-  res.on('data', (c: Buffer) => {
-    if (size < 64 * 1024) chunks.push(c);
-    size += c.length;
-  });
-  res.once('end', finish);
-  res.once('error', finish);
-  res.once('aborted', finish);
-  res.once('close', finish);
-}
-
-/** The `message` of a metav1.Status body, else the body's first line. */
-function statusMessage(body: string): string {
-  try {
-    const status = JSON.parse(body) as { message?: unknown };
-    if (typeof status.message === 'string') return status.message;
-  } catch {
-    // not JSON
-  }
-  return body.split('\n')[0].trim().slice(0, 500);
 }
