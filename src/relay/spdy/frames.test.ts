@@ -26,6 +26,23 @@ function decodeAll(d: FrameDecoder): Frame[] {
   return out;
 }
 
+/**
+ * Consecutive DATA pieces of a stream joined (the decoder returns a payload as it arrives); enough for
+ * inputs with one DATA frame per stream between other frames.
+ */
+function joinData(frames: Frame[]): Frame[] {
+  const out: Frame[] = [];
+  for (const f of frames) {
+    const last = out[out.length - 1];
+    if (f.type === 'data' && last?.type === 'data' && last.streamId === f.streamId && !last.fin) {
+      out[out.length - 1] = { ...last, fin: f.fin, data: Buffer.concat([last.data, f.data]) };
+    } else {
+      out.push(f);
+    }
+  }
+  return out;
+}
+
 function assertProtocolError(fn: () => unknown, text: RegExp): void {
   assert.throws(fn, (err: unknown) => {
     assert.ok(err instanceof PortForwardError, `a PortForwardError, not ${String(err)}`);
@@ -89,7 +106,9 @@ describe('SPDY frames', function () {
     }
     const whole = new FrameDecoder();
     whole.push(all);
-    assert.deepEqual(frames, decodeAll(whole));
+    const dataPieces = frames.filter((f) => f.type === 'data').length;
+    assert.ok(dataPieces >= 5, `'hello' came as it arrived, byte by byte (${dataPieces} pieces)`);
+    assert.deepEqual(joinData(frames), decodeAll(whole));
   });
 
   it('returns a DATA payload inside one chunk as a subarray of it (no copy)', function () {
@@ -105,15 +124,27 @@ describe('SPDY frames', function () {
     assert.equal(data.data.byteOffset, chunk.byteOffset + 12 + 8);
   });
 
-  it('copies a payload that straddles chunks, once', function () {
-    const frame = dataFrame(1, Buffer.from('abcdefghij'));
+  it('returns a payload that straddles chunks as it arrives, without copying, FIN on the last piece', function () {
+    const frame = dataFrame(1, Buffer.from('abcdefghij'), true);
     const d = new FrameDecoder();
     d.push(frame.subarray(0, 3));
-    assert.equal(d.next(), undefined);
-    d.push(frame.subarray(3, 12));
+    assert.equal(d.next(), undefined, 'no header yet');
+    const second = frame.subarray(3, 12);
+    d.push(second);
+    const first = d.next();
+    assert.deepEqual(first, { type: 'data', streamId: 1, fin: false, data: Buffer.from('abcd') });
+    assert.equal(first.data.buffer, second.buffer, 'a subarray of the input');
     assert.equal(d.next(), undefined);
     d.push(frame.subarray(12));
-    assert.deepEqual(d.next(), { type: 'data', streamId: 1, fin: false, data: Buffer.from('abcdefghij') });
+    assert.deepEqual(d.next(), { type: 'data', streamId: 1, fin: true, data: Buffer.from('efghij') });
+    assert.equal(d.next(), undefined);
+    assert.equal(d.bufferedBytes, 0);
+  });
+
+  it('returns an empty DATA frame (a bare FIN) at once', function () {
+    const d = new FrameDecoder();
+    d.push(encodeDataHeader(5, 0, true));
+    assert.deepEqual(d.next(), { type: 'data', streamId: 5, fin: true, data: Buffer.alloc(0) });
   });
 
   it('skips unknown control frame types', function () {
@@ -177,11 +208,19 @@ describe('SPDY frames', function () {
     assertProtocolError(() => d.next(), /announcing 5 entries/);
   });
 
-  it('waits on a truncated frame without throwing', function () {
+  it('waits on a truncated control frame without throwing', function () {
     const d = new FrameDecoder();
-    d.push(dataFrame(1, Buffer.alloc(100)).subarray(0, 50));
+    d.push(encodeSynStream(1, Buffer.alloc(100)).subarray(0, 50));
     assert.equal(d.next(), undefined);
     assert.equal(d.bufferedBytes, 42);
+  });
+
+  it('returns what arrived of a truncated DATA frame, then waits for the rest', function () {
+    const d = new FrameDecoder();
+    d.push(dataFrame(1, Buffer.alloc(100, 7)).subarray(0, 50));
+    assert.deepEqual(d.next(), { type: 'data', streamId: 1, fin: false, data: Buffer.alloc(42, 7) });
+    assert.equal(d.next(), undefined);
+    assert.equal(d.bufferedBytes, 0);
   });
 
   it('encodes a DATA header alone, for a zero-copy write of the payload', function () {

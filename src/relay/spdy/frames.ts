@@ -4,8 +4,12 @@
 //
 // Guarantees
 // - The decoder accepts input cut anywhere: a frame over many chunks, many frames in one chunk. It
-//   keeps a list of chunks and an offset instead of concatenating its input; it copies only a frame
-//   whose header or body straddles chunks. A DATA payload inside one chunk is a subarray of it.
+//   keeps a list of chunks and an offset instead of concatenating its input; it copies only a control
+//   frame (or a frame header) that straddles chunks.
+// - DATA payloads are never copied: a payload is returned as it arrives, in one piece per input chunk
+//   it lies in (each a subarray of that chunk), the last piece with the frame's FIN. A relay passes
+//   bytes on without waiting for the rest of a frame (spdystream's frames are 32 KiB; TLS hands them
+//   over in records of at most 16 KiB).
 // - A frame is judged as soon as its 8-byte header is in: a wrong version, a length above the limits
 //   (`maxDataBytes`, `maxControlBytes`), a bad fixed length (RST_STREAM, PING, GOAWAY, WINDOW_UPDATE,
 //   SETTINGS) or stream id 0 where a stream is required throws a PortForwardError of kind `protocol`,
@@ -205,6 +209,7 @@ interface PendingHeader {
   /** Control: the frame type; data: the stream id. */
   word: number;
   flags: number;
+  /** The body's length; of a DATA frame being returned in pieces, what is still to come. */
   length: number;
 }
 
@@ -242,13 +247,31 @@ export class FrameDecoder {
         this.pending = this.parseHeader(this.take(8));
       }
       const p = this.pending;
+      if (!p.control) return this.dataPiece(p);
       if (this.buffered < p.length) return undefined;
       this.pending = undefined;
-      const body = this.take(p.length);
-      if (!p.control) return { type: 'data', streamId: p.word, fin: (p.flags & FLAG_FIN) !== 0, data: body };
-      const frame = this.parseControl(p.word, p.flags, body);
+      const frame = this.parseControl(p.word, p.flags, this.take(p.length));
       if (frame) return frame;
     }
+  }
+
+  /**
+   * What has arrived of a DATA payload, from the first buffered chunk: a subarray, never a copy. The
+   * last piece carries the frame's FIN; a frame's pieces come in order, with nothing between them.
+   */
+  private dataPiece(p: PendingHeader): Frame | undefined {
+    const fin = (p.flags & FLAG_FIN) !== 0;
+    if (p.length === 0) {
+      this.pending = undefined;
+      return { type: 'data', streamId: p.word, fin, data: EMPTY };
+    }
+    if (this.buffered === 0) return undefined;
+    const n = Math.min(p.length, this.chunks[0].length - this.offset);
+    const data = this.take(n);
+    p.length -= n;
+    if (p.length > 0) return { type: 'data', streamId: p.word, fin: false, data };
+    this.pending = undefined;
+    return { type: 'data', streamId: p.word, fin, data };
   }
 
   private parseHeader(h: Buffer): PendingHeader {
