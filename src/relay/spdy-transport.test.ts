@@ -185,6 +185,77 @@ describe('relay SPDY transport (sessions before they are needed) on the fake spd
   });
 });
 
+describe('relay SPDY transport on a node that copies into reset streams (as kwok does)', function () {
+  const SOURCE = 8081; // a pod program that writes until its connection is closed
+  let source: TcpServer;
+  let echo: TcpServer;
+  let fake: FakeSpdyServer;
+  let engine: RelayEngine | undefined;
+
+  before(async function () {
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    source = await startTcpServer((s) => {
+      const pump = (): void => {
+        while (!s.destroyed && s.write(chunk));
+      };
+      s.on('drain', pump);
+      pump();
+    });
+    echo = await startTcpServer((s) => s.pipe(s));
+    fake = await startFakeSpdyServer({
+      copyAfterReset: true,
+      portMap: (_pod, port) => (port === SOURCE ? source.port : port === ECHO ? echo.port : undefined),
+    });
+  });
+  afterEach(async function () {
+    await engine?.close();
+  });
+  after(async function () {
+    await fake.close();
+    await Promise.all([source.close(), echo.close()]);
+  });
+
+  it('retires a session that keeps carrying a reset stream, which stops the pod side; others go on', async function () {
+    const transport = new SpdyTransport({
+      name: 'spdy',
+      logger: silentLogger,
+      dial: (pod) =>
+        dialSpdy(
+          { namespace: pod.namespace, pod: pod.name },
+          { server: fake.url, applyOptions: fake.applyOptions() },
+        ),
+    });
+    engine = createRelayEngine({ transport });
+    const states = await engine.ensure('demo/pf', {
+      listeners: [
+        { id: 'source', address: '127.0.0.1', localPort: 0, remotePort: SOURCE },
+        { id: 'echo', address: '127.0.0.1', localPort: 0, remotePort: ECHO },
+      ],
+      targets: [{ namespace: 'demo', name: 'web' }],
+    });
+    const port = (id: string): number => states.find((x) => x.id === id)!.localPort;
+    // A client that leaves in the middle of a download it will never finish.
+    const s = await connect(port('source'));
+    let got = 0;
+    await new Promise<void>((resolve) =>
+      s.on('data', (c: Buffer) => {
+        got += c.length;
+        if (got >= 4 * 1024 * 1024) resolve();
+      }),
+    );
+    s.destroy();
+    // The node keeps copying the pod's output into the reset stream until the session closes.
+    await waitFor('the pod side of the abandoned download to be closed', () => source.open() === 0, 10_000);
+    const echoed = await connect(port('echo'));
+    echoed.end('still served');
+    assert.equal((await readAll(echoed)).data.toString(), 'still served');
+    assert.ok(
+      transport.sessions().every((x) => x.takesNew || !x.open),
+      JSON.stringify(transport.sessions()),
+    );
+  });
+});
+
 describe('AutoTransport', function () {
   const target: StreamTarget = { namespace: 'demo', pod: 'web', port: 80 };
   const tunnel = { done: Promise.resolve(undefined), bufferedBytes: () => 0, abort: () => undefined };

@@ -16,7 +16,9 @@
 // - A session that fails (API server restart, reset, GOAWAY) fails only the connections it carried;
 //   the next connection gets another session.
 // - Sessions to pods no longer retained take no new connections and close once their connections
-//   are done.
+//   are done. So do sessions on which the server keeps sending for a stream we reset (a client that
+//   left in the middle of a download, on a node that copies until the pod stops): closing the session
+//   is what stops that copy, and new connections do not share their session with it.
 //
 // Caveats
 // - A connection sharing a session with one whose target stalls is slowed with it; only
@@ -63,6 +65,8 @@ interface Pooled {
   ready: Promise<SpdySession> | undefined;
   streams: number;
   unresponsive: boolean;
+  /** The server keeps sending for a stream we reset (kwok does, until the pod stops): retire it. */
+  orphaned: boolean;
   idleSince: number;
   nextRequestId: number;
 }
@@ -143,7 +147,9 @@ export class SpdyTransport implements Transport {
     // (waiting for a pod that may never answer the FIN) puts no load on it.
     return new SpdyTunnel(socket, conn, this.name, hooks, this.o.halfCloseTimeoutMs, undefined, () => {
       pooled.streams--;
-      if (pooled.streams === 0) pooled.idleSince = Date.now();
+      if (pooled.streams > 0) return;
+      pooled.idleSince = Date.now();
+      if (pooled.orphaned) this.retire(pod, pooled);
     });
   }
 
@@ -219,7 +225,7 @@ export class SpdyTransport implements Transport {
   }
 
   private usable(p: Pooled): boolean {
-    if (p.unresponsive || p.streams >= this.o.maxStreamsPerSession) return false;
+    if (p.unresponsive || p.orphaned || p.streams >= this.o.maxStreamsPerSession) return false;
     if (!p.session) return !!p.ready;
     const s = p.session.stats();
     return !s.closed && !s.draining && s.writeBlockedMs < this.o.congestedAfterMs;
@@ -239,6 +245,7 @@ export class SpdyTransport implements Transport {
       ready: undefined,
       streams: 0,
       unresponsive: false,
+      orphaned: false,
       idleSince: Date.now(),
       nextRequestId: 0,
     };
@@ -248,6 +255,16 @@ export class SpdyTransport implements Transport {
         p.session = session;
         pod.failures = 0;
         session.once('close', (err) => this.onClosed(pod, p, err));
+        session.once('orphanFlow', () => {
+          // Closing the session is what stops the server's copy; its connections finish first.
+          p.orphaned = true;
+          this.options.logger.debug('SPDY session carries data for a reset stream; retiring it', {
+            pod: pod.key,
+            streams: p.streams,
+          });
+          if (p.streams === 0) this.retire(pod, p);
+          this.keepWarm(pod);
+        });
         if (this.closed || !pod.sessions.has(p)) session.destroy();
         return session;
       },

@@ -143,8 +143,9 @@ export class SpdyTunnel implements RelayTunnel {
 
   private armHalfClose(): void {
     if (this.finished) return;
-    clearTimeout(this.halfCloseTimer);
-    this.halfCloseTimer = setTimeout(() => this.finish(undefined, false), this.halfCloseTimeoutMs);
+    // Re-armed for every chunk from the pod after the client's FIN: refresh() reuses the timer.
+    if (this.halfCloseTimer) this.halfCloseTimer.refresh();
+    else this.halfCloseTimer = setTimeout(() => this.finish(undefined, false), this.halfCloseTimeoutMs);
   }
 
   private release(): void {

@@ -17,7 +17,7 @@ import {
 } from './frames';
 import { HeaderCompressor } from './headers';
 import { openPortForward } from './portforward';
-import { SpdySession } from './session';
+import { SpdySession, SpdySessionOptions } from './session';
 import { StreamResetError } from './stream';
 
 const ECHO_PORT = 8080;
@@ -44,7 +44,9 @@ function sessionClosed(s: SpdySession): Promise<PortForwardError | undefined> {
 }
 
 /** A session whose peer is a raw socket the test writes frames on. */
-async function rawPair(): Promise<{ session: SpdySession; peer: net.Socket; close: () => void }> {
+async function rawPair(
+  options: SpdySessionOptions = {},
+): Promise<{ session: SpdySession; peer: net.Socket; close: () => void }> {
   let peer!: net.Socket;
   const server = net.createServer((s) => (peer = s));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -52,7 +54,11 @@ async function rawPair(): Promise<{ session: SpdySession; peer: net.Socket; clos
   await new Promise((r) => client.once('connect', r));
   await waitFor('the peer socket', () => peer !== undefined);
   peer.on('error', () => undefined);
-  return { session: new SpdySession(client), peer, close: () => (peer.destroy(), server.close()) };
+  return {
+    session: new SpdySession(client, options),
+    peer,
+    close: () => (peer.destroy(), server.close()),
+  };
 }
 
 describe('SPDY session against the fake spdystream server', function () {
@@ -322,6 +328,41 @@ describe('SPDY session against a misbehaving peer', function () {
       for (let f = got.next(); f; f = got.next())
         types.push(f.type === 'rstStream' ? `rst:${f.streamId}:${f.status}` : f.type);
       assert.deepEqual(types, ['synStream', `rst:1:${RstStatus.CANCEL}`, 'synStream']);
+    } finally {
+      close();
+    }
+  });
+  it('drops DATA for a stream it reset, and says once when it keeps coming after the grace', async function () {
+    const { session, peer, close } = await rawPair({ orphanGraceMs: 60_000 });
+    try {
+      const flows: number[] = [];
+      session.on('orphanFlow', (id) => flows.push(id));
+      const s1 = session.openStream({}, { fin: true });
+      s1.destroy(); // RST_STREAM CANCEL: what the server sent meanwhile is in flight
+      peer.write(Buffer.concat([encodeDataHeader(1, 3, false), Buffer.from('abc')]));
+      await waitFor('the in-flight bytes to be counted', () => session.stats().orphanBytes === 3);
+      assert.deepEqual(flows, [], 'within the grace: in flight, not a flow');
+      peer.write(Buffer.concat([encodeDataHeader(7, 2, false), Buffer.from('xy')]));
+      await waitFor('DATA for a stream it never reset', () => flows.length === 1);
+      assert.deepEqual(flows, [7]);
+      peer.write(Buffer.concat([encodeDataHeader(7, 2, false), Buffer.from('xy')]));
+      await waitFor('the bytes', () => session.stats().orphanBytes === 7);
+      assert.deepEqual(flows, [7], 'said once');
+      assert.equal(session.stats().closed, false, 'the session goes on: its owner decides');
+    } finally {
+      close();
+    }
+  });
+
+  it('takes DATA for a reset stream after the grace as a flow', async function () {
+    const { session, peer, close } = await rawPair({ orphanGraceMs: 0 });
+    try {
+      const flows: number[] = [];
+      session.on('orphanFlow', (id) => flows.push(id));
+      session.openStream({}, { fin: true }).destroy();
+      peer.write(Buffer.concat([encodeDataHeader(1, 1, false), Buffer.from('a')]));
+      await waitFor('the flow', () => flows.length === 1);
+      assert.deepEqual(flows, [1]);
     } finally {
       close();
     }

@@ -12,6 +12,8 @@
 //   has no flow control, and the session never waits for a window.
 // - GOAWAY from the peer: no new streams; streams the peer says it processed go on, later ones fail with
 //   a `refused` error; the session closes once no stream is left. close() does the same from our side.
+// - DATA for a stream the session no longer has is dropped and counted (`orphanBytes`); if it keeps
+//   coming after the reset's in-flight window, 'orphanFlow' is emitted once (see orphanData).
 // - A session-level failure (malformed frame, bad header block, socket error or close) destroys every
 //   stream with one typed PortForwardError and emits 'close' once, with it. Nothing is thrown out of an
 //   event handler; no 'error' event is emitted.
@@ -55,6 +57,8 @@ export interface SpdySessionOptions {
   head?: Buffer;
   /** A name for messages (the pod, say). */
   name?: string;
+  /** After we reset a stream, DATA for it is taken as in flight for this long; default 500 ms. */
+  orphanGraceMs?: number;
 }
 
 export interface OpenStreamOptions extends SpdyStreamOptions {
@@ -75,8 +79,11 @@ export interface SpdySessionStats {
    * drain, so a peer that stopped reading shows here rather than in queuedBytes.
    */
   writeBlockedMs: number;
-  /** When the last frame arrived (ms since the epoch); the session's start before any. */
-  lastFrameAt: number;
+  /**
+   * DATA bytes that arrived for streams this session no longer has (kwok's server keeps copying a
+   * pod's output into a stream we reset until the pod stops).
+   */
+  orphanBytes: number;
   /** No new streams (GOAWAY either way, or close()). */
   draining: boolean;
   closed: boolean;
@@ -90,6 +97,8 @@ export interface SpdySessionEvents {
   /** Once, when the session ended: the error that ended it, or undefined for a clean close. */
   close: [err: PortForwardError | undefined];
   goaway: [lastGoodStreamId: number, status: number];
+  /** Once: DATA keeps coming for a stream this session reset (see orphanData). */
+  orphanFlow: [streamId: number];
 }
 
 export class SpdySession extends EventEmitter<SpdySessionEvents> implements StreamOwner {
@@ -112,7 +121,11 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   private draining = false;
   private closed = false;
   private goneAway: { lastGoodStreamId: number; status: number } | undefined;
-  private lastFrameAt = Date.now();
+  /** Streams we reset, with when: DATA for them in the next ORPHAN_GRACE_MS is still in flight. */
+  private readonly resetAt = new Map<number, number>();
+  private orphanBytes = 0;
+  private orphanFlow = false;
+  private readonly orphanGraceMs: number;
   /** Since when the socket has been waiting for 'drain' (0: it is not). */
   private writeBlockedSince = 0;
   private streamsOpened = 0;
@@ -130,6 +143,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
       throw new RangeError(`maxFrameBytes ${this.maxFrameBytes} is not in 1-16777215`);
     }
     this.streamHighWaterMark = options.streamHighWaterMark ?? 1024 * 1024;
+    this.orphanGraceMs = options.orphanGraceMs ?? 500;
     this.decoder = new FrameDecoder({
       maxDataBytes: options.maxReceiveDataBytes,
       maxControlBytes: options.maxReceiveControlBytes,
@@ -206,7 +220,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
       streamsOpened: this.streamsOpened,
       queuedBytes: this.socket.writableLength,
       writeBlockedMs: this.writeBlockedSince === 0 ? 0 : Date.now() - this.writeBlockedSince,
-      lastFrameAt: this.lastFrameAt,
+      orphanBytes: this.orphanBytes,
       draining: this.draining,
       closed: this.closed,
       readPaused: this.blocking.size > 0,
@@ -244,7 +258,10 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   }
 
   resetStream(stream: SpdyStream, status: number): void {
-    if (!this.closed && this.streams.has(stream.id)) this.send(encodeRstStream(stream.id, status));
+    if (this.closed || !this.streams.has(stream.id)) return;
+    this.send(encodeRstStream(stream.id, status));
+    if (this.resetAt.size >= 1024) this.resetAt.delete(this.resetAt.keys().next().value!);
+    this.resetAt.set(stream.id, Date.now());
   }
 
   streamReadable(stream: SpdyStream): void {
@@ -292,7 +309,6 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     this.decoder.push(chunk);
     try {
       for (let frame = this.decoder.next(); frame; frame = this.closed ? undefined : this.decoder.next()) {
-        this.lastFrameAt = Date.now();
         this.handle(frame);
       }
     } catch (err) {
@@ -302,9 +318,12 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
 
   private handle(frame: Frame): void {
     switch (frame.type) {
-      case 'data':
-        this.streams.get(frame.streamId)?.receiveData(frame.data, frame.fin);
+      case 'data': {
+        const stream = this.streams.get(frame.streamId);
+        if (stream) stream.receiveData(frame.data, frame.fin);
+        else this.orphanData(frame.streamId, frame.data.length);
         return;
+      }
       case 'synReply': {
         const stream = this.streams.get(frame.streamId);
         this.inflate(frame.headerBlock, (headers) => stream?.receiveReply(headers));
@@ -341,6 +360,21 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
       case 'unknown':
         return;
     }
+  }
+
+  /**
+   * DATA for a stream we do not have. Right after we reset it (orphanGraceMs), that is what was in
+   * flight; later, the
+   * server is still copying into a stream nobody reads, and the session carries waste from then on:
+   * 'orphanFlow' tells its owner once, who should stop using it.
+   */
+  private orphanData(id: number, bytes: number): void {
+    this.orphanBytes += bytes;
+    if (this.orphanFlow) return;
+    const at = this.resetAt.get(id);
+    if (at !== undefined && Date.now() - at < this.orphanGraceMs) return;
+    this.orphanFlow = true;
+    this.emit('orphanFlow', id);
   }
 
   /** Every block goes through the shared context in frame order, wanted or not. */

@@ -30,6 +30,12 @@ export interface FakeSpdyServerOptions {
   maxFrameBytes?: number;
   /** Delay before each SYN_REPLY, to show the client does not wait for it; default 0. */
   replyDelayMs?: number;
+  /**
+   * As kwok's tunnel: a client's RST_STREAM of a data stream ends only what goes to the pod; the
+   * pod's output is still sent on the reset stream until the pod ends. Default false (the stream's
+   * pod connection is closed, as containerd does).
+   */
+  copyAfterReset?: boolean;
 }
 
 export interface ReceivedFrame {
@@ -151,6 +157,8 @@ class FakeConnection {
   private lastStreamId = 0;
   private nextPingId = 2;
   private readonly pings = new Map<number, () => void>();
+  /** Pod connections of reset streams still being copied (copyAfterReset). */
+  private readonly copying = new Set<net.Socket>();
   private stalled = false;
   private dead = false;
   /** Frames are handled one after another: a SYN_STREAM's headers inflate asynchronously. */
@@ -206,6 +214,7 @@ class FakeConnection {
     if (this.dead) return;
     this.dead = true;
     for (const s of this.streams.values()) s.tcp?.destroy();
+    for (const tcp of this.copying) tcp.destroy();
     this.inflate.close();
     this.socket.destroy();
     this.onClose();
@@ -254,7 +263,9 @@ class FakeConnection {
       case 'rstStream':
         this.log.push({ type: f.type, streamId: f.streamId });
         if (stream) {
-          stream.tcp?.destroy();
+          // kwok's copy goes on until the pod ends or the connection closes (its context ends).
+          if (this.options.copyAfterReset && stream.tcp) this.copying.add(stream.tcp);
+          else stream.tcp?.destroy();
           this.streams.delete(stream.id);
         }
         return;
