@@ -24,7 +24,7 @@ import { errorMessage, Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
 import { PortAllocator } from './reconcile/ports';
 import { Reconciler } from './reconcile/reconciler';
-import { createRelayEngine, kubeTransport } from './relay';
+import { kubeAccess, RelayWorker } from './relay';
 import type { RelayLogger } from './relay/logger';
 import type { RelayEngine, RelayEvent } from './relay/types';
 
@@ -167,10 +167,17 @@ export class PortForwardOperator extends Operator {
 
   private startServing(): void {
     if (this.term) return;
-    const logger = relayLogger(this.log);
-    const relay = createRelayEngine({
-      transport: kubeTransport(this.cfg.transport, this.kubeConfig, { logger }),
-      logger,
+    const relay = new RelayWorker({
+      transport: this.cfg.transport,
+      access: kubeAccess(this.kubeConfig),
+      proxyUrl: this.kubeConfig.getCurrentCluster()?.proxyUrl,
+      logger: relayLogger(this.log),
+      logLevel: this.cfg.logLevel,
+    });
+    // The worker thread is part of the program: one that cannot start at all is a broken install.
+    relay.ready().catch((err: unknown) => {
+      this.log.error('the relay could not start', { error: errorMessage(err) });
+      process.exit(1);
     });
     const queue = new WorkQueue({ workers: this.cfg.workers });
     const reconciler = new Reconciler({
@@ -233,11 +240,12 @@ export class PortForwardOperator extends Operator {
       this.metrics.connected(ev.key, ev.connectMs, ev.transport);
       return;
     }
-    if (ev.type === 'tunnelError') {
-      this.metrics.tunnelError(ev.key, ev.kind);
+    if (ev.type === 'tunnelError' || ev.type === 'sessionLost') {
+      if (ev.type === 'tunnelError') this.metrics.tunnelError(ev.key, ev.kind);
       const i = ev.key.indexOf('/');
       const pf = this.caches.portForward(ev.key.slice(0, i), ev.key.slice(i + 1));
-      if (pf) this.events.record(pf, 'Warning', 'TunnelFailed', ev.message);
+      const reason = ev.type === 'tunnelError' ? 'TunnelFailed' : 'RelayRestarted';
+      if (pf) this.events.record(pf, 'Warning', reason, ev.message);
     }
     term.queue.add(ev.key);
   }

@@ -1,8 +1,9 @@
 // Opening the WebSocket of one tunnel. The tunnel depends only on the Dialer interface, so tests dial a
 // local fake server and the operator dials the API server with the kubeconfig's credentials.
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { ClientRequest, IncomingMessage } from 'node:http';
+import type * as https from 'node:https';
 import WebSocket from 'ws';
+import { ApiServerAccess, kubeAccess, KubeConfigLike } from './access';
 import { PortForwardError } from './errors';
 import { PORT_FORWARD_SUBPROTOCOL } from './framing';
 import type { TunnelErrorKind } from './types';
@@ -47,21 +48,19 @@ export function portForwardPath(target: TunnelTarget): string {
 export class WebSocketDialer implements Dialer {
   private readonly handshakeTimeoutMs: number;
   private readonly maxMessageBytes: number;
+  private readonly access: ApiServerAccess;
 
-  constructor(
-    private readonly kc: KubeConfig,
-    options: KubeDialerOptions = {},
-  ) {
+  constructor(kc: KubeConfigLike | ApiServerAccess, options: KubeDialerOptions = {}) {
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
     this.maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
-    if (!kc.getCurrentCluster()) throw new Error('the kubeconfig has no current cluster');
+    this.access = kubeAccess(kc);
   }
 
   async dial(target: TunnelTarget, signal: AbortSignal): Promise<WebSocket> {
     const what = `port-forward to pod ${target.namespace}/${target.pod} port ${target.port}`;
     const opts: WebSocket.ClientOptions = {};
     try {
-      await this.kc.applyToHTTPSOptions(opts);
+      await this.access.applyToHTTPSOptions(opts as https.RequestOptions);
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
       throw new PortForwardError('forbidden', `${what}: no credentials from the kubeconfig: ${detail}`, {
@@ -69,7 +68,7 @@ export class WebSocketDialer implements Dialer {
       });
     }
     if (signal.aborted) throw aborted(what);
-    const ws = new WebSocket(wsUrl(this.kc.getCurrentCluster()!.server, target), [PORT_FORWARD_SUBPROTOCOL], {
+    const ws = new WebSocket(wsUrl(this.access.server, target), [PORT_FORWARD_SUBPROTOCOL], {
       ...opts,
       handshakeTimeout: this.handshakeTimeoutMs,
       maxPayload: this.maxMessageBytes,

@@ -20,3 +20,7 @@ export type { KubeTransportOptions, TransportChoice } from './kube-transports';
 export { TRANSPORT_NAMES } from './transport';
 export type { Transport, TransportName } from './transport';
 export type { RelayLogger } from './logger';
+export { kubeAccess } from './access';
+export type { ApiServerAccess } from './access';
+export { RelayWorker, startRelayWorker } from './worker/host';
+export type { RelayWorkerOptions } from './worker/host';

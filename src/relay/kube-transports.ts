@@ -1,10 +1,9 @@
 // The transports of the operator, on the kubeconfig's current context: TLS, credentials and proxy
 // from client-node's applyToHTTPSOptions on every dial (so exec and token-file credentials refresh).
-import type { KubeConfig } from '@kubernetes/client-node';
 import type * as https from 'node:https';
+import { ApiServerAccess, kubeAccess, KubeConfigLike } from './access';
 import { AutoTransport } from './auto-transport';
 import { WebSocketDialer } from './dialer';
-import { RelaySpecError } from './errors';
 import type { RelayLogger } from './logger';
 import { dialSpdy, dialSpdyOverWebSocket, SpdyDialOptions } from './spdy/dial';
 import { SpdyTransport, SpdyTransportOptions } from './spdy-transport';
@@ -21,14 +20,13 @@ export interface KubeTransportOptions {
 
 export function kubeTransport(
   choice: TransportChoice,
-  kc: KubeConfig,
+  kc: KubeConfigLike | ApiServerAccess,
   options: KubeTransportOptions,
 ): Transport {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new RelaySpecError('the kubeconfig has no current cluster');
+  const access = kubeAccess(kc);
   const dialOptions = (signal: AbortSignal): SpdyDialOptions => ({
-    server: cluster.server,
-    applyOptions: (opts: https.RequestOptions) => kc.applyToHTTPSOptions(opts),
+    server: access.server,
+    applyOptions: (opts: https.RequestOptions) => access.applyToHTTPSOptions(opts),
     signal,
   });
   const spdy = (name: 'spdy' | 'spdy-websocket'): SpdyTransport =>
@@ -43,7 +41,7 @@ export function kubeTransport(
         ),
     });
   const websocket = (): WebSocketTransport =>
-    new WebSocketTransport(new WebSocketDialer(kc), DEFAULT_WEBSOCKET_TUNNEL);
+    new WebSocketTransport(new WebSocketDialer(access), DEFAULT_WEBSOCKET_TUNNEL);
   switch (choice) {
     case 'spdy':
     case 'spdy-websocket':

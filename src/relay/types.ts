@@ -67,6 +67,8 @@ export type TunnelErrorKind =
 export type RelayEvent =
   | { type: 'tunnelError'; key: string; message: string; kind: TunnelErrorKind }
   | { type: 'connectionClosed'; key: string }
+  /** The relay lost the session (its worker thread died): ensure it again. */
+  | { type: 'sessionLost'; key: string; message: string }
   /** A tunnel is open: `connectMs` from accepting the client to relaying, on `transport`. */
   | { type: 'tunnelOpened'; key: string; connectMs: number; transport: TransportName };
 
