@@ -240,12 +240,13 @@ export class PortForwardOperator extends Operator {
       this.metrics.connected(ev.key, ev.connectMs, ev.transport);
       return;
     }
-    if (ev.type === 'tunnelError' || ev.type === 'sessionLost') {
-      if (ev.type === 'tunnelError') this.metrics.tunnelError(ev.key, ev.kind);
-      const i = ev.key.indexOf('/');
-      const pf = this.caches.portForward(ev.key.slice(0, i), ev.key.slice(i + 1));
-      const reason = ev.type === 'tunnelError' ? 'TunnelFailed' : 'RelayRestarted';
-      if (pf) this.events.record(pf, 'Warning', reason, ev.message);
+    const i = ev.key.indexOf('/');
+    const pf = this.caches.portForward(ev.key.slice(0, i), ev.key.slice(i + 1));
+    if (ev.type === 'tunnelError') {
+      this.metrics.tunnelError(ev.key, ev.kind);
+      if (pf) this.events.record(pf, 'Warning', 'TunnelFailed', ev.message);
+    } else if (ev.type === 'sessionLost') {
+      if (pf) this.events.record(pf, 'Warning', 'RelayRestarted', ev.message);
     }
     term.queue.add(ev.key);
   }

@@ -143,11 +143,18 @@ describe('relay worker thread (host.ts)', function () {
     const events: RelayEvent[] = [];
     relay.onEvent((e) => events.push(e));
     const [before] = await relay.ensure(KEY, spec);
+    assert.equal(await echoOnce(before.localPort, 'once'), 'once');
+    await waitFor('the first connection counted, and closed', () => {
+      const st = relay?.stats(KEY);
+      return st?.total === 1 && st.active === 0;
+    });
     // A crash, as a bug or an out-of-memory would end it (the test reaches the private worker).
     await (relay as unknown as { worker: Worker }).worker.terminate();
     await waitFor('the lost session', () => events.some((e) => e.type === 'sessionLost' && e.key === KEY));
     assert.ok(lines.some((l) => l.level === 'error' && /relay worker stopped/.test(l.message)));
-    assert.deepEqual(relay.keys(), [], 'nothing is reported for a session the new worker does not hold');
+    assert.deepEqual(relay.keys(), [], 'no session is reported that the new worker does not hold');
+    assert.equal(relay.stats(KEY)?.total, 1, 'the counters of the lost session are kept');
+    assert.equal(relay.stats(KEY)?.active, 0);
     await relay.ready();
     const [after] = await relay.ensure(KEY, {
       ...spec,
@@ -156,6 +163,11 @@ describe('relay worker thread (host.ts)', function () {
     assert.equal(after.state, 'bound');
     assert.equal(after.localPort, before.localPort, 'the same port, bound again');
     assert.equal(await echoOnce(after.localPort, 'again'), 'again');
+    await waitFor('the counters of both workers, added', () => {
+      const st = relay?.stats(KEY);
+      return st?.total === 2 && st.active === 0;
+    });
+    assert.equal(relay.stats(KEY)?.bytesSent, 'onceagain'.length, JSON.stringify(relay.stats(KEY)));
   });
 
   it('refuses calls once closed', async function () {

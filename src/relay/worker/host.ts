@@ -13,7 +13,8 @@
 // - Credentials are read from `access` on the main thread for every dial.
 // - A worker that dies (a bug, an out-of-memory) is replaced: calls waiting on it fail, every session
 //   it held is reported once as `sessionLost` (the controller re-ensures them on the new worker), and
-//   the error is logged. Nothing is thrown at the caller's event loop.
+//   the error is logged. Nothing is thrown at the caller's event loop. The counters of a lost session
+//   are carried over to its successor under the same key: totals never count back.
 //
 // Caveats
 // - stats() may lag the worker by up to `statsIntervalMs` for byte counters; connection counts move
@@ -60,6 +61,8 @@ export class RelayWorker implements RelayEngine {
   private starting: Promise<Worker>;
   private readonly calls = new Map<number, { resolve(r: FromWorkerReply): void; reject(e: Error): void }>();
   private readonly counters = new Map<string, SessionStats>();
+  /** Counters of sessions a dead worker held: added to their successors', so status never counts back. */
+  private readonly carried = new Map<string, SessionStats>();
   private readonly subscribers: ((event: RelayEvent) => void)[] = [];
   private nextId = 1;
   private closed = false;
@@ -82,6 +85,7 @@ export class RelayWorker implements RelayEngine {
 
   async stop(key: string): Promise<void> {
     await this.call({ op: 'stop', key });
+    this.carried.delete(key);
   }
 
   keys(): string[] {
@@ -89,7 +93,9 @@ export class RelayWorker implements RelayEngine {
   }
 
   stats(key: string): SessionStats | undefined {
-    return this.counters.get(key);
+    const now = this.counters.get(key);
+    const before = this.carried.get(key);
+    return before ? addStats(before, now) : now;
   }
 
   onEvent(listener: (event: RelayEvent) => void): void {
@@ -219,6 +225,7 @@ export class RelayWorker implements RelayEngine {
     this.calls.clear();
     if (this.closed || !this.everStarted) return;
     const keys = this.keys();
+    for (const key of keys) this.carried.set(key, { ...this.stats(key)!, active: 0, bufferedBytes: 0 });
     this.counters.clear();
     this.deaths++;
     this.options.logger.error('the relay worker stopped; starting another', {
@@ -243,6 +250,20 @@ export class RelayWorker implements RelayEngine {
 }
 
 type FromWorkerReply = Extract<FromWorker, { type: 'reply' }>;
+
+function addStats(before: SessionStats, now: SessionStats | undefined): SessionStats {
+  if (!now) return before;
+  return {
+    ...now,
+    total: before.total + now.total,
+    failed: before.failed + now.failed,
+    refused: before.refused + now.refused,
+    bytesSent: before.bytesSent + now.bytesSent,
+    bytesReceived: before.bytesReceived + now.bytesReceived,
+    lastError: now.lastError ?? before.lastError,
+    transport: now.transport ?? before.transport,
+  };
+}
 
 function wireError(e: WireError): Error {
   if (e.name === 'RelaySpecError') return new RelaySpecError(e.message);
