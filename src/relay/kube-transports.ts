@@ -6,6 +6,7 @@ import { AutoTransport } from './auto-transport';
 import { WebSocketDialer } from './dialer';
 import type { RelayLogger } from './logger';
 import { dialSpdy, dialSpdyOverWebSocket, SpdyDialOptions } from './spdy/dial';
+import type { SpdySessionOptions } from './spdy/session';
 import { SpdyTransport, SpdyTransportOptions } from './spdy-transport';
 import type { Transport, TransportName } from './transport';
 import { DEFAULT_WEBSOCKET_TUNNEL, WebSocketTransport } from './websocket-transport';
@@ -16,6 +17,8 @@ export interface KubeTransportOptions {
   logger: RelayLogger;
   /** Tuning of the SPDY session pools (defaults in spdy-transport.ts). */
   spdy?: Omit<SpdyTransportOptions, 'name' | 'dial' | 'logger'>;
+  /** Tuning of each SPDY session (defaults in spdy/session.ts). */
+  session?: Pick<SpdySessionOptions, 'streamHighWaterMark' | 'maxFrameBytes'>;
 }
 
 export function kubeTransport(
@@ -28,6 +31,7 @@ export function kubeTransport(
     server: access.server,
     applyOptions: (opts: https.RequestOptions) => access.applyToHTTPSOptions(opts),
     signal,
+    session: options.session,
   });
   const spdy = (name: 'spdy' | 'spdy-websocket'): SpdyTransport =>
     new SpdyTransport({

@@ -3,7 +3,8 @@
 // direct TCP measured in the same run, and reports medians of several runs with their spread, since
 // the machines are noisy. Nothing here asserts a time.
 //
-//   node build/test/bench/run.js [relay] [controller] [scale]     (default: all three)
+//   node build/test/bench/run.js [relay] [controller] [scale] [limits]
+//                               (default: relay, controller and scale; limits runs when named)
 //
 // Environment (defaults in brackets):
 //   BENCH_RUNS [3]              runs of every relay measure; the order of the systems rotates per run
@@ -15,6 +16,8 @@
 //   BENCH_CONCURRENCY [64,256]  concurrent echoes, one measure per entry
 //   BENCH_VERIFY [bytes]        how received bytes are checked: byte for byte, or sha256 digests (payload.ts)
 //   BENCH_SCALE_N [1000]        PortForwards of the scale part
+//                               (the limits part: the relay's buffer limits, each pair on a relay worker
+//                               of its own, with the same stream size and the first BENCH_CONCURRENCY)
 //   BENCH_OPERATOR [build/src/main.js]  the operator's entry point
 //   BENCH_OUT [build/bench-results.md]  the report, header and tables, to paste into docs/benchmarks.md
 //   TESTENV_DIR [.testenv]      the test control plane's state: reused when one runs there, else started
@@ -31,13 +34,16 @@ import { down, runningState, up } from '../env/controlplane';
 import { repoRoot } from '../env/paths';
 import { startLoadClient, startTargets } from './children';
 import { controllerBench } from './controller';
+import { limitsBench } from './limits';
 import { relayBench } from './relay';
 import { operatorMain } from './relays';
 import { scaleBench } from './scale';
 import { header } from './sysinfo';
 import type { Verify } from './payload';
 
-const PARTS = ['relay', 'controller', 'scale'] as const;
+const PARTS = ['relay', 'controller', 'scale', 'limits'] as const;
+/** What runs when no part is named. */
+const DEFAULT_PARTS: readonly Part[] = ['relay', 'controller', 'scale'];
 type Part = (typeof PARTS)[number];
 const MiB = 1024 * 1024;
 
@@ -134,7 +140,7 @@ async function main(): Promise<number> {
     if (!(PARTS as readonly string[]).includes(w))
       throw new UsageError(`unknown part "${w}": give ${PARTS.join(', ')}`);
   }
-  const parts: Part[] = wanted.length === 0 ? [...PARTS] : PARTS.filter((p) => wanted.includes(p));
+  const parts: Part[] = wanted.length === 0 ? [...DEFAULT_PARTS] : PARTS.filter((p) => wanted.includes(p));
   const s = settings();
   if (!fs.existsSync(operatorMain())) {
     throw new UsageError(`${operatorMain()} does not exist: build first (make build), or set BENCH_OPERATOR`);
@@ -214,6 +220,15 @@ async function main(): Promise<number> {
             connects: s.connects,
             echoBytes: s.echoBytes,
             concurrencies: s.concurrencies,
+          });
+        } else if (p === 'limits') {
+          table = await limitsBench({
+            ...common,
+            client,
+            runs: s.runs,
+            streamBytes: s.streamBytes,
+            echoBytes: s.echoBytes,
+            concurrency: s.concurrencies[0],
           });
         } else if (p === 'controller') {
           table = await controllerBench({ ...common, runs: s.runs });

@@ -27,7 +27,16 @@ import type { TransportChoice } from '../kube-transports';
 import type { RelayLogger } from '../logger';
 import type { ListenerState, RelayEngine, RelayEvent, SessionSpec, SessionStats } from '../types';
 import { readCredentials } from './credentials';
-import type { Call, FromWorker, LogLevel, StatsEntry, ToWorker, WireError, WorkerInit } from './protocol';
+import type {
+  Call,
+  FromWorker,
+  LogLevel,
+  RelayTuning,
+  StatsEntry,
+  ToWorker,
+  WireError,
+  WorkerInit,
+} from './protocol';
 
 export interface RelayWorkerOptions {
   transport: TransportChoice;
@@ -40,6 +49,8 @@ export interface RelayWorkerOptions {
   /** Default 1000 ms. */
   statsIntervalMs?: number;
   spdy?: WorkerInit['spdy'];
+  /** Buffer limits; defaults in the engine and the SPDY session. */
+  tuning?: RelayTuning;
   /**
    * The worker's V8 young generation, MB (Worker resourceLimits.maxYoungGenerationSizeMb). Default
    * 8: scavenges often enough that the relay's read buffers die young (ADR 8).
@@ -139,6 +150,7 @@ export class RelayWorker implements RelayEngine {
       logLevel: o.logLevel ?? 'info',
       statsIntervalMs: o.statsIntervalMs ?? 1000,
       spdy: o.spdy,
+      tuning: o.tuning,
     };
     const worker = new Worker(path.join(__dirname, 'thread.js'), {
       workerData: init,

@@ -19,6 +19,17 @@ export interface WorkerInit {
   /** How often every session's counters are sent to the main thread. */
   statsIntervalMs: number;
   spdy?: Omit<SpdyTransportOptions, 'name' | 'dial' | 'logger'>;
+  tuning?: RelayTuning;
+}
+
+/** Buffer limits of the relay (defaults: spdy/session.ts and engine.ts). */
+export interface RelayTuning {
+  /** Bytes a SPDY stream buffers from the pod before its session stops reading. */
+  streamHighWaterMark?: number;
+  /** Largest SPDY DATA frame written. */
+  maxFrameBytes?: number;
+  /** A client socket's write buffer before the pod side is paused. */
+  socketBufferBytes?: number;
 }
 
 /** TLS settings and credentials of one dial: the cloneable part of https.RequestOptions. */

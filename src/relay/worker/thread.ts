@@ -59,9 +59,15 @@ const access: ApiServerAccess = {
 };
 
 const logger = threadLogger(init.logLevel);
+const tuning = init.tuning ?? {};
 const engine: RelayEngine = createRelayEngine({
-  transport: kubeTransport(init.transport, access, { logger, spdy: init.spdy }),
+  transport: kubeTransport(init.transport, access, {
+    logger,
+    spdy: init.spdy,
+    session: { streamHighWaterMark: tuning.streamHighWaterMark, maxFrameBytes: tuning.maxFrameBytes },
+  }),
   logger,
+  socketBufferBytes: tuning.socketBufferBytes,
 });
 
 engine.onEvent((event) => send({ type: 'event', event, stats: engine.stats(event.key) }));
