@@ -1,6 +1,9 @@
 // LeaderElector against an in-memory Lease with the API server's write semantics (create fails when the
-// Lease exists, a replace fails unless it carries the current resourceVersion), on short durations.
+// Lease exists, a replace fails unless it carries the current resourceVersion), on virtual time: every
+// wait, deadline and timeout runs on FakeTimers, so the durations asserted are exact and a loaded
+// machine cannot change them.
 import * as assert from 'node:assert/strict';
+import { FakeTimers } from '../testing/fake-timers';
 import { LeaderElector, LeaderElectorOptions } from './leader';
 import { LeaderRecord } from './leader-record';
 import { LeaseConflictError, LeaseSnapshot, LeaseStore } from './leader-store';
@@ -55,55 +58,58 @@ class MemoryLease {
 }
 
 const FAST = { leaseDurationMs: 1000, renewDeadlineMs: 600, retryPeriodMs: 100 };
-
-function elector(
-  lease: MemoryLease,
-  identity: string,
-  extra: Partial<LeaderElectorOptions> = {},
-): LeaderElector & { calls: string[] } {
-  const calls: string[] = [];
-  const e = new LeaderElector({
-    namespace: 'test',
-    name: 'lease',
-    identity,
-    store: lease.store(),
-    ...FAST,
-    onStartedLeading: () => void calls.push('started'),
-    onStoppedLeading: () => void calls.push('stopped'),
-    ...extra,
-  });
-  return Object.assign(e, { calls });
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 3000): Promise<number> {
-  const t0 = Date.now();
-  while (!check()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return Date.now() - t0;
-}
-
-/** Samples every 5 ms for `ms` and fails if more than one elector leads at any sample. */
-async function neverTwoLeaders(electors: LeaderElector[], ms: number): Promise<void> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    const leaders = electors.filter((e) => e.isLeader()).map((e) => e.identity);
-    assert.ok(leaders.length <= 1, `two leaders at once: ${leaders.join(', ')}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const EPOCH = Date.parse('2026-12-02T00:00:00Z');
 
 describe('LeaderElector', function () {
-  this.timeout(10_000);
+  let clock: FakeTimers;
   const running: LeaderElector[] = [];
-  const start = <T extends LeaderElector>(e: T): T => {
+
+  function elector(
+    lease: MemoryLease,
+    identity: string,
+    extra: Partial<LeaderElectorOptions> = {},
+  ): LeaderElector & { calls: string[] } {
+    const calls: string[] = [];
+    const e = new LeaderElector({
+      namespace: 'test',
+      name: 'lease',
+      identity,
+      store: lease.store(),
+      ...FAST,
+      timers: clock,
+      wallClock: () => new Date(EPOCH + clock.now()),
+      random: () => 0,
+      onStartedLeading: () => void calls.push('started'),
+      onStoppedLeading: () => void calls.push('stopped'),
+      ...extra,
+    });
     running.push(e);
     void e.run();
-    return e;
-  };
+    return Object.assign(e, { calls });
+  }
+
+  /** Advances virtual time for `ms`, checking at every step that no two electors lead at once. */
+  async function neverTwoLeaders(electors: LeaderElector[], ms: number): Promise<void> {
+    for (let t = 0; t < ms; t += 5) {
+      const leaders = electors.filter((e) => e.isLeader()).map((e) => e.identity);
+      assert.ok(leaders.length <= 1, `two leaders at once at ${clock.now()} ms: ${leaders.join(', ')}`);
+      await clock.advance(5);
+    }
+  }
+
+  /** Runs `p` to its end, moving virtual time while it waits. */
+  async function settled<T>(p: Promise<T>): Promise<T> {
+    let done = false;
+    void p.finally(() => (done = true)).catch(() => undefined);
+    await clock.until('the call to finish', () => done);
+    return p;
+  }
+
+  beforeEach(function () {
+    clock = new FakeTimers();
+  });
   afterEach(async function () {
-    await Promise.all(running.splice(0).map((e) => e.stop()));
+    await settled(Promise.all(running.splice(0).map((e) => e.stop())));
   });
 
   it('refuses options that cannot be safe', function () {
@@ -124,25 +130,25 @@ describe('LeaderElector', function () {
     );
   });
 
-  it('creates the Lease, leads, and keeps renewing it', async function () {
+  it('creates the Lease, leads, and renews it every retry period', async function () {
     const lease = new MemoryLease();
-    const a = start(elector(lease, 'a'));
-    await until('a to lead', () => a.isLeader());
+    const a = elector(lease, 'a');
+    await clock.until('a to lead', () => a.isLeader());
     assert.deepEqual(a.calls, ['started']);
     assert.equal(lease.record?.holderIdentity, 'a');
     assert.equal(lease.record?.leaseDurationSeconds, 1);
     assert.equal(lease.record?.leaseTransitions, 0);
     assert.match(lease.record?.renewTime ?? '', /\.\d{6}Z$/);
     const writes = lease.writes;
-    await new Promise((r) => setTimeout(r, 350));
-    assert.ok(lease.writes >= writes + 2, `renewed every retry period (${lease.writes - writes} writes)`);
+    await clock.advance(350);
+    assert.equal(lease.writes - writes, 3, 'one renewal per 100 ms');
     assert.equal(a.leader(), 'a');
   });
 
   it('lets exactly one of three candidates lead, never two at once', async function () {
     const lease = new MemoryLease();
-    const all = ['a', 'b', 'c'].map((id) => start(elector(lease, id)));
-    await until('a leader', () => all.some((e) => e.isLeader()));
+    const all = ['a', 'b', 'c'].map((id) => elector(lease, id));
+    await clock.until('a leader', () => all.some((e) => e.isLeader()));
     await neverTwoLeaders(all, 1500);
     const leaders = all.filter((e) => e.isLeader());
     assert.equal(leaders.length, 1);
@@ -150,120 +156,118 @@ describe('LeaderElector', function () {
     for (const e of all) assert.equal(e.leader(), leaders[0].identity, `${e.identity} sees the leader`);
   });
 
-  it('hands over at once on stop({ release: true }), after the old leader stopped leading', async function () {
+  it('hands over at the next attempt on stop({ release: true }), after the old leader stopped leading', async function () {
     const lease = new MemoryLease();
     let holderDuringStop: string | undefined;
-    const a = start(
-      elector(lease, 'a', { onStoppedLeading: () => void (holderDuringStop = lease.record?.holderIdentity) }),
-    );
-    await until('a to lead', () => a.isLeader());
-    const b = start(elector(lease, 'b'));
-    await new Promise((r) => setTimeout(r, 300));
+    const a = elector(lease, 'a', {
+      onStoppedLeading: () => void (holderDuringStop = lease.record?.holderIdentity),
+    });
+    await clock.until('a to lead', () => a.isLeader());
+    const b = elector(lease, 'b');
+    await clock.advance(300);
     assert.equal(b.isLeader(), false);
 
-    const t0 = Date.now();
-    const sampling = neverTwoLeaders([a, b], 600);
-    await a.stop({ release: true });
+    const t0 = clock.now();
+    await settled(a.stop({ release: true }));
     assert.equal(holderDuringStop, 'a', 'onStoppedLeading ran before the Lease was released');
     assert.equal(a.isLeader(), false);
-    await until('b to lead', () => b.isLeader());
-    const took = Date.now() - t0;
-    assert.ok(took < 600, `b led ${took} ms after the release (lease duration is 1000 ms)`);
-    await sampling;
+    await clock.until('b to lead', () => b.isLeader());
+    const took = clock.now() - t0;
+    assert.ok(took <= FAST.retryPeriodMs, `b led ${took} ms after the release, at its next attempt`);
     assert.equal(lease.record?.holderIdentity, 'b');
     assert.equal(lease.record?.leaseTransitions, 1, 'one change of holder; releasing is none');
   });
 
   it('takes over a holder that vanished only after the lease duration', async function () {
     const lease = new MemoryLease();
-    const a = start(elector(lease, 'a'));
-    await until('a to lead', () => a.isLeader());
-    const b = start(elector(lease, 'b'));
-    await new Promise((r) => setTimeout(r, 150)); // b has seen a's Lease
-    const t0 = Date.now();
-    await a.stop(); // no release: a crash, as far as the Lease knows
-    await until('b to lead', () => b.isLeader(), 3000);
-    const took = Date.now() - t0;
-    assert.ok(took >= 850, `b waited out the lease (${took} ms; a renewed up to 100 ms before stopping)`);
-    assert.ok(took < 1000 + 600, `and took over promptly after it (${took} ms)`);
+    const a = elector(lease, 'a');
+    await clock.until('a to lead', () => a.isLeader());
+    const b = elector(lease, 'b');
+    await clock.advance(150); // b has seen a's Lease
+    await settled(a.stop()); // no release: a crash, as far as the Lease knows
+    const t0 = clock.now();
+    await clock.until('b to lead', () => b.isLeader(), 3000);
+    const took = clock.now() - t0;
+    // a renewed at most one retry period before it stopped; b counts the lease from when it saw that.
+    assert.ok(took >= FAST.leaseDurationMs - FAST.retryPeriodMs, `b waited out the lease (${took} ms)`);
+    assert.ok(
+      took <= FAST.leaseDurationMs + FAST.retryPeriodMs,
+      `and took over at once after it (${took} ms)`,
+    );
   });
 
   it('does not count a holder with a skewed wall clock as expired', async function () {
     const lease = new MemoryLease();
-    const hourBehind = (): Date => new Date(Date.now() - 3600_000);
-    const a = start(elector(lease, 'a', { wallClock: hourBehind }));
-    await until('a to lead', () => a.isLeader());
-    const b = start(elector(lease, 'b', { wallClock: () => new Date(Date.now() + 3600_000) }));
+    const a = elector(lease, 'a', { wallClock: () => new Date(EPOCH - 3600_000 + clock.now()) });
+    await clock.until('a to lead', () => a.isLeader());
+    const b = elector(lease, 'b', { wallClock: () => new Date(EPOCH + 3600_000 + clock.now()) });
     await neverTwoLeaders([a, b], 1500);
     assert.equal(a.isLeader(), true, 'a kept the Lease for longer than its duration by renewing');
   });
 
   it('steps down when it cannot renew for the renew deadline, and leads again once the API is back', async function () {
     const lease = new MemoryLease();
-    const a = start(elector(lease, 'a'));
-    await until('a to lead', () => a.isLeader());
+    const a = elector(lease, 'a');
+    await clock.until('a to lead', () => a.isLeader());
+    await clock.advance(1); // just after a renewal
     lease.mode = 'fail';
-    const t0 = Date.now();
-    await until('a to step down', () => !a.isLeader(), 2000);
-    const took = Date.now() - t0;
-    assert.ok(took <= 600 + 150, `stepped down within the renew deadline (${took} ms)`);
-    assert.ok(took >= 400, `not before the deadline (${took} ms)`);
-    await until('onStoppedLeading', () => a.calls.length === 2);
+    const took = await clock.until('a to step down', () => !a.isLeader(), 2000);
+    assert.ok(took <= FAST.renewDeadlineMs, `stepped down within the renew deadline (${took} ms)`);
+    assert.ok(took >= FAST.renewDeadlineMs - FAST.retryPeriodMs, `not before it (${took} ms)`);
+    await clock.until('onStoppedLeading', () => a.calls.length === 2);
     assert.deepEqual(a.calls, ['started', 'stopped']);
     lease.mode = 'ok';
-    await until('a to lead again', () => a.isLeader(), 2000);
+    await clock.until('a to lead again', () => a.isLeader(), 2000);
     assert.deepEqual(a.calls, ['started', 'stopped', 'started']);
   });
 
   it('steps down by the renew deadline even when requests hang', async function () {
     const lease = new MemoryLease();
-    const a = start(elector(lease, 'a'));
-    await until('a to lead', () => a.isLeader());
+    const a = elector(lease, 'a');
+    await clock.until('a to lead', () => a.isLeader());
     lease.mode = 'hang';
-    const t0 = Date.now();
-    await until('a to step down', () => !a.isLeader(), 2000);
-    assert.ok(Date.now() - t0 <= 600 + 150, `within the renew deadline (${Date.now() - t0} ms)`);
+    const took = await clock.until('a to step down', () => !a.isLeader(), 2000);
+    assert.ok(took <= FAST.renewDeadlineMs, `within the renew deadline (${took} ms)`);
   });
 
-  it('steps down at once when it sees another holder in the Lease', async function () {
+  it('steps down at the next renewal when it sees another holder in the Lease', async function () {
     const lease = new MemoryLease();
-    const a = start(elector(lease, 'a'));
-    await until('a to lead', () => a.isLeader());
+    const a = elector(lease, 'a');
+    await clock.until('a to lead', () => a.isLeader());
     lease.record = { ...lease.record!, holderIdentity: 'intruder' };
     lease.version++;
-    const took = await until('a to step down', () => !a.isLeader(), 2000);
-    assert.ok(took < 500, `at the next renewal (${took} ms), not at the deadline`);
+    const took = await clock.until('a to step down', () => !a.isLeader(), 2000);
+    assert.ok(took <= FAST.retryPeriodMs, `at the next renewal (${took} ms), not at the deadline`);
     assert.equal(a.leader(), 'intruder');
   });
 
   it('runs the callbacks one at a time, in order, even when a slow start overlaps a loss', async function () {
     const lease = new MemoryLease();
     const log: string[] = [];
-    const a = start(
-      elector(lease, 'a', {
-        onStartedLeading: async () => {
-          log.push('start begins');
-          await new Promise((r) => setTimeout(r, 300));
-          log.push('start ends');
-        },
-        onStoppedLeading: () => void log.push('stop'),
-      }),
-    );
-    await until('a to lead', () => a.isLeader());
+    const a = elector(lease, 'a', {
+      onStartedLeading: async () => {
+        log.push('start begins');
+        await new Promise((r) => clock.setTimeout(() => r(undefined), 300));
+        log.push('start ends');
+      },
+      onStoppedLeading: () => void log.push('stop'),
+    });
+    await clock.until('a to lead', () => a.isLeader());
     lease.record = { ...lease.record!, holderIdentity: 'intruder' };
     lease.version++;
-    await until('a to step down', () => !a.isLeader());
-    await until('the stop callback', () => log.includes('stop'));
+    await clock.until('a to step down', () => !a.isLeader());
+    assert.deepEqual(log, ['start begins'], 'the stop waits for the start');
+    await clock.until('the stop callback', () => log.includes('stop'));
     assert.deepEqual(log, ['start begins', 'start ends', 'stop']);
   });
 
   it('stops a standby without touching the Lease', async function () {
     const lease = new MemoryLease();
-    const a = start(elector(lease, 'a'));
-    await until('a to lead', () => a.isLeader());
-    const b = start(elector(lease, 'b'));
-    await new Promise((r) => setTimeout(r, 150));
-    await b.stop({ release: true });
+    const a = elector(lease, 'a');
+    await clock.until('a to lead', () => a.isLeader());
+    const b = elector(lease, 'b');
+    await clock.advance(150);
+    await settled(b.stop({ release: true }));
     assert.equal(lease.record?.holderIdentity, 'a');
     assert.deepEqual(b.calls, []);
     assert.equal(a.isLeader(), true);

@@ -12,7 +12,6 @@
 // Caveats: a paused process (a stopped VM, a debugger) may still believe it leads when it resumes until
 // its next renewal fails; that is the classic limit of lease-based election, as in client-go.
 import * as fs from 'node:fs';
-import { performance } from 'node:perf_hooks';
 import type * as k8s from '@kubernetes/client-node';
 import { errorMessage } from '../observability/logger';
 import {
@@ -24,6 +23,7 @@ import {
   releasedRecord,
 } from './leader-record';
 import { KubeLeaseStore, LeaseConflictError, LeaseSnapshot, LeaseStore } from './leader-store';
+import { realTimers, Timers } from './timers';
 
 export { LeaseConflictError, KubeLeaseStore } from './leader-store';
 export type { LeaseStore, LeaseSnapshot } from './leader-store';
@@ -63,10 +63,12 @@ export interface LeaderElectorOptions {
   /** Called when the holder this candidate observes changes ('' when the Lease was released). */
   onNewLeader?: (identity: string) => void;
   logger?: ElectionLogger;
-  /** Local monotonic clock in ms (tests). Default performance.now. */
-  now?: () => number;
+  /** The monotonic clock and the timers of every wait and deadline (tests: virtual time). Default real. */
+  timers?: Timers;
   /** Wall clock for the times written to the Lease (tests). Default new Date(). */
   wallClock?: () => Date;
+  /** The jitter of a standby's wait, in [0, 1) (tests). Default Math.random. */
+  random?: () => number;
 }
 
 const silent: ElectionLogger = { info: () => undefined, warn: () => undefined, debug: () => undefined };
@@ -81,8 +83,9 @@ export class LeaderElector {
   readonly retryPeriodMs: number;
   private readonly store: LeaseStore;
   private readonly log: ElectionLogger;
-  private readonly now: () => number;
+  private readonly timers: Timers;
   private readonly wallClock: () => Date;
+  private readonly random: () => number;
   private readonly leaseDurationSeconds: number;
 
   private leading = false;
@@ -119,8 +122,9 @@ export class LeaderElector {
     else throw new Error('leader election needs a kubeConfig or a store');
     this.leaseDurationSeconds = Math.ceil(this.leaseDurationMs / 1000);
     this.log = opts.logger ?? silent;
-    this.now = opts.now ?? (() => performance.now());
+    this.timers = opts.timers ?? realTimers;
     this.wallClock = opts.wallClock ?? (() => new Date());
+    this.random = opts.random ?? Math.random;
   }
 
   /** Whether this candidate leads now. False from the moment it could no longer be sure. */
@@ -171,7 +175,7 @@ export class LeaderElector {
       identity: this.identity,
     });
     while (!this.stopping) {
-      const started = this.now();
+      const started = this.timers.now();
       if (await this.tryAcquireOrRenew(this.renewDeadlineMs)) {
         this.lastRenewAt = started;
         return true;
@@ -188,9 +192,11 @@ export class LeaderElector {
   private async renewWhileLeading(): Promise<void> {
     while (!this.stopping) {
       // The next attempt at the retry period, or at the deadline if that comes first.
-      await this.sleep(Math.min(this.retryPeriodMs, this.lastRenewAt + this.renewDeadlineMs - this.now()));
+      await this.sleep(
+        Math.min(this.retryPeriodMs, this.lastRenewAt + this.renewDeadlineMs - this.timers.now()),
+      );
       if (this.stopping) return;
-      const started = this.now();
+      const started = this.timers.now();
       const left = this.lastRenewAt + this.renewDeadlineMs - started;
       const renewed = left > 0 && (await this.tryAcquireOrRenew(left));
       if (renewed) {
@@ -204,7 +210,7 @@ export class LeaderElector {
         });
         return;
       }
-      if (this.now() >= this.lastRenewAt + this.renewDeadlineMs) {
+      if (this.timers.now() >= this.lastRenewAt + this.renewDeadlineMs) {
         this.log.warn('could not renew the leader Lease within the renew deadline; stepping down', {
           lease: this.store.description,
           renewDeadlineMs: this.renewDeadlineMs,
@@ -216,25 +222,28 @@ export class LeaderElector {
 
   /** One read and (when allowed) one conditional write. True when this candidate holds the Lease. */
   private async tryAcquireOrRenew(timeoutMs: number): Promise<boolean> {
-    const started = this.now();
+    const started = this.timers.now();
     const wallNow = this.wallClock();
     try {
-      const current = await withTimeout(this.store.get(), timeoutMs, 'reading the Lease');
+      const current = await withTimeout(this.timers, this.store.get(), timeoutMs, 'reading the Lease');
       if (!current) {
         const created = await withTimeout(
+          this.timers,
           this.store.create(claimRecord(undefined, this.identity, this.leaseDurationSeconds, wallNow)),
-          timeoutMs - (this.now() - started),
+          timeoutMs - (this.timers.now() - started),
           'creating the Lease',
         );
         this.remember(created, true, started);
         return true;
       }
       this.remember(current, false);
-      if (!mayAcquire(this.observation!, this.identity, this.now(), this.leaseDurationMs)) return false;
+      if (!mayAcquire(this.observation!, this.identity, this.timers.now(), this.leaseDurationMs))
+        return false;
       const next = claimRecord(current.record, this.identity, this.leaseDurationSeconds, wallNow);
       const written = await withTimeout(
+        this.timers,
         this.store.update(current, next),
-        timeoutMs - (this.now() - started),
+        timeoutMs - (this.timers.now() - started),
         'writing the Lease',
       );
       this.remember(written, true, started);
@@ -256,10 +265,10 @@ export class LeaderElector {
    * Records what was read or written. A write of ours counts as seen at the start of the attempt: the
    * API server applied it no earlier than that, so every other candidate's clock for it started later.
    */
-  private remember(snap: LeaseSnapshot, ours: boolean, writtenAt = this.now()): void {
+  private remember(snap: LeaseSnapshot, ours: boolean, writtenAt = this.timers.now()): void {
     this.observation = ours
       ? observe(undefined, snap.record, writtenAt)
-      : observe(this.observation, snap.record, this.now());
+      : observe(this.observation, snap.record, this.timers.now());
     const holder = snap.record.holderIdentity;
     if (holder !== this.observedHolder) {
       this.observedHolder = holder;
@@ -277,10 +286,10 @@ export class LeaderElector {
 
   /** A standby's wait: the retry period with jitter, but no later than when the holder's lease runs out. */
   private standbyDelay(): number {
-    const jittered = this.retryPeriodMs * (1 + Math.random() * JITTER);
+    const jittered = this.retryPeriodMs * (1 + this.random() * JITTER);
     const obs = this.observation;
     if (!obs || obs.record.holderIdentity === '') return jittered;
-    const untilExpiry = msUntilExpiry(obs, this.now(), this.leaseDurationMs);
+    const untilExpiry = msUntilExpiry(obs, this.timers.now(), this.leaseDurationMs);
     return Math.max(1, Math.min(jittered, untilExpiry + 1));
   }
 
@@ -305,14 +314,20 @@ export class LeaderElector {
   /** Empties the Lease if this candidate still holds it. Failures are logged: the Lease then expires. */
   private async release(): Promise<void> {
     try {
-      const current = await withTimeout(this.store.get(), this.renewDeadlineMs, 'reading the Lease');
+      const current = await withTimeout(
+        this.timers,
+        this.store.get(),
+        this.renewDeadlineMs,
+        'reading the Lease',
+      );
       if (!current || current.record.holderIdentity !== this.identity) return;
       const written = await withTimeout(
+        this.timers,
         this.store.update(current, releasedRecord(current.record, this.wallClock())),
         this.renewDeadlineMs,
         'releasing the Lease',
       );
-      this.remember(written, true, this.now());
+      this.remember(written, true, this.timers.now());
       this.log.info('released the leader Lease', { lease: this.store.description });
     } catch (err) {
       this.log.warn('could not release the leader Lease; it expires on its own', {
@@ -328,31 +343,34 @@ export class LeaderElector {
     ms = Math.max(0, ms);
     return new Promise((resolve) => {
       const done = (): void => {
-        clearTimeout(timer);
+        this.timers.clearTimeout(timer);
         if (this.wake === done) this.wake = undefined;
         resolve();
       };
-      const timer = setTimeout(done, ms);
+      const timer = this.timers.setTimeout(done, ms);
       this.wake = done;
     });
   }
 }
 
 /** `promise`, or a rejection after `ms`; the late outcome of `promise` is then ignored. */
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+function withTimeout<T>(timers: Timers, promise: Promise<T>, ms: number, what: string): Promise<T> {
   if (ms <= 0) {
     promise.catch(() => undefined);
     return Promise.reject(new Error(`${what}: no time left before the renew deadline`));
   }
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} timed out after ${Math.round(ms)} ms`)), ms);
+    const timer = timers.setTimeout(
+      () => reject(new Error(`${what} timed out after ${Math.round(ms)} ms`)),
+      ms,
+    );
     promise.then(
       (v) => {
-        clearTimeout(timer);
+        timers.clearTimeout(timer);
         resolve(v);
       },
       (err: unknown) => {
-        clearTimeout(timer);
+        timers.clearTimeout(timer);
         reject(err instanceof Error ? err : new Error(String(err)));
       },
     );
