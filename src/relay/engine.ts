@@ -43,7 +43,10 @@ export interface RelayEngineOptions {
   highWaterMark?: number;
   /** Bytes queued towards the API server at which a paused client resumes. Default 128 KiB. */
   lowWaterMark?: number;
-  /** Write buffer of a client socket before the tunnel's WebSocket is paused. Default 256 KiB. */
+  /**
+   * Write buffer of a client socket before the pod side is paused. Default 64 KiB: as fast as 256 KiB,
+   * with a quarter of the memory per slow client (`make bench BENCH=limits`).
+   */
   socketBufferBytes?: number;
 }
 
@@ -167,7 +170,7 @@ class Engine implements RelayEngine {
     return new Session(key, {
       transport: this.transport,
       logger: this.logger,
-      socketBufferBytes: this.options.socketBufferBytes ?? 256 * 1024,
+      socketBufferBytes: this.options.socketBufferBytes ?? 64 * 1024,
       emit: (event) => this.emit(event),
     });
   }

@@ -51,7 +51,10 @@ export interface SpdySessionOptions {
   maxReceiveDataBytes?: number;
   /** Largest control frame accepted from the peer; default 1 MiB. */
   maxReceiveControlBytes?: number;
-  /** Bytes a stream's readable side buffers before the session stops reading; default 1 MiB. */
+  /**
+   * Bytes a stream's readable side buffers before the session stops reading; default 256 KiB (no
+   * slower than 1 MiB, and less held per connection: `make bench BENCH=limits`).
+   */
   streamHighWaterMark?: number;
   /** Bytes the peer sent before the session took the socket (the upgrade's `head`). */
   head?: Buffer;
@@ -142,7 +145,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     if (!(this.maxFrameBytes >= 1 && this.maxFrameBytes <= 0xffffff)) {
       throw new RangeError(`maxFrameBytes ${this.maxFrameBytes} is not in 1-16777215`);
     }
-    this.streamHighWaterMark = options.streamHighWaterMark ?? 1024 * 1024;
+    this.streamHighWaterMark = options.streamHighWaterMark ?? 256 * 1024;
     this.orphanGraceMs = options.orphanGraceMs ?? 500;
     this.decoder = new FrameDecoder({
       maxDataBytes: options.maxReceiveDataBytes,

@@ -26,7 +26,7 @@ export interface StreamOwner {
 }
 
 export interface SpdyStreamOptions {
-  /** Bytes the readable side buffers before the session stops reading; default 1 MiB. */
+  /** Bytes the readable side buffers before the session stops reading; default 256 KiB. */
   highWaterMark?: number;
   /** The error a peer's RST_STREAM destroys the stream with; undefined: a StreamResetError. */
   resetError?: (status: number) => Error | undefined;
@@ -60,7 +60,7 @@ export class SpdyStream extends Duplex {
   ) {
     super({
       allowHalfOpen: true,
-      readableHighWaterMark: options.highWaterMark ?? 1024 * 1024,
+      readableHighWaterMark: options.highWaterMark ?? 256 * 1024,
       writableHighWaterMark: 64 * 1024,
       decodeStrings: true,
     });
