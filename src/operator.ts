@@ -21,18 +21,18 @@ import { TerminalError } from './controller/result';
 import { WorkQueue } from './controller/workqueue';
 import { EventRecorder } from './kube/events';
 import { DEFAULT_LEASE_NAME, LeaderElector, podNamespace } from './kube/leader';
-import { LogSampler } from './observability/sampler';
-import { involvesNamespace, isLoopbackOnly, selectsNamespaces } from './reconcile/clients';
 import { constructOnKubeConfig } from './kube/operator-base';
 import { StatusWriter, statusFieldManager } from './kube/status';
 import { serveMetrics, serveProbes } from './observability/http';
 import { errorMessage, Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
+import { LogSampler } from './observability/sampler';
+import { involvesNamespace, isLoopbackOnly, selectsNamespaces } from './reconcile/clients';
 import { PortAllocator } from './reconcile/ports';
 import { Reconciler } from './reconcile/reconciler';
 import { kubeAccess, RelayWorker } from './relay';
 import type { RelayLogger } from './relay/logger';
-import type { RelayEngine, RelayEvent } from './relay/types';
+import type { ClientRule, RelayEngine, RelayEvent } from './relay/types';
 
 interface Term {
   queue: WorkQueue;
@@ -83,7 +83,8 @@ export class PortForwardOperator extends Operator {
   protected async init(): Promise<void> {
     const kc = this.kubeConfig;
     const cfg = this.cfg;
-    // Pods of other namespaces may connect only to a listener that other hosts can reach.
+    // Namespace labels matter (namespaceSelector) only on a listener other hosts can reach: Namespaces
+    // are watched only then, so an operator on a workstation needs no cluster-wide right.
     const remote = [cfg.listenAddress, ...cfg.allowedListenAddresses].some((a) => !isLoopbackOnly(a));
     this.caches = new WatchCaches(kc, cfg.namespaces, this.log, { namespaces: remote });
     const instance = cfg.className ? `${os.hostname()}/${cfg.className}` : os.hostname();
@@ -293,12 +294,7 @@ export class PortForwardOperator extends Operator {
   }
 
   /** Counts a refused client in status and metrics, and logs it (rate-limited, with its pod). */
-  private clientRefused(
-    term: Term,
-    pf: PortForward,
-    address: string,
-    rule: 'clients' | 'sourceRanges',
-  ): void {
+  private clientRefused(term: Term, pf: PortForward, address: string, rule: ClientRule): void {
     const key = keyOf(pf);
     const why = term.reconciler.clientRefused(pf, address, rule);
     this.metrics.clientRefused(key, why.reason);
