@@ -78,7 +78,9 @@ describe('deploy/: who may connect to the forwards of the cluster install', func
       const kubeconfig = cluster.kubeconfigFor(
         await cluster.mintServiceAccountToken(NS, 'portforward-operator'),
       );
-      op = await startOperator({ kubeconfig, namespaces: [], extraArgs: [listen] });
+      // Its two namespaces only (--namespace): a namespace other suites leave terminating would refuse
+      // Events, and the Namespace watch needs its cluster-wide right all the same.
+      op = await startOperator({ kubeconfig, namespaces: [home, other], extraArgs: [listen] });
 
       await applyPortForward(cluster, home, 'shared', { target: { pod: 'echo' }, ports: [{ port: 8080 }] });
       const pf = await waitForStatus(
