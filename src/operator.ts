@@ -5,6 +5,10 @@
 // Watch caches run on every replica. The work queue, the relay (listeners) and the reconciler form a
 // "serving term" that runs while this replica serves: always without --leader-elect, and while it holds
 // the Lease with it. Losing the Lease ends the term at once; SIGTERM ends it with a drain.
+//
+// An operator serves the PortForwards of its class only (--class, spec.className): the reconciler sees
+// no other, so it never binds, writes status for or records Events about another class's forward, and
+// one that moves away is closed like a deleted one. Status writes test the class (kube/status.ts).
 import Operator from '@dot-i/k8s-operator';
 import * as k8s from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
@@ -18,15 +22,17 @@ import { WorkQueue } from './controller/workqueue';
 import { EventRecorder } from './kube/events';
 import { DEFAULT_LEASE_NAME, LeaderElector, podNamespace } from './kube/leader';
 import { constructOnKubeConfig } from './kube/operator-base';
-import { StatusWriter } from './kube/status';
+import { StatusWriter, statusFieldManager } from './kube/status';
 import { serveMetrics, serveProbes } from './observability/http';
 import { errorMessage, Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
+import { LogSampler } from './observability/sampler';
+import { involvesNamespace, isLoopbackOnly, selectsNamespaces } from './reconcile/clients';
 import { PortAllocator } from './reconcile/ports';
 import { Reconciler } from './reconcile/reconciler';
 import { kubeAccess, RelayWorker } from './relay';
 import type { RelayLogger } from './relay/logger';
-import type { RelayEngine, RelayEvent } from './relay/types';
+import type { ClientRule, RelayEngine, RelayEvent } from './relay/types';
 
 interface Term {
   queue: WorkQueue;
@@ -43,6 +49,8 @@ export class PortForwardOperator extends Operator {
   private term: Term | undefined;
   private servers: http.Server[] = [];
   private stopping = false;
+  /** Refused clients are logged at most once per PortForward and interval. */
+  private readonly refusalLog = new LogSampler(10_000);
 
   private constructor(
     private readonly cfg: Config,
@@ -74,17 +82,28 @@ export class PortForwardOperator extends Operator {
    */
   protected async init(): Promise<void> {
     const kc = this.kubeConfig;
-    this.caches = new WatchCaches(kc, this.cfg.namespaces, this.log);
-    this.events = new EventRecorder(kc, os.hostname(), this.log);
-    this.statusWriter = new StatusWriter(kc);
+    const cfg = this.cfg;
+    // Namespace labels matter (namespaceSelector) only on a listener other hosts can reach: Namespaces
+    // are watched only then, so an operator on a workstation needs no cluster-wide right.
+    const remote = [cfg.listenAddress, ...cfg.allowedListenAddresses].some((a) => !isLoopbackOnly(a));
+    this.caches = new WatchCaches(kc, cfg.namespaces, this.log, { namespaces: remote });
+    const instance = cfg.className ? `${os.hostname()}/${cfg.className}` : os.hostname();
+    this.events = new EventRecorder(kc, instance, this.log);
+    this.statusWriter = new StatusWriter(kc, statusFieldManager(cfg.className));
     const caches = this.caches;
-    caches.onChange('PortForward', (pf) => this.term?.queue.add(keyOf(pf)));
+    // Another class's PortForward runs here only to close what this operator still holds of it.
+    caches.onChange('PortForward', (pf) => {
+      const key = keyOf(pf);
+      if (this.serves(pf as PortForward) || this.term?.reconciler.holds(key)) this.term?.queue.add(key);
+    });
+    caches.onClientsChange((namespaces) => this.enqueueClientsChanged(namespaces));
     caches.onChange('Pod', (pod) => this.enqueueAffected(pod, (t) => !t.pod || t.pod === pod.metadata?.name));
     caches.onChange('Service', (o) => this.enqueueAffected(o, (t) => t.service === o.metadata?.name));
     caches.onChange('Deployment', (o) => this.enqueueAffected(o, (t) => t.deployment === o.metadata?.name));
     caches.onChange('StatefulSet', (o) => this.enqueueAffected(o, (t) => t.statefulSet === o.metadata?.name));
     await caches.start();
     this.log.info('operator started', {
+      class: this.cfg.className || '(none)',
       namespaces: this.cfg.namespaces.length ? this.cfg.namespaces : 'all',
       listenAddress: this.cfg.listenAddress,
       portRange: `${this.cfg.portRange.min}-${this.cfg.portRange.max}`,
@@ -96,14 +115,16 @@ export class PortForwardOperator extends Operator {
       return;
     }
     const namespace = this.cfg.leaderElectionNamespace || podNamespace() || 'portforward-system';
+    // Operators of different classes serve different forwards: each class elects its own leader.
+    const lease = this.cfg.className ? `${DEFAULT_LEASE_NAME}-${this.cfg.className}` : DEFAULT_LEASE_NAME;
     this.elector = new LeaderElector({
       namespace,
-      name: DEFAULT_LEASE_NAME,
+      name: lease,
       identity: `${process.env.POD_NAME ?? os.hostname()}_${randomUUID()}`,
       kubeConfig: kc,
       logger: this.log,
       onStartedLeading: () => {
-        this.log.info('leading: binding the forwards', { lease: `${namespace}/${DEFAULT_LEASE_NAME}` });
+        this.log.info('leading: binding the forwards', { lease: `${namespace}/${lease}` });
         this.startServing();
       },
       // Losing the Lease (not shutting down) stops at once: another replica is taking the ports over.
@@ -180,13 +201,24 @@ export class PortForwardOperator extends Operator {
       process.exit(1);
     });
     const queue = new WorkQueue({ workers: this.cfg.workers });
-    const reconciler = new Reconciler({
-      getPortForward: (ns, name) => this.caches.portForward(ns, name),
+    const reconciler: Reconciler = new Reconciler({
+      getPortForward: (ns, name) => {
+        const pf = this.caches.portForward(ns, name);
+        if (!pf || this.serves(pf)) return pf;
+        if (reconciler.holds(`${ns}/${name}`)) {
+          this.log.info('PortForward moved to another class: closing its listeners', {
+            portforward: `${ns}/${name}`,
+            class: pf.spec.className ?? '(none)',
+          });
+        }
+        return undefined; // another operator's: to this one as if deleted
+      },
       caches: this.caches,
+      clients: this.caches,
       relay,
       allocator: new PortAllocator(this.cfg.portRange),
       // Not dot-i's patchResourceStatus: it swallows errors, and a lost status write must be retried.
-      writeStatus: (ns, name, status) => this.statusWriter.replace(ns, name, status),
+      writeStatus: (ns, name, status) => this.statusWriter.replace(ns, name, status, this.cfg.className),
       events: this.events,
       config: this.cfg,
       logger: this.log,
@@ -195,7 +227,8 @@ export class PortForwardOperator extends Operator {
     const term: Term = { queue, relay, reconciler };
     this.metrics.observeSessions(relay);
     relay.onEvent((ev) => this.onRelayEvent(term, ev));
-    reconciler.restoreRecordedPorts(this.caches.portForwards());
+    const mine = this.caches.portForwards().filter((pf) => this.serves(pf));
+    reconciler.restoreRecordedPorts(mine);
     queue.start(
       async (key) => {
         const end = this.metrics.reconcileSeconds.startTimer();
@@ -224,7 +257,7 @@ export class PortForwardOperator extends Operator {
         ),
     );
     this.term = term;
-    for (const pf of this.caches.portForwards()) queue.add(keyOf(pf));
+    for (const pf of mine) queue.add(keyOf(pf));
   }
 
   private async stopServing(graceMs: number): Promise<void> {
@@ -241,14 +274,57 @@ export class PortForwardOperator extends Operator {
       return;
     }
     const i = ev.key.indexOf('/');
-    const pf = this.caches.portForward(ev.key.slice(0, i), ev.key.slice(i + 1));
-    if (ev.type === 'tunnelError') {
+    const cached = this.caches.portForward(ev.key.slice(0, i), ev.key.slice(i + 1));
+    // A late event of a forward that just moved to another class: no Event about it from here.
+    const pf = cached && this.serves(cached) ? cached : undefined;
+    if (ev.type === 'clientRefused') {
+      if (pf) this.clientRefused(term, pf, ev.address, ev.rule);
+    } else if (ev.type === 'tunnelError') {
       this.metrics.tunnelError(ev.key, ev.kind);
       if (pf) this.events.record(pf, 'Warning', 'TunnelFailed', ev.message);
     } else if (ev.type === 'sessionLost') {
       if (pf) this.events.record(pf, 'Warning', 'RelayRestarted', ev.message);
     }
     term.queue.add(ev.key);
+  }
+
+  /** Whether this operator serves `pf`: its spec.className is this operator's --class. */
+  private serves(pf: PortForward): boolean {
+    return (pf.spec?.className ?? '') === this.cfg.className;
+  }
+
+  /** Counts a refused client in status and metrics, and logs it (rate-limited, with its pod). */
+  private clientRefused(term: Term, pf: PortForward, address: string, rule: ClientRule): void {
+    const key = keyOf(pf);
+    const why = term.reconciler.clientRefused(pf, address, rule);
+    this.metrics.clientRefused(key, why.reason);
+    const held = this.refusalLog.take(key);
+    if (held === undefined) return;
+    this.log.info('refused a client', {
+      portforward: key,
+      remote: address,
+      reason: why.reason,
+      ...(why.pod ? { pod: why.pod } : {}),
+      ...(held > 0 ? { alsoRefusedSinceLastLine: held } : {}),
+    });
+  }
+
+  /**
+   * Who may connect may have changed (pods' addresses or labels in `namespaces`, or a namespace's
+   * labels): run the PortForwards of this class whose rule looks there.
+   */
+  private enqueueClientsChanged(namespaces: string[] | 'all'): void {
+    const queue = this.term?.queue;
+    if (!queue) return;
+    for (const pf of this.caches.portForwards()) {
+      if (!pf.spec || !this.serves(pf)) continue;
+      const address = pf.spec.listenAddress ?? this.cfg.listenAddress;
+      const hit =
+        namespaces === 'all'
+          ? selectsNamespaces(pf, address)
+          : namespaces.some((ns) => involvesNamespace(pf, address, ns, this.caches.namespaceLabels(ns)));
+      if (hit) queue.add(keyOf(pf));
+    }
   }
 
   /**
@@ -264,7 +340,7 @@ export class PortForwardOperator extends Operator {
     const queue = this.term?.queue;
     if (!ns || !queue) return;
     for (const pf of this.caches.portForwards(ns))
-      if (pf.spec?.target && involves(pf.spec.target)) queue.add(keyOf(pf));
+      if (pf.spec?.target && this.serves(pf) && involves(pf.spec.target)) queue.add(keyOf(pf));
   }
 }
 

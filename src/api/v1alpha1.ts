@@ -36,11 +36,25 @@ export interface PortSpec {
   protocol?: 'TCP';
 }
 
+/**
+ * A peer that may connect, read as NetworkPolicy reads one: podSelector alone, pods of the
+ * PortForward's namespace; namespaceSelector alone, all pods of those namespaces; both, the matching
+ * pods of the matching namespaces. An empty selector ({}) matches everything. At least one is set.
+ */
+export interface ClientPeer {
+  namespaceSelector?: LabelSelector;
+  podSelector?: LabelSelector;
+}
+
 export interface PortForwardSpec {
   target: Target;
   ports: PortSpec[];
   listenAddress?: string;
   allowedSourceRanges?: string[];
+  /** Pods that may connect to a listener that is not loopback-only (default: the PortForward's namespace). */
+  allowedClients?: ClientPeer[];
+  /** The operator that serves it: the one started with --class NAME; unset, the one without --class. */
+  className?: string;
   /** A Go-style duration: 90s, 15m, 1h30m. */
   ttl?: string;
   suspend?: boolean;
@@ -70,6 +84,14 @@ export interface Condition {
   message: string;
 }
 
+/** Why a client was refused at accept. */
+export type RefusalReason = 'notAPod' | 'podNotAllowed' | 'outsideSourceRanges';
+
+/** Clients refused at accept, by reason, and the latest one. */
+export type RefusedClients = Partial<Record<RefusalReason, number>> & {
+  last?: { address: string; reason: RefusalReason; pod?: string; time: string };
+};
+
 export interface PortForwardStatus {
   observedGeneration?: number;
   phase?: Phase;
@@ -80,6 +102,7 @@ export interface PortForwardStatus {
   bytesSent?: number;
   bytesReceived?: number;
   retargets?: number;
+  refusedClients?: RefusedClients;
   /** How the latest connection reached the pod: spdy, spdy-websocket or websocket. */
   transport?: string;
   lastError?: { message: string; time: string };

@@ -12,6 +12,13 @@ describe('operator flags', function () {
     assert.deepEqual(cfg.namespaces, []);
     assert.equal(cfg.leaderElect, false);
     assert.equal(cfg.statusIntervalMs, 5000);
+    assert.equal(cfg.className, '', 'serves PortForwards without spec.className');
+  });
+
+  it('takes --class NAME (or PFO_CLASS): the spec.className it serves', function () {
+    assert.equal(parseConfig(['--class', 'alice'], {}).className, 'alice');
+    assert.equal(parseConfig([], { PFO_CLASS: 'in-cluster' }).className, 'in-cluster');
+    assert.equal(parseConfig(['--class=bob'], { PFO_CLASS: 'alice' }).className, 'bob');
   });
 
   it('listens on 0.0.0.0 inside a cluster and advertises loopback unless told', function () {
@@ -69,6 +76,9 @@ describe('operator flags', function () {
     [['--leader-elect=yes'], /--leader-elect=yes is not true or false/],
     [['--namespace=Bad_NS'], /is not a namespace name/],
     [['--workers=0'], /whole number from 1 to 64/],
+    [['--class=Alice'], /--class=Alice is not a class name: a DNS label/],
+    [['--class=-x'], /is not a class name/],
+    [[`--class=${'a'.repeat(64)}`], /is not a class name/],
     [['--status-interval=5'], /is not a duration/],
     [['--bogus'], /unknown flag --bogus/],
     [['--port-range'], /flag --port-range needs a value/],

@@ -42,6 +42,8 @@ export interface Config {
   shutdownGraceMs: number;
   /** How connections reach pods: auto (spdy, then spdy-websocket, then websocket) or one of them. */
   transport: 'auto' | 'spdy' | 'spdy-websocket' | 'websocket';
+  /** The class of PortForwards served (spec.className); '' serves those without one. */
+  className: string;
 }
 
 interface FlagDef {
@@ -82,6 +84,11 @@ export function flagDefs(): FlagDef[] {
     {
       name: 'advertise-address',
       help: 'address written into status endpoints; default: the listen address (127.0.0.1 for 0.0.0.0)',
+      default: '',
+    },
+    {
+      name: 'class',
+      help: 'serve only PortForwards whose spec.className is NAME; default: only those without a className',
       default: '',
     },
     { name: 'port-range', help: 'range local ports are allocated from, MIN-MAX', default: '20000-29999' },
@@ -173,6 +180,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   };
 
   const listenAddress = parseIP('listen-address', get('listen-address'));
+  const className = get('class');
   const advertise = get('advertise-address');
   return {
     kubeconfig: get('kubeconfig') || undefined,
@@ -208,6 +216,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     statusIntervalMs: parseDuration('status-interval', get('status-interval')),
     holdMs: parseDuration('hold-timeout', get('hold-timeout')),
     shutdownGraceMs: parseDuration('shutdown-grace-period', get('shutdown-grace-period')),
+    className: className ? parseClassName(className) : '',
     transport: parseEnum('transport', get('transport'), [
       'auto',
       'spdy',
@@ -285,6 +294,15 @@ function parseDNSLabel(flag: string, v: string): string {
   if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v)) {
     throw new ConfigError(
       `--${flag}=${v} is not a namespace name (lowercase letters, digits and '-', at most 63)`,
+    );
+  }
+  return v;
+}
+
+function parseClassName(v: string): string {
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v)) {
+    throw new ConfigError(
+      `--class=${v} is not a class name: a DNS label of lowercase letters, digits and '-', at most 63, as in spec.className`,
     );
   }
   return v;

@@ -1,20 +1,35 @@
 // The operator's watch caches: PortForwards, pods, services, deployments and statefulsets of the
-// watched namespaces (all, or those of --namespace), each kept by a ResilientInformer. Reconciles read
-// targets from here, never with per-connection API calls.
+// watched namespaces (all, or those of --namespace), each kept by a ResilientInformer, and, when some
+// listener may be reached from other hosts, every Namespace (for allowedClients' namespaceSelector).
+// Reconciles read targets and who may connect from here, never with per-connection API calls; the
+// pods' addresses are indexed as their events arrive (PodAddressIndex).
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, PLURAL, PortForward, VERSION } from '../api/v1alpha1';
 import type { Logger } from '../observability/logger';
+import type { ClientDirectory } from '../reconcile/clients';
 import type { Caches } from '../reconcile/resolve';
 import { ResilientInformer } from './informer';
+import { PodAddressIndex } from './pod-addresses';
 
 type ListResult<T extends k8s.KubernetesObject> = Promise<k8s.KubernetesListObject<T>>;
 
-export type Kind = 'PortForward' | 'Pod' | 'Service' | 'Deployment' | 'StatefulSet';
+export type Kind = 'PortForward' | 'Pod' | 'Service' | 'Deployment' | 'StatefulSet' | 'Namespace';
 
-export class WatchCaches implements Caches {
+export interface WatchCachesOptions {
+  /**
+   * Watch every Namespace (cluster-wide list and watch): needed to match namespaceSelector, so only
+   * when some listener is not loopback-only. Default false: no namespace is known.
+   */
+  namespaces?: boolean;
+}
+
+export class WatchCaches implements Caches, ClientDirectory {
   private readonly informers = new Map<Kind, ResilientInformer<k8s.KubernetesObject>[]>();
+  private readonly podAddresses = new PodAddressIndex();
+  private readonly clientHandlers: ((namespaces: string[] | 'all') => void)[] = [];
+  private clientsVersion = 0;
 
-  constructor(kc: k8s.KubeConfig, namespaces: string[], logger: Logger) {
+  constructor(kc: k8s.KubeConfig, namespaces: string[], logger: Logger, options: WatchCachesOptions = {}) {
     const core = kc.makeApiClient(k8s.CoreV1Api);
     const apps = kc.makeApiClient(k8s.AppsV1Api);
     const custom = kc.makeApiClient(k8s.CustomObjectsApi);
@@ -69,6 +84,54 @@ export class WatchCaches implements Caches {
     add('StatefulSet', '/apis/apps/v1', 'statefulsets', (ns) =>
       ns ? apps.listNamespacedStatefulSet({ namespace: ns }) : apps.listStatefulSetForAllNamespaces(),
     );
+    if (options.namespaces) {
+      const inf = new ResilientInformer<k8s.KubernetesObject>({
+        kind: 'Namespace',
+        path: '/api/v1/namespaces',
+        list: () => core.listNamespace(),
+        kubeConfig: kc,
+        logger,
+      });
+      this.informers.set('Namespace', [inf]);
+      inf.onChange(() => this.clientsChanged('all'));
+    }
+    // Registered before anyone else's handler: the index is current when they run.
+    this.onChange('Pod', (obj) => {
+      const ns = obj.metadata?.namespace ?? '';
+      const name = obj.metadata?.name ?? '';
+      const changed = this.podAddresses.update(ns, name, this.pod(ns, name));
+      if (changed.length > 0) this.clientsChanged(changed);
+    });
+  }
+
+  /**
+   * Called when who may connect may have changed: the pods' addresses or labels in these namespaces,
+   * or ('all') a namespace's labels.
+   */
+  onClientsChange(handler: (namespaces: string[] | 'all') => void): void {
+    this.clientHandlers.push(handler);
+  }
+
+  namespaceLabels(name: string): Record<string, string> | undefined {
+    const ns = this.get('Namespace', '', name);
+    return ns ? (ns.metadata?.labels ?? {}) : undefined;
+  }
+
+  namespaceNames(): string[] {
+    return this.list('Namespace').map((n) => n.metadata?.name ?? '');
+  }
+
+  podAt(address: string): string | undefined {
+    return this.podAddresses.podAt(address);
+  }
+
+  version(): number {
+    return this.clientsVersion;
+  }
+
+  private clientsChanged(namespaces: string[] | 'all'): void {
+    this.clientsVersion++;
+    for (const h of this.clientHandlers) h(namespaces);
   }
 
   onChange(kind: Kind, handler: (obj: k8s.KubernetesObject) => void): void {

@@ -1,5 +1,10 @@
-// Writes a PortForward's status subresource with a JSON merge patch. A 409 (conflict) or any other
-// failure is thrown as StatusWriteError, so the work queue retries the key; nothing is swallowed.
+// Writes a PortForward's status subresource. A 409 (conflict) or any other failure is thrown as
+// StatusWriteError, so the work queue retries the key; nothing is swallowed.
+//
+// replace() is a JSON patch whose first operation tests spec.className: the API server applies the
+// status only while the PortForward is still of the writer's class, so an operator never writes the
+// status of a forward that has just moved to another class (its in-flight write fails instead, and
+// its next reconcile sees the move).
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, PLURAL, PortForwardStatus, VERSION } from '../api/v1alpha1';
 import { apiMessage, statusCode } from './client';
@@ -25,6 +30,7 @@ const STATUS_FIELDS: (keyof PortForwardStatus)[] = [
   'bytesSent',
   'bytesReceived',
   'retargets',
+  'refusedClients',
   'transport',
   'lastError',
   'startTime',
@@ -32,42 +38,90 @@ const STATUS_FIELDS: (keyof PortForwardStatus)[] = [
   'conditions',
 ];
 
+/** The field manager of status writes: managedFields tell which operator (class) wrote a status. */
+export function statusFieldManager(className = ''): string {
+  return className ? `portforward-operator-${className}` : 'portforward-operator';
+}
+
 export class StatusWriter {
   private readonly api: k8s.CustomObjectsApi;
 
-  constructor(kc: k8s.KubeConfig) {
+  constructor(
+    kc: k8s.KubeConfig,
+    private readonly fieldManager?: string,
+  ) {
     this.api = kc.makeApiClient(k8s.CustomObjectsApi);
   }
 
   /**
-   * Makes the status equal `status`: a merge patch that also deletes (null) every known field it
-   * lacks, so that a pod that went away leaves no stale status.pod. Returns false when the
-   * PortForward is gone (404): there is nothing left to report on.
+   * Makes the status equal `status`, so that a pod that went away leaves no stale status.pod, if the
+   * PortForward's spec.className is still `className` ('' for none). Returns false when the
+   * PortForward is gone (404): there is nothing left to report on. A PortForward of another class
+   * is a StatusWriteError (422).
    */
-  async replace(namespace: string, name: string, status: PortForwardStatus): Promise<boolean> {
-    const patch: Record<string, unknown> = {};
-    for (const f of STATUS_FIELDS) patch[f] = status[f] ?? null;
-    return this.patch(namespace, name, patch);
+  async replace(
+    namespace: string,
+    name: string,
+    status: PortForwardStatus,
+    className = '',
+  ): Promise<boolean> {
+    const value: Record<string, unknown> = {};
+    for (const f of STATUS_FIELDS) if (status[f] !== undefined) value[f] = status[f];
+    const ops = [
+      // A test of null passes when the field is absent (json-patch as the API server applies it).
+      { op: 'test', path: '/spec/className', value: className || null },
+      { op: 'add', path: '/status', value },
+    ];
+    return this.send(namespace, name, ops, k8s.PatchStrategy.JsonPatch, () =>
+      className ? `its spec.className is no longer ${className}` : 'it has a spec.className now',
+    );
   }
 
   /** Merge-patches the named status fields (null deletes one). */
   async patch(namespace: string, name: string, status: Record<string, unknown>): Promise<boolean> {
+    return this.send(namespace, name, { status }, k8s.PatchStrategy.MergePatch);
+  }
+
+  private async send(
+    namespace: string,
+    name: string,
+    body: object,
+    strategy: k8s.PatchStrategy,
+    /** What a failed JSON-patch test means, for the error message. */
+    testFailed?: () => string,
+  ): Promise<boolean> {
     try {
       await this.api.patchNamespacedCustomObjectStatus(
-        { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { status } },
-        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+        {
+          group: GROUP,
+          version: VERSION,
+          namespace,
+          plural: PLURAL,
+          name,
+          body,
+          fieldManager: this.fieldManager,
+        },
+        k8s.setHeaderOptions('Content-Type', strategy),
       );
       return true;
     } catch (err) {
       const code = statusCode(err);
       if (code === 404) return false;
+      // A failed test is a 422 without field causes; a status the schema refuses names its fields.
+      const why =
+        code === 422 && testFailed && !/causes/.test(bodyText(err))
+          ? `not written: ${testFailed()} (another operator's now)`
+          : apiMessage(err);
       throw new StatusWriteError(
-        `writing status of ${namespace}/${name} failed (${code ?? 'no response'}): ${apiMessage(err)}`,
+        `writing status of ${namespace}/${name} failed (${code ?? 'no response'}): ${why}`,
         code,
-        {
-          cause: err,
-        },
+        { cause: err },
       );
     }
   }
+}
+
+function bodyText(err: unknown): string {
+  const body = (err as { body?: unknown })?.body;
+  return typeof body === 'string' ? body : JSON.stringify(body ?? '');
 }

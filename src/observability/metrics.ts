@@ -46,6 +46,12 @@ export class Metrics {
     labelNames: [...PF_LABELS, 'class'],
     registers: [this.registry],
   });
+  readonly clientsRefused = new client.Counter({
+    name: 'portforward_clients_refused_total',
+    help: 'Clients refused at accept, by reason: notAPod, podNotAllowed, outsideSourceRanges.',
+    labelNames: [...PF_LABELS, 'reason'],
+    registers: [this.registry],
+  });
   readonly retargets = new client.Counter({
     name: 'portforward_retargets_total',
     help: 'Times new connections of a PortForward moved to another pod.',
@@ -76,7 +82,7 @@ export class Metrics {
     });
     new client.Counter({
       name: 'portforward_connections_total',
-      help: 'Client connections per PortForward by result: ok, failed, refused (outside allowedSourceRanges).',
+      help: 'Client connections per PortForward by result: ok, failed, refused (not admitted by allowedSourceRanges or allowedClients).',
       labelNames: [...PF_LABELS, 'result'],
       registers: [this.registry],
       collect() {
@@ -110,6 +116,10 @@ export class Metrics {
 
   tunnelError(key: string, kind: TunnelErrorKind): void {
     this.tunnelErrors.inc({ ...split(key), class: kind });
+  }
+
+  clientRefused(key: string, reason: string): void {
+    this.clientsRefused.inc({ ...split(key), reason });
   }
 
   retarget(key: string): void {

@@ -5,9 +5,11 @@ import { PortForward, PortForwardStatus } from '../api/v1alpha1';
 import { done, Result } from '../controller/result';
 import { EventRecorder } from '../kube/events';
 import { errorMessage, Logger } from '../observability/logger';
-import type { ListenerSpec, ListenerState, RelayEngine } from '../relay/types';
+import type { ClientRule, ListenerSpec, ListenerState, RelayEngine } from '../relay/types';
+import { AdmittedAddresses, ClientDirectory, EMPTY_DIRECTORY } from './clients';
 import { plan, PlanConfig, PlannedListener } from './plan';
 import { PortAllocator } from './ports';
+import { ClientRefusals, Refusal } from './refusals';
 import { Caches, resolveTarget } from './resolve';
 import {
   bindOutcome,
@@ -24,6 +26,8 @@ const PORT_RETRY_MS = 5_000;
 export interface ReconcilerDeps {
   getPortForward(namespace: string, name: string): PortForward | undefined;
   caches: Caches;
+  /** Namespaces and pod addresses, for who may connect (clients.ts). Default: none known. */
+  clients?: ClientDirectory;
   relay: RelayEngine;
   allocator: PortAllocator;
   writeStatus(namespace: string, name: string, status: PortForwardStatus): Promise<boolean>;
@@ -51,9 +55,23 @@ interface SessionMemory {
 export class Reconciler {
   private readonly sessions = new Map<string, SessionMemory>();
   private readonly now: () => Date;
+  private readonly admitted: AdmittedAddresses;
+  private readonly refusals: ClientRefusals;
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
+    this.admitted = new AdmittedAddresses(deps.clients ?? EMPTY_DIRECTORY);
+    this.refusals = new ClientRefusals(deps.clients ?? EMPTY_DIRECTORY, this.now);
+  }
+
+  /** Whether this reconciler holds anything for `key` (a session, ports, counters). */
+  holds(key: string): boolean {
+    return this.sessions.has(key);
+  }
+
+  /** A client the relay refused: why, counted into the PortForward's status.refusedClients. */
+  clientRefused(pf: PortForward, address: string, rule: ClientRule): Refusal {
+    return this.refusals.record(pf, address, rule);
   }
 
   /**
@@ -66,7 +84,7 @@ export class Reconciler {
       const empty = resolveTarget(pf, NO_OBJECTS);
       const p = plan(pf, empty, this.deps.config, this.now());
       for (const l of p.listeners) {
-        const port = l.requestedPort ?? l.recordedPort;
+        const port = l.requestedPort ?? this.recorded(l);
         if (port) this.deps.allocator.claim(key, l.id, port);
       }
     }
@@ -79,6 +97,8 @@ export class Reconciler {
       await this.deps.relay.stop(key);
       this.deps.allocator.release(key);
       this.sessions.delete(key);
+      this.admitted.forget(key);
+      this.refusals.forget(key);
       return done;
     }
     const log = this.deps.logger.child({ portforward: key });
@@ -131,6 +151,7 @@ export class Reconciler {
           loadBalance: p.loadBalance,
           holdMs: p.holdMs,
           allowedSourceRanges: p.allowedSourceRanges,
+          allowedClientAddresses: this.admitted.of(pf, p.listeners[0].address),
         })),
         ...refused,
       ];
@@ -177,6 +198,7 @@ export class Reconciler {
       stats,
       baseline: mem.baseline,
       retargets: mem.retargets,
+      refusedClients: this.refusals.status(pf),
       advertiseAddress: this.deps.config.advertiseAddress,
       now,
     });
@@ -249,7 +271,8 @@ export class Reconciler {
     }
     const held = a.portOf(key, l.id);
     if (held !== undefined) return asSpec(held);
-    if (l.recordedPort !== undefined && a.claim(key, l.id, l.recordedPort)) return asSpec(l.recordedPort);
+    const recorded = this.recorded(l);
+    if (recorded !== undefined && a.claim(key, l.id, recorded)) return asSpec(recorded);
     const port = a.allocate(key, l.id);
     if (port === undefined) {
       return {
@@ -262,6 +285,17 @@ export class Reconciler {
       };
     }
     return asSpec(port);
+  }
+
+  /**
+   * The port recorded in status for a listener without localPort, if this operator gives it back: only
+   * one of its --port-range. A port outside it was given by another operator (of another class, taking
+   * the forward over, or with another range), whose listener may still hold it on this host.
+   */
+  private recorded(l: PlannedListener): number | undefined {
+    return l.recordedPort !== undefined && this.deps.allocator.inRange(l.recordedPort)
+      ? l.recordedPort
+      : undefined;
   }
 
   /** Keeps a closing session's counters: the relay forgets them with the session. */

@@ -1,7 +1,7 @@
 // Builds a PortForward's status and conditions (kstatus-compatible: observedGeneration, Ready,
 // Stalled, Reconciling) from the plan, the listeners' states and the relay's counters. Pure.
 import type { V1Pod } from '@kubernetes/client-node';
-import { Condition, Endpoint, PortForward, PortForwardStatus } from '../api/v1alpha1';
+import { Condition, Endpoint, PortForward, PortForwardStatus, RefusedClients } from '../api/v1alpha1';
 import type { ListenerState, SessionStats } from '../relay/types';
 import { Outcome, Plan } from './plan';
 
@@ -25,6 +25,8 @@ export interface StatusInput {
   /** Counters recorded before this operator process took the session over. */
   baseline: Counters;
   retargets: number;
+  /** Refused clients by reason (ClientRefusals), when any was ever refused. */
+  refusedClients?: RefusedClients;
   advertiseAddress: string;
   now: Date;
 }
@@ -75,6 +77,7 @@ export function buildStatus(input: StatusInput): PortForwardStatus {
     startTime: plan.startTime,
     conditions,
   };
+  if (input.refusedClients) status.refusedClients = input.refusedClients;
   if (input.pod?.metadata?.name) status.pod = { name: input.pod.metadata.name, uid: input.pod.metadata.uid };
   if (plan.expiryTime) status.expiryTime = plan.expiryTime;
   const lastError = stats?.lastError
@@ -120,8 +123,8 @@ function condition(prev: Condition[], c: Omit<Condition, 'lastTransitionTime'>, 
 }
 
 /**
- * Whether `next` differs from `prev` in anything but what moves with the traffic (counters, the last
- * error, the transport): such a change is written at once; traffic-only changes wait for the status
+ * Whether `next` differs from `prev` in anything but what moves with the traffic (counters, refused
+ * clients, the last error, the transport): such a change is written at once; traffic-only changes wait for the status
  * interval. So a storm of failing connections, each with its own `lastError`, costs at most one
  * status write per interval, while a phase or condition change is never held back.
  */
@@ -132,6 +135,7 @@ export function significantChange(prev: PortForwardStatus | undefined, next: Por
     connections: undefined,
     bytesSent: undefined,
     bytesReceived: undefined,
+    refusedClients: undefined,
     lastError: undefined,
     transport: undefined,
     conditions: (s.conditions ?? []).map(({ lastTransitionTime: _t, ...rest }) => rest),
@@ -157,12 +161,17 @@ export function lastErrorChanged(prev: PortForwardStatus | undefined, next: Port
   return canonical(prev?.lastError ?? null) !== canonical(next.lastError ?? null);
 }
 
-/** Whether what moves with the traffic differs: the counters, the last error, the transport. */
+/** Whether what moves with the traffic differs: the counters, refused clients, the last error, the transport. */
 export function countersChanged(prev: PortForwardStatus | undefined, next: PortForwardStatus): boolean {
-  return (
-    canonical([prev?.connections, prev?.bytesSent, prev?.bytesReceived, prev?.lastError, prev?.transport]) !==
-    canonical([next.connections, next.bytesSent, next.bytesReceived, next.lastError, next.transport])
-  );
+  const moving = (s: PortForwardStatus | undefined): unknown[] => [
+    s?.connections,
+    s?.bytesSent,
+    s?.bytesReceived,
+    s?.refusedClients,
+    s?.lastError,
+    s?.transport,
+  ];
+  return canonical(moving(prev)) !== canonical(moving(next));
 }
 
 /** The outcome of binding: the plan's own, unless a listener failed to bind. */

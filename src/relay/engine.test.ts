@@ -157,10 +157,51 @@ describe('relay engine', function () {
     const stats = rig.engine.stats('k')!;
     assert.equal(stats.refused, 1);
     assert.equal(stats.total, 0);
+    await waitFor('the clientRefused event', () =>
+      rig.events.some((e) => e.type === 'clientRefused' && e.rule === 'sourceRanges'),
+    );
     assert.equal(rig.fake.upgrades(), 0, 'no tunnel was opened');
     // Allowing loopback lets the same client in, on the same listener.
     assert.equal(await rig.listen('k', 'a', 8080, { allowedSourceRanges: ['127.0.0.0/8'] }), port);
     assert.equal(await roundTrip(port, 'ok'), 'ok');
+  });
+
+  it('admits only allowedClientAddresses (or allowedSourceRanges), reporting each refused client with its address', async function () {
+    const fromAddress = (port: number, localAddress: string): Promise<net.Socket> =>
+      new Promise((resolve, reject) => {
+        const s = net.connect({ port, host: '127.0.0.1', localAddress });
+        s.once('connect', () => resolve(s));
+        s.once('error', reject);
+      });
+    const echoFrom = async (port: number, localAddress: string, text: string): Promise<void> => {
+      const sock = await fromAddress(port, localAddress);
+      sock.write(text);
+      await waitFor(`the echo of "${text}"`, () => sock.bytesRead >= text.length);
+      sock.destroy();
+    };
+    const port = await rig.listen('k', 'a', 8080, { allowedClientAddresses: ['127.244.0.2'] });
+    const refused = await readAll(await fromAddress(port, '127.244.0.3'));
+    assert.equal(refused.data.length, 0);
+    await waitFor('the clientRefused event', () => rig.events.some((e) => e.type === 'clientRefused'));
+    assert.deepEqual(
+      rig.events.filter((e) => e.type === 'clientRefused'),
+      [{ type: 'clientRefused', key: 'k', address: '127.244.0.3', rule: 'clients' }],
+    );
+    await echoFrom(port, '127.244.0.2', 'hi');
+    assert.equal(rig.engine.stats('k')!.refused, 1);
+    assert.equal(rig.engine.stats('k')!.total, 1);
+    // With a range beside the list, a client in either is admitted; an empty list alone admits nobody.
+    assert.equal(
+      await rig.listen('k', 'a', 8080, {
+        allowedClientAddresses: [],
+        allowedSourceRanges: ['127.244.0.3/32'],
+      }),
+      port,
+    );
+    await echoFrom(port, '127.244.0.3', 'ok');
+    await rig.listen('k', 'a', 8080, { allowedClientAddresses: [] });
+    assert.equal((await readAll(await fromAddress(port, '127.244.0.3'))).data.length, 0);
+    await waitFor('the second refusal', () => rig.engine.stats('k')!.refused === 2);
   });
 
   it('sends new connections to a changed target without disturbing open ones', async function () {

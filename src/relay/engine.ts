@@ -4,16 +4,17 @@
 // - `ensure` is idempotent: a listener whose id, address and local port are unchanged stays bound
 //   (its open connections untouched); a changed one is closed with its connections and bound again; a
 //   removed one is closed with its connections. Bind failures are reported per listener, never thrown.
-// - Changing `target` or `allowedSourceRanges` affects new connections only.
+// - Changing `target`, `allowedSourceRanges` or `allowedClientAddresses` affects new connections only.
 // - Calls for one key run one at a time, in order.
-// - Each ended connection emits one event: `tunnelError` if it failed, else `connectionClosed`
-//   (also for clients refused by allowedSourceRanges or for want of a target).
+// - Each ended connection emits one event: `tunnelError` if it failed, else `connectionClosed` (also
+//   for want of a target); a client refused by allowedSourceRanges or allowedClientAddresses emits
+//   `clientRefused` instead, with its address.
 import * as net from 'node:net';
 import type { Dialer } from './dialer';
 import { RelaySpecError } from './errors';
 import { RelayLogger, silentLogger } from './logger';
 import { Session } from './session';
-import { SourceRanges } from './source-ranges';
+import { ClientAccess } from './client-access';
 import type { Transport } from './transport';
 import type { ListenerState, PodTarget, RelayEngine, RelayEvent, SessionSpec, SessionStats } from './types';
 import { WebSocketTransport } from './websocket-transport';
@@ -86,7 +87,11 @@ class Engine implements RelayEngine {
   ensure(key: string, spec: SessionSpec): Promise<ListenerState[]> {
     return this.serial(key, async () => {
       if (this.closed) throw new Error('the relay engine is closed');
-      const ranges = validate(spec);
+      validate(spec);
+      const kept = this.sessions.get(key)?.access;
+      const access = kept?.same(spec.allowedSourceRanges, spec.allowedClientAddresses)
+        ? kept
+        : clientAccess(spec);
       let session = this.sessions.get(key);
       if (!session) {
         session = this.newSession(key);
@@ -99,7 +104,7 @@ class Engine implements RelayEngine {
           loadBalance: spec.loadBalance ?? 'first',
           holdMs: spec.holdMs ?? 0,
         },
-        ranges,
+        access,
       );
       this.retainTargets();
       return states;
@@ -198,8 +203,8 @@ class Engine implements RelayEngine {
   }
 }
 
-/** Checks what a schema cannot guarantee to a caller; returns the parsed source ranges. */
-function validate(spec: SessionSpec): SourceRanges | undefined {
+/** Checks what a schema cannot guarantee to a caller. */
+function validate(spec: SessionSpec): void {
   const ids = new Set<string>();
   for (const l of spec.listeners) {
     if (ids.has(l.id)) throw new RelaySpecError(`listener id "${l.id}" appears twice`);
@@ -218,5 +223,10 @@ function validate(spec: SessionSpec): SourceRanges | undefined {
       throw new RelaySpecError(`listener "${l.id}": address "${l.address}" is not an IP address`);
     }
   }
-  return spec.allowedSourceRanges?.length ? new SourceRanges(spec.allowedSourceRanges) : undefined;
+}
+
+/** Who may connect (throws RelaySpecError on a bad range or address); undefined admits everyone. */
+function clientAccess(spec: SessionSpec): ClientAccess | undefined {
+  if (!spec.allowedSourceRanges?.length && spec.allowedClientAddresses === undefined) return undefined;
+  return new ClientAccess(spec.allowedSourceRanges, spec.allowedClientAddresses);
 }

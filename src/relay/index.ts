@@ -1,5 +1,6 @@
 // The relay engine's public surface.
 export type {
+  ClientRule,
   ListenerSpec,
   ListenerState,
   PodRef,

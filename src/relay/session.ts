@@ -3,7 +3,7 @@ import type * as net from 'node:net';
 import { ConnectionDeps, RelayConnection } from './connection';
 import type { PortForwardError } from './errors';
 import { RelayListener } from './listener';
-import type { SourceRanges } from './source-ranges';
+import type { ClientAccess } from './client-access';
 import type { RelayLogger } from './logger';
 import type { ListenerSpec, ListenerState, LoadBalance, PodTarget, RelayEvent, SessionStats } from './types';
 
@@ -26,7 +26,8 @@ export class Session {
   private readonly held = new Set<HeldConnection>();
   /** Listeners closed by stopAccepting whose connections may still be open. */
   private readonly closingListeners: Promise<void>[] = [];
-  private ranges: SourceRanges | undefined;
+  /** Who may connect; undefined admits everyone. */
+  private clientAccess: ClientAccess | undefined;
   private readonly counters: SessionStats = {
     active: 0,
     total: 0,
@@ -54,17 +55,17 @@ export class Session {
 
   /**
    * Makes the listeners match `specs`; new connections use `targets`, `loadBalance`, `holdMs` and
-   * `ranges` from now on, and connections held for want of a target go to the new targets.
+   * `access` from now on, and connections held for want of a target go to the new targets.
    */
   async apply(
     specs: ListenerSpec[],
     routing: { targets: PodTarget[]; loadBalance: LoadBalance; holdMs: number },
-    ranges: SourceRanges | undefined,
+    access: ClientAccess | undefined,
   ): Promise<ListenerState[]> {
     this.targets = routing.targets;
     this.loadBalance = routing.loadBalance;
     this.holdMs = routing.holdMs;
-    this.ranges = ranges;
+    this.clientAccess = access;
     this.releaseHeld();
     const wanted = new Map(specs.map((s) => [s.id, s]));
     const closing: Promise<void>[] = [];
@@ -105,6 +106,11 @@ export class Session {
         return state;
       }),
     );
+  }
+
+  /** Who may connect now (the engine keeps it when the next ensure sends the same lists). */
+  get access(): ClientAccess | undefined {
+    return this.clientAccess;
   }
 
   /** The pods new connections may go to (for the transport to keep ready). */
@@ -165,11 +171,13 @@ export class Session {
 
   private accept(socket: net.Socket, listener: RelayListener): void {
     const remote = socket.remoteAddress ?? '';
-    if (this.ranges && !this.ranges.allows(remote)) {
+    const rule = this.clientAccess?.refuses(remote);
+    if (rule) {
       this.counters.refused++;
       socket.destroy();
-      this.logger.info('refused a client outside allowedSourceRanges', { key: this.key, remote });
-      this.deps.emit({ type: 'connectionClosed', key: this.key });
+      // The controller logs refusals, rate-limited and with the client's pod: here only at debug.
+      this.logger.debug('refused a client at accept', { key: this.key, remote, rule });
+      this.deps.emit({ type: 'clientRefused', key: this.key, address: remote, rule });
       return;
     }
     this.counters.total++;

@@ -39,9 +39,19 @@ export interface SessionSpec {
   loadBalance?: LoadBalance;
   /** How long a new connection waits while there is no target; 0 (default) refuses at once. */
   holdMs?: number;
-  /** CIDRs allowed to connect; empty or undefined allows everyone. */
+  /** CIDRs allowed to connect; empty or undefined allows everyone (unless allowedClientAddresses is set). */
   allowedSourceRanges?: string[];
+  /**
+   * Client addresses allowed to connect besides allowedSourceRanges: those of the pods the controller
+   * admits (it computes them from its caches; the relay only matches addresses). Undefined: no such
+   * rule, allowedSourceRanges alone decides. Set, even empty: a client outside allowedSourceRanges
+   * must have one of these addresses.
+   */
+  allowedClientAddresses?: string[];
 }
+
+/** The rule that refused a client: allowedClientAddresses was in force, or allowedSourceRanges alone. */
+export type ClientRule = 'clients' | 'sourceRanges';
 
 export type ListenerState =
   | { id: string; state: 'bound'; address: string; localPort: number }
@@ -67,6 +77,8 @@ export type TunnelErrorKind =
 export type RelayEvent =
   | { type: 'tunnelError'; key: string; message: string; kind: TunnelErrorKind }
   | { type: 'connectionClosed'; key: string }
+  /** A client was refused at accept (and counted in `refused`): its address and the rule in force. */
+  | { type: 'clientRefused'; key: string; address: string; rule: ClientRule }
   /** The relay lost the session (its worker thread died): ensure it again. */
   | { type: 'sessionLost'; key: string; message: string }
   /** A tunnel is open: `connectMs` from accepting the client to relaying, on `transport`. */

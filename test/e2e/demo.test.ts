@@ -71,7 +71,7 @@ describe('make demo', function () {
     assert.doesNotMatch(out, /building the test control plane/);
     assert.match(
       out,
-      /\$ kubectl get pf -n demo\nNAME +TARGET +POD +PORTS +ENDPOINT +PHASE +ACTIVE +AGE\nkuard +\{"pod":"kuard"\} +kuard +8080 +tcp:\/\/127\.0\.0\.1:\d+ +Ready /,
+      /\$ kubectl get pf -n demo\nNAME +TARGET +POD +PORTS +ENDPOINT +PHASE +ACTIVE +AGE +CLASS\nkuard +\{"pod":"kuard"\} +kuard +8080 +tcp:\/\/127\.0\.0\.1:\d+ +Ready /,
     );
     const curl = /\$ curl (http:\/\/127\.0\.0\.1:(\d+)\/)\n(.*)\n/.exec(out);
     assert.ok(curl, `a curl line in:\n${out}`);

@@ -25,6 +25,14 @@ import {
 
 export const NODE_NAME = 'kwok-node-0';
 
+/**
+ * kwok's pod CIDR: inside 127.0.0.0/8, which Linux routes to the loopback interface whole, so a test
+ * can connect from a pod's own address by binding its client socket to it (the operator identifies
+ * clients by source address). It leaves out 127.0.0.1, the node's address and the one hostNetwork
+ * pods (and every other test client) get.
+ */
+export const POD_CIDR = '127.244.0.1/16';
+
 /** What `up` leaves in `<state>/state.json`; tests and `down` read it. */
 export interface TestEnvState {
   apiVersion: 'testenv.portforward.dev/v1';
@@ -233,7 +241,7 @@ async function start(
     `--node-port=${kwokPort}`,
     `--server-address=127.0.0.1:${kwokPort}`,
     '--enable-crds=ClusterPortForward',
-    '--cidr=10.244.0.1/16',
+    `--cidr=${POD_CIDR}`,
   ]);
   await waitReady(
     kwok,

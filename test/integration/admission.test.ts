@@ -326,6 +326,52 @@ const REFUSED: Refused[] = [
     spec: spec({ allowedSourceRanges: Array.from({ length: 65 }, (_, i) => `10.${i}.0.0/16`) }),
     errors: [/spec\.allowedSourceRanges/, /Too many: 65: must have at most 64 items/],
   },
+  // allowedClients
+  {
+    title: 'an empty allowedClients list',
+    spec: spec({ allowedClients: [] }),
+    errors: [/spec\.allowedClients/, /must list at least one peer; leave it out for the default/],
+  },
+  {
+    title: 'an allowedClients entry with no selector',
+    spec: spec({ allowedClients: [{ namespaceSelector: { matchLabels: { team: 'a' } } }, {}] }),
+    errors: [/spec\.allowedClients\[1\]/, /must set namespaceSelector, podSelector or both/],
+  },
+  {
+    title: 'an allowedClients namespaceSelector with a bad label key',
+    spec: spec({ allowedClients: [{ namespaceSelector: { matchLabels: { 'bad key': 'a' } } }] }),
+    errors: [/spec\.allowedClients\[0\]\.namespaceSelector\.matchLabels/, /must be label keys/],
+  },
+  {
+    title: 'an allowedClients podSelector expression In without values',
+    spec: spec({
+      allowedClients: [{ podSelector: { matchExpressions: [{ key: 'role', operator: 'In' }] } }],
+    }),
+    errors: [/spec\.allowedClients\[0\]\.podSelector\.matchExpressions\[0\]/, /values must be non-empty/],
+  },
+  {
+    title: '17 allowedClients entries',
+    spec: spec({
+      allowedClients: Array.from({ length: 17 }, (_, i) => ({ podSelector: { matchLabels: { i: `${i}` } } })),
+    }),
+    errors: [/spec\.allowedClients/, /Too many: 17: must have at most 16 items/],
+  },
+  // className
+  {
+    title: 'a className with capital letters',
+    spec: spec({ className: 'Alice' }),
+    errors: [/spec\.className/, /className must be a DNS label/],
+  },
+  {
+    title: 'an empty className',
+    spec: spec({ className: '' }),
+    errors: [/spec\.className/, /className must be a DNS label/],
+  },
+  {
+    title: 'a className longer than 63 characters',
+    spec: spec({ className: 'c'.repeat(64) }),
+    errors: [/spec\.className/, /Too long: may not be (longer|more) than 63/],
+  },
   // ttl
   {
     title: 'ttl 0s',
@@ -554,6 +600,15 @@ describe('PortForward admission (CRD schema and CEL rules)', function () {
       assertRefused(res, [/unknown field "spec\.target\.namespace"/]);
     });
 
+    it('an ipBlock peer in allowedClients (allowedSourceRanges holds CIDRs)', function () {
+      const res = kubectl(
+        ['create', '--dry-run=server', '-f', '-'],
+        manifest('ipblock', spec({ allowedClients: [{ ipBlock: { cidr: '10.0.0.0/8' } }] })),
+      );
+      assert.notEqual(res.code, 0);
+      assert.match(res.stderr, /unknown field "spec\.allowedClients\[0\]\.ipBlock"/);
+    });
+
     it('an unknown field of a port', function () {
       const res = kubectl(
         ['create', '--dry-run=server', '-f', '-'],
@@ -666,6 +721,20 @@ describe('PortForward admission (CRD schema and CEL rules)', function () {
         title: `ttl ${ttl}`,
         spec: spec({ ttl }),
       })),
+      {
+        title: 'allowedClients read like NetworkPolicy peers, empty selectors included',
+        spec: spec({
+          allowedClients: [
+            { namespaceSelector: { matchLabels: { team: 'friends' } } },
+            { podSelector: { matchExpressions: [{ key: 'role', operator: 'In', values: ['client'] }] } },
+            { namespaceSelector: {}, podSelector: { matchLabels: { app: 'web' } } },
+            { podSelector: {} },
+          ],
+          allowedSourceRanges: ['10.0.0.0/8'],
+        }),
+      },
+      { title: 'a className', spec: spec({ className: 'alice' }) },
+      { title: 'a 63-character className', spec: spec({ className: 'c'.repeat(63) }) },
       { title: 'suspend true', spec: spec({ suspend: true }) },
       { title: 'loadBalance spread', spec: spec({ loadBalance: 'spread' }) },
     ];
@@ -730,6 +799,11 @@ describe('PortForward admission (CRD schema and CEL rules)', function () {
       for (const f of ['pod', 'service', 'deployment', 'statefulSet', 'selector'])
         assert.match(t, new RegExp(` ${f} <`));
 
+      const clients = cluster.kubectl(['explain', 'pf.spec.allowedClients']);
+      assert.equal(clients.code, 0, clients.stderr);
+      assert.match(clients.stdout.replace(/\s+/g, ' '), /read the way a NetworkPolicy reads its peers/);
+      assert.match(cluster.kubectl(['explain', 'pf.spec.className']).stdout, /--class NAME/);
+
       const status = cluster.kubectl(['explain', 'pf.status', '--recursive']);
       assert.equal(status.code, 0, status.stderr);
       for (const f of [
@@ -746,6 +820,10 @@ describe('PortForward admission (CRD schema and CEL rules)', function () {
         'bytesSent',
         'bytesReceived',
         'retargets',
+        'refusedClients',
+        'notAPod',
+        'podNotAllowed',
+        'outsideSourceRanges',
         'lastError',
         'startTime',
         'expiryTime',
@@ -758,12 +836,16 @@ describe('PortForward admission (CRD schema and CEL rules)', function () {
       assert.match(phase.stdout.replace(/\s+/g, ' '), /Pending \(starting, or waiting for a ready pod\)/);
     });
 
-    it('get pf prints the target, pod, ports, endpoint, phase, active connections and age', function () {
+    it('get pf prints the target, pod, ports, endpoint, phase, active connections, age and class', function () {
       const created = kubectl(
         ['create', '-f', '-'],
         manifest(
           'columns',
-          spec({ target: { deployment: 'kuard' }, ports: [{ port: 8080, name: 'http' }, { port: 9090 }] }),
+          spec({
+            target: { deployment: 'kuard' },
+            ports: [{ port: 8080, name: 'http' }, { port: 9090 }],
+            className: 'alice',
+          }),
         ),
       );
       assert.equal(created.code, 0, created.stderr);
@@ -829,6 +911,7 @@ describe('PortForward admission (CRD schema and CEL rules)', function () {
         'PHASE',
         'ACTIVE',
         'AGE',
+        'CLASS',
       ]);
       const cells = row.trim().split(/\s+/);
       assert.deepEqual(cells.slice(0, 7), [
@@ -841,6 +924,7 @@ describe('PortForward admission (CRD schema and CEL rules)', function () {
         '3',
       ]);
       assert.match(cells[7], /^\d+s$/);
+      assert.equal(cells[8], 'alice');
     });
   });
 });

@@ -3,6 +3,7 @@
 // must not have; the operator run with that ServiceAccount's token relays traffic end to end; the
 // ValidatingAdmissionPolicy refuses a PortForward from a user who could not port-forward themselves,
 // with a message that says so; and the aggregated roles give admin/edit/view their PortForward verbs.
+// Who may connect to the forwards of the cluster install is tested in deploy-clients.test.ts.
 // There is no kubelet for the operator's image here: the Deployment's pods are created (which proves
 // the restricted Pod Security Standard admits them) but never scheduled, and that is expected.
 import * as k8s from '@kubernetes/client-node';
@@ -47,6 +48,8 @@ const NEEDED: Right[] = [
   ['patch', 'portforwards.portforward.dev', 'status'],
   ['create', 'events.events.k8s.io'],
   ['patch', 'events.events.k8s.io'],
+  ['list', 'namespaces', undefined, ''],
+  ['watch', 'namespaces', undefined, ''],
   ['create', 'leases.coordination.k8s.io', undefined, NS],
   ['get', `leases.coordination.k8s.io/${DEFAULT_LEASE_NAME}`, undefined, NS],
   ['update', `leases.coordination.k8s.io/${DEFAULT_LEASE_NAME}`, undefined, NS],
@@ -80,6 +83,9 @@ const FORBIDDEN: Right[] = [
   ['create', 'leases.coordination.k8s.io', undefined, 'default'],
   ['update', `leases.coordination.k8s.io/${DEFAULT_LEASE_NAME}`, undefined, 'default'],
   ['create', 'events'],
+  ['get', 'namespaces', undefined, ''],
+  ['patch', 'namespaces', undefined, ''],
+  ['create', 'namespaces', undefined, ''],
   ['create', 'clusterrolebindings.rbac.authorization.k8s.io', undefined, ''],
   ['impersonate', 'users', undefined, ''],
 ];
@@ -158,6 +164,8 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
         'serviceaccount/portforward-operator',
         'clusterrole.rbac.authorization.k8s.io/portforward-operator',
         'clusterrolebinding.rbac.authorization.k8s.io/portforward-operator',
+        'clusterrole.rbac.authorization.k8s.io/portforward-operator-namespaces',
+        'clusterrolebinding.rbac.authorization.k8s.io/portforward-operator-namespaces',
         'role.rbac.authorization.k8s.io/portforward-operator-leader-election',
         'rolebinding.rbac.authorization.k8s.io/portforward-operator-leader-election',
         'clusterrole.rbac.authorization.k8s.io/portforward-operator-aggregate-to-edit',
@@ -266,6 +274,7 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
       const expected = [
         'deployments.apps [] [get list watch]',
         'events.events.k8s.io [] [create patch]',
+        'namespaces [] [list watch]',
         'pods [] [get list watch]',
         'pods/portforward [] [get create]',
         'portforwards.portforward.dev [] [get list watch]',

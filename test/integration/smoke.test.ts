@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import { applyPortForward } from '../e2e/support';
 import * as net from 'node:net';
 import { TestCluster, poll } from '../env/cluster';
-import { NODE_NAME } from '../env/controlplane';
+import { NODE_NAME, POD_CIDR } from '../env/controlplane';
 import { echoRoundTrip, EchoServer, randomPayload, sha256, startEchoServer } from '../support/tcp';
 
 describe('test control plane', function () {
@@ -41,10 +41,16 @@ describe('test control plane', function () {
     assert.equal(v.clientVersion.gitVersion, cluster.state.versions.kubernetes);
   });
 
-  it('turns a pod on the kwok node Running and Ready with a pod IP', async function () {
+  it(`turns a pod on the kwok node Running and Ready with a pod IP from ${POD_CIDR}, a loopback address`, async function () {
     const pod = await cluster.createPod(ns, 'ready-check', [{ port: 8080, targetPort: echo.port }]);
     assert.equal(pod.status?.phase, 'Running');
-    assert.match(pod.status?.podIP ?? '', /^\d+\.\d+\.\d+\.\d+$/);
+    const ip = pod.status?.podIPs?.[0]?.ip ?? '';
+    assert.equal(pod.status?.podIP, ip);
+    const cidr = new net.BlockList();
+    const [base, prefix] = POD_CIDR.split('/');
+    cidr.addSubnet(base, Number(prefix), 'ipv4');
+    assert.ok(net.isIPv4(ip) && cidr.check(ip, 'ipv4'), `pod IP ${ip} is in ${POD_CIDR}`);
+    assert.ok(ip.startsWith('127.') && ip !== '127.0.0.1', 'in 127.0.0.0/8, not the node address');
   });
 
   it("finds this project's PortForwards under the plain names a newcomer types (no kwok CRD shadows them)", async function () {

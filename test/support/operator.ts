@@ -24,9 +24,15 @@ export interface OperatorProcess {
 
 let counter = 0;
 
-/** A port range of 50 that nothing else in this run uses. */
+/**
+ * A port range of 50 that nothing else in this run uses: within 30000-32767, below the kernel's
+ * ephemeral ports (Linux: 32768-60999), which outgoing connections take at random, so that a port
+ * recorded in status is still free when a restarted operator or a standby binds it again; apart from
+ * the operator's default --port-range (20000-29999, `make demo`) and from the benchmarks' ports
+ * (10000-19999, test/bench/relays.ts).
+ */
 export function freshPortRange(): { min: number; max: number } {
-  const base = 30000 + ((process.pid * 7 + counter++ * 50) % 20000);
+  const base = 30000 + ((process.pid * 7 + counter++ * 50) % 2700);
   return { min: base, max: base + 49 };
 }
 

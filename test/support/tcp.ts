@@ -126,3 +126,38 @@ export function whoAnswers(port: number, timeoutMs = 15_000, host = '127.0.0.1')
     });
   });
 }
+
+/**
+ * Connects to 127.0.0.1:port with the client socket bound to `from` (a kwok pod's address, say, to
+ * connect as that pod), sends a line and resolves with what came back once the peer echoed it or
+ * closed: the line when served by an echo server, '' when refused at accept.
+ */
+export function lineFrom(port: number, from: string, timeoutMs = 15_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const text = `hello from ${from}\n`;
+    let got = '';
+    const s = net.connect({ port, host: '127.0.0.1', localAddress: from });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(
+        new Error(`no echo and no close on 127.0.0.1:${port} for a client at ${from} within ${timeoutMs} ms`),
+      );
+    }, timeoutMs);
+    s.setEncoding('utf8');
+    s.on('connect', () => s.write(text));
+    s.on('data', (c: string) => {
+      got += c;
+      if (got.length >= text.length) s.destroy();
+    });
+    s.on('error', () => undefined); // a refused client sees a reset; 'close' resolves
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+  });
+}
+
+/** Whether an echo server behind 127.0.0.1:port serves a client at `from` (lineFrom). */
+export async function servedFrom(port: number, from: string): Promise<boolean> {
+  return (await lineFrom(port, from)) === `hello from ${from}\n`;
+}
