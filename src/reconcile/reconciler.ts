@@ -6,6 +6,7 @@ import { done, Result } from '../controller/result';
 import { EventRecorder } from '../kube/events';
 import { errorMessage, Logger } from '../observability/logger';
 import type { ListenerSpec, ListenerState, RelayEngine } from '../relay/types';
+import type { PriorListener } from './listener-ids';
 import { plan, PlanConfig, PlannedListener } from './plan';
 import { PortAllocator } from './ports';
 import { Caches, resolveTarget } from './resolve';
@@ -46,6 +47,8 @@ interface SessionMemory {
   /** When a new lastError was last written: the first failure of an interval goes out at once. */
   lastErrorWrite: number;
   lastPhase?: string;
+  /** The listeners of the last plan that had any, with their ports: their ids survive edits. */
+  listeners?: PriorListener[];
 }
 
 export class Reconciler {
@@ -109,8 +112,8 @@ export class Reconciler {
       });
     }
     const resolution = resolveTarget(pf, this.deps.caches);
-    const p = plan(pf, resolution, this.deps.config, now);
     const mem = this.memory(key, pf);
+    const p = plan(pf, resolution, this.deps.config, now, mem.listeners);
 
     let states: ListenerState[] = [];
     let retryPortsAfter: number | undefined;
@@ -121,6 +124,15 @@ export class Reconciler {
       if (p.phase !== 'Suspended') this.deps.allocator.release(key);
     } else {
       const assigned = p.listeners.map((l) => this.assignPort(key, l));
+      mem.listeners = p.listeners.map((l, i) => ({
+        id: l.id,
+        ...(l.name !== undefined ? { name: l.name } : {}),
+        port: l.port,
+        requestedPort: l.requestedPort,
+        address: l.address,
+        localPort: assigned[i].localPort || undefined,
+        targetPort: l.remotePort || undefined,
+      }));
       const wanted = assigned.filter((a): a is ListenerSpec => 'remotePort' in a);
       const refused = assigned.filter((a): a is ListenerState => 'state' in a);
       this.deps.allocator.release(key, new Set(p.listeners.map((l) => l.id)));
