@@ -44,6 +44,8 @@ export type Plan = Outcome & {
   targets: PodTarget[];
   loadBalance: LoadBalance;
   holdMs: number;
+  /** Why `targets` is empty, for connections refused or timed out for want of a pod. */
+  noTargetReason?: string;
   allowedSourceRanges: string[];
   startTime: string;
   expiryTime?: string;
@@ -160,6 +162,7 @@ export function plan(
     ...base,
     // A failure only a spec change can fix refuses at once; a missing pod may come back.
     holdMs: resolution.ok || resolution.stalled ? 0 : cfg.holdMs,
+    ...(resolution.ok ? {} : { noTargetReason: resolution.message }),
     listeners,
     targets,
     requeueAfterMs,

@@ -142,6 +142,7 @@ export class Reconciler {
           targets: p.targets,
           loadBalance: p.loadBalance,
           holdMs: p.holdMs,
+          noTargetReason: p.noTargetReason,
           allowedSourceRanges: p.allowedSourceRanges,
         })),
         ...refused,
