@@ -79,6 +79,11 @@ testenv-up: testenv-assets ## Start etcd, kube-apiserver, kube-controller-manage
 testenv-down: ## Stop every test control-plane process (also after a crashed run) and remove .testenv/
 	@if [ -f build/test/env/cli.js ]; then $(TESTENV) down; else $(MAKE) --no-print-directory build && $(TESTENV) down; fi
 
+.PHONY: testenv-restart
+testenv-restart: build ## Restart one component on its ports and data: COMPONENT=kube-apiserver|etcd|kwok [DOWN=seconds] [KILL=1]
+	@if [ -z "$(COMPONENT)" ]; then echo 'usage: make testenv-restart COMPONENT=kube-apiserver|etcd|kwok [DOWN=seconds] [KILL=1]' >&2; exit 2; fi
+	$(TESTENV) restart $(COMPONENT) $(if $(DOWN),--down=$(DOWN)) $(if $(KILL),--kill)
+
 .PHONY: testenv-status
 testenv-status: build ## Show whether the test control plane runs, and its processes
 	$(TESTENV) status
