@@ -62,6 +62,11 @@ testenv-assets: build ## Find or build etcd, kube-apiserver, kube-controller-man
 test-integration: testenv-assets ## Integration tests against the real test control plane (started or reused)
 	$(MOCHA) --config test/mocharc.integration.json
 
+.PHONY: test-reliability
+test-reliability: testenv-assets ## The reliability scenarios at full size (faults, restarts, stalls, 10,000 connections, fuzzing; ~25 min)
+	RELIABILITY_FULL=1 FUZZ_CASES=$${FUZZ_CASES:-20000} $(MOCHA) --config test/mocharc.unit.json --grep fuzz
+	RELIABILITY_FULL=1 $(MOCHA) --config test/mocharc.reliability.json
+
 .PHONY: test
 test: ## Everything from a fresh clone: npm ci, build, lint, unit tests, control-plane binaries, integration tests
 	$(MAKE) --no-print-directory test-tools
