@@ -83,6 +83,10 @@ export class PortForwardOperator extends Operator {
     caches.onChange('Service', (o) => this.enqueueAffected(o, (t) => t.service === o.metadata?.name));
     caches.onChange('Deployment', (o) => this.enqueueAffected(o, (t) => t.deployment === o.metadata?.name));
     caches.onChange('StatefulSet', (o) => this.enqueueAffected(o, (t) => t.statefulSet === o.metadata?.name));
+    // After an API server outage, every PortForward's key may be deep in a backoff (its status writes
+    // failed, again and again while connections failed) and a relist reports only objects that changed:
+    // catch up at once instead of minutes later, and send the Events that must not be lost.
+    caches.onRecover('PortForward', () => this.catchUp());
     await caches.start();
     this.log.info('operator started', {
       namespaces: this.cfg.namespaces.length ? this.cfg.namespaces : 'all',
@@ -240,6 +244,17 @@ export class PortForwardOperator extends Operator {
       if (pf) this.events.record(pf, 'Warning', 'TunnelFailed', ev.message);
     }
     term.queue.add(ev.key);
+  }
+
+  /** The API server is reachable again: reconcile every PortForward now, with its backoff forgotten. */
+  private catchUp(): void {
+    this.events.retryNow();
+    const queue = this.term?.queue;
+    if (!queue) return;
+    for (const pf of this.caches.portForwards()) {
+      queue.forget(keyOf(pf));
+      queue.add(keyOf(pf));
+    }
   }
 
   /**

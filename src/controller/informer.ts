@@ -22,8 +22,11 @@ export interface InformerOptions<T extends k8s.KubernetesObject> {
 export class ResilientInformer<T extends k8s.KubernetesObject> {
   private readonly lw: k8s.ListWatch<T>;
   private readonly handlers: ChangeHandler<T>[] = [];
+  private readonly recoverHandlers: (() => void)[] = [];
   private stopped = false;
   private failures = 0;
+  /** Failed starts since the last successful one. */
+  private failedStarts = 0;
   private synced = false;
   private retryTimer: NodeJS.Timeout | undefined;
 
@@ -47,12 +50,29 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     this.handlers.push(handler);
   }
 
+  /**
+   * Called when a list succeeds again after failures (the API server is reachable again). A relist
+   * reports only objects that changed, so work that waits on something else (a status write that
+   * failed meanwhile) is the caller's to resume.
+   */
+  onRecover(handler: () => void): void {
+    this.recoverHandlers.push(handler);
+  }
+
   /** Starts listing and watching; resolves after the first list (or keeps retrying in the background). */
   async start(): Promise<void> {
     this.stopped = false;
     try {
       await this.lw.start();
       this.synced = true;
+      if (this.failedStarts > 0) {
+        this.opts.logger.info(`watch of ${this.opts.kind} resumed`, {
+          path: this.opts.path,
+          failedAttempts: this.failedStarts,
+        });
+        this.failedStarts = 0;
+        for (const h of this.recoverHandlers) h();
+      }
     } catch (err) {
       this.restart(err);
     }
@@ -78,6 +98,7 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
 
   private restart(err: unknown): void {
     if (this.stopped) return;
+    this.failedStarts++;
     const base = this.opts.restartDelayMs ?? 200;
     const delay = Math.min(this.opts.maxRestartDelayMs ?? 30_000, base * 2 ** Math.min(this.failures, 10));
     this.failures++;

@@ -91,6 +91,26 @@ describe('EventSink', () => {
     assert.equal(sink.stats().failures, 5);
   });
 
+  it('sends a must-deliver Event waiting on its backoff at once on retryNow (the API server is back)', async () => {
+    const { clock, backend, sink } = rig();
+    backend.down = true;
+    sink.record(
+      { objectKey: 'uid-a', type: 'Normal', reason: 'Expired', note: 'ttl passed', mustDeliver: true },
+      'uid-a',
+    );
+    await clock.advance(1000 + 2000 + 4000 + 8000 + 100);
+    assert.equal(backend.attempts, 5, 'the next try is 16 s away');
+    backend.down = false;
+    sink.retryNow();
+    await clock.advance(0);
+    assert.equal(backend.creates.length, 1, 'created at once');
+    assert.equal(backend.creates[0].reason, 'Expired');
+    sink.retryNow();
+    await clock.advance(60_000);
+    assert.equal(backend.attempts, 6, 'nothing sent twice');
+    assert.equal(clock.timerCount, 0);
+  });
+
   it('gives up a must-deliver Event after its max age, and does not retry an ordinary one', async () => {
     const { clock, backend, sink, fail } = rig({ mustDeliverMaxAgeMs: 60_000 });
     backend.down = true;
