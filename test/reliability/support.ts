@@ -3,6 +3,7 @@
 // scenario prints, which docs/reliability.md quotes.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import WebSocket from 'ws';
 import { poll } from '../env/cluster';
 import { httpGet } from '../env/procs';
 import type { OperatorProcess } from '../support/operator';
@@ -26,6 +27,8 @@ export interface ProcessFootprint {
   fds: number;
   /** TCP sockets in LISTEN state the process holds. */
   listeners: number;
+  /** TCP sockets whose peer closed and that the process has not closed yet (CLOSE_WAIT). */
+  closeWait: number;
 }
 
 /** What the process holds now, from /proc. */
@@ -44,14 +47,17 @@ export function footprint(pid: number): ProcessFootprint {
     }
   }
   let listeners = 0;
+  let closeWait = 0;
   for (const table of ['tcp', 'tcp6']) {
     const lines = fs.readFileSync(`/proc/${pid}/net/${table}`, 'utf8').trim().split('\n').slice(1);
     for (const line of lines) {
       const f = line.trim().split(/\s+/);
-      if (f[3] === '0A' && inodes.has(f[9])) listeners++; // 0A: TCP_LISTEN; f[9]: the inode
+      if (!inodes.has(f[9])) continue; // f[9]: the socket's inode
+      if (f[3] === '0A') listeners++; // TCP_LISTEN
+      if (f[3] === '08') closeWait++; // TCP_CLOSE_WAIT
     }
   }
-  return { rssBytes: rssKb * 1024, fds, listeners };
+  return { rssBytes: rssKb * 1024, fds, listeners, closeWait };
 }
 
 export function mib(bytes: number): string {
@@ -77,6 +83,47 @@ export function sampleRss(pid: number, everyMs = 100): { stop(): number } {
       return max;
     },
   };
+}
+
+/**
+ * The operator's V8 heap in use after a full garbage collection, through the inspector (start the
+ * operator with NODE_OPTIONS=--inspect=127.0.0.1:0): RSS alone cannot tell a leak from a collector
+ * that has not run yet.
+ */
+export async function heapAfterGc(op: OperatorProcess): Promise<number> {
+  const url = /Debugger listening on (ws:\/\/\S+)/.exec(op.logs())?.[1];
+  assert.ok(url, 'the operator runs with --inspect (NODE_OPTIONS)');
+  const ws = new WebSocket(url);
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+  let id = 0;
+  const call = (method: string, params: Record<string, unknown> = {}): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      const mine = ++id;
+      const onMessage = (data: WebSocket.RawData): void => {
+        const msg = JSON.parse((data as Buffer).toString('utf8')) as {
+          id?: number;
+          result?: unknown;
+          error?: unknown;
+        };
+        if (msg.id !== mine) return;
+        ws.off('message', onMessage);
+        if (msg.error) reject(new Error(JSON.stringify(msg.error)));
+        else resolve(msg.result);
+      };
+      ws.on('message', onMessage);
+      ws.send(JSON.stringify({ id: mine, method, params }));
+    });
+  try {
+    await call('HeapProfiler.collectGarbage');
+    await call('HeapProfiler.collectGarbage');
+    const r = (await call('Runtime.evaluate', {
+      expression: 'process.memoryUsage().heapUsed',
+      returnByValue: true,
+    })) as { result: { value: number } };
+    return r.result.value;
+  } finally {
+    ws.close();
+  }
 }
 
 /** Samples `portforward_buffered_bytes` of one PortForward from the operator's /metrics; the largest seen. */
