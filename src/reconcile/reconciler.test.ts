@@ -21,10 +21,23 @@ function pod(name: string): V1Pod {
 class FakeRelay implements RelayEngine {
   specs = new Map<string, SessionSpec>();
   statsByKey = new Map<string, SessionStats>();
+  /** Ports another program holds: binding them fails with EADDRINUSE. */
+  taken = new Set<number>();
   ensure(key: string, spec: SessionSpec): Promise<ListenerState[]> {
     this.specs.set(key, spec);
     return Promise.resolve(
-      spec.listeners.map((l) => ({ id: l.id, state: 'bound', address: l.address, localPort: l.localPort })),
+      spec.listeners.map((l): ListenerState =>
+        this.taken.has(l.localPort)
+          ? {
+              id: l.id,
+              state: 'error',
+              address: l.address,
+              localPort: l.localPort,
+              code: 'EADDRINUSE',
+              message: 'in use',
+            }
+          : { id: l.id, state: 'bound', address: l.address, localPort: l.localPort },
+      ),
     );
   }
   stop(key: string): Promise<void> {
@@ -305,6 +318,24 @@ describe('Reconciler', function () {
       await u.rec.reconcile('ns/a');
       assert.equal(listeners(u)[1][1], port, 'entry 1 (was entry 0) keeps its recorded port');
       assert.notEqual(listeners(u)[0][1], port);
+    });
+
+    it('gives up an allocated port another program holds for another one, and keeps that', async function () {
+      const t = setup();
+      t.relay.taken.add(20000);
+      t.apply('a', { ports: [{ port: 8080 }] });
+      const r = await t.rec.reconcile('ns/a');
+      assert.deepEqual(
+        listeners(t).map(([, port]) => port),
+        [20000],
+      );
+      assert.equal(r.requeueAfterMs, 0, 'tried again at once');
+      await t.rec.reconcile('ns/a');
+      const [[id, port]] = listeners(t);
+      assert.equal(port, 20001, 'another port, not the busy one again');
+      await t.rec.reconcile('ns/a');
+      assert.deepEqual(listeners(t)[0].slice(0, 2), [id, port], 'and then it stays');
+      assert.equal(t.writes.at(-1)?.phase, 'Ready');
     });
 
     it('keeps an allocated port when a name is added to the entry', async function () {

@@ -124,15 +124,6 @@ export class Reconciler {
       if (p.phase !== 'Suspended') this.deps.allocator.release(key);
     } else {
       const assigned = p.listeners.map((l) => this.assignPort(key, l));
-      mem.listeners = p.listeners.map((l, i) => ({
-        id: l.id,
-        ...(l.name !== undefined ? { name: l.name } : {}),
-        port: l.port,
-        requestedPort: l.requestedPort,
-        address: l.address,
-        localPort: assigned[i].localPort || undefined,
-        targetPort: l.remotePort || undefined,
-      }));
       const wanted = assigned.filter((a): a is ListenerSpec => 'remotePort' in a);
       const refused = assigned.filter((a): a is ListenerState => 'state' in a);
       this.deps.allocator.release(key, new Set(p.listeners.map((l) => l.id)));
@@ -147,6 +138,18 @@ export class Reconciler {
         })),
         ...refused,
       ];
+      // What the next plan matches its entries against: only a port that was bound is kept (one that
+      // another program holds is given up, below, for another).
+      const bound = new Map(states.filter((s) => s.state === 'bound').map((s) => [s.id, s.localPort]));
+      mem.listeners = p.listeners.map((l) => ({
+        id: l.id,
+        ...(l.name !== undefined ? { name: l.name } : {}),
+        port: l.port,
+        requestedPort: l.requestedPort,
+        address: l.address,
+        localPort: bound.get(l.id),
+        targetPort: l.remotePort || undefined,
+      }));
       for (const s of states) {
         if (s.state !== 'error') continue;
         retryPortsAfter = PORT_RETRY_MS;
