@@ -15,6 +15,7 @@ import type { Config } from './config/flags';
 import { WatchCaches } from './controller/caches';
 import { TerminalError } from './controller/result';
 import { WorkQueue } from './controller/workqueue';
+import { apiHint } from './kube/client';
 import { EventRecorder } from './kube/events';
 import { DEFAULT_LEASE_NAME, LeaderElector, podNamespace } from './kube/leader';
 import { constructOnKubeConfig } from './kube/operator-base';
@@ -208,7 +209,8 @@ export class PortForwardOperator extends Operator {
           this.metrics.queueDepth.set(queue.depth);
         }
       },
-      (key, err, retryInMs) =>
+      (key, err, retryInMs) => {
+        const hint = apiHint(err);
         this.log.warn(
           retryInMs === undefined || err instanceof TerminalError
             ? 'reconcile failed'
@@ -216,9 +218,11 @@ export class PortForwardOperator extends Operator {
           {
             portforward: key,
             error: errorMessage(err),
+            ...(hint ? { hint } : {}),
             retryInMs,
           },
-        ),
+        );
+      },
     );
     this.term = term;
     for (const pf of this.caches.portForwards()) queue.add(keyOf(pf));

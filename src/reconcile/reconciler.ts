@@ -3,6 +3,7 @@
 // changed. Only this file writes status; relay events merely bring the key back.
 import { PortForward, PortForwardStatus } from '../api/v1alpha1';
 import { done, Result } from '../controller/result';
+import { apiHint } from '../kube/client';
 import { EventRecorder } from '../kube/events';
 import { errorMessage, Logger } from '../observability/logger';
 import type { ListenerSpec, ListenerState, RelayEngine } from '../relay/types';
@@ -228,7 +229,8 @@ export class Reconciler {
         if (lastErrorChanged(pf.status, status)) mem.lastErrorWrite = now.getTime();
         log.debug('status written', { phase: status.phase, connections: status.connections });
       } catch (err) {
-        log.warn('status write failed; retrying', { error: errorMessage(err) });
+        const hint = apiHint(err);
+        log.warn('status write failed; retrying', { error: errorMessage(err), ...(hint ? { hint } : {}) });
         throw err;
       }
     } else if (countersChanged(pf.status, status)) {
