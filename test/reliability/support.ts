@@ -29,10 +29,12 @@ export interface ProcessFootprint {
   listeners: number;
   /** TCP sockets whose peer closed and that the process has not closed yet (CLOSE_WAIT). */
   closeWait: number;
+  /** TCP sockets to `remotePort` (the API server's: watches, writes and the SPDY session pool). */
+  toRemote: number;
 }
 
 /** What the process holds now, from /proc. */
-export function footprint(pid: number): ProcessFootprint {
+export function footprint(pid: number, remotePort = 0): ProcessFootprint {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const rssKb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0);
   const inodes = new Set<string>();
@@ -48,6 +50,7 @@ export function footprint(pid: number): ProcessFootprint {
   }
   let listeners = 0;
   let closeWait = 0;
+  let toRemote = 0;
   for (const table of ['tcp', 'tcp6']) {
     const lines = fs.readFileSync(`/proc/${pid}/net/${table}`, 'utf8').trim().split('\n').slice(1);
     for (const line of lines) {
@@ -55,9 +58,10 @@ export function footprint(pid: number): ProcessFootprint {
       if (!inodes.has(f[9])) continue; // f[9]: the socket's inode
       if (f[3] === '0A') listeners++; // TCP_LISTEN
       if (f[3] === '08') closeWait++; // TCP_CLOSE_WAIT
+      if (remotePort && parseInt(f[2].split(':')[1], 16) === remotePort) toRemote++;
     }
   }
-  return { rssBytes: rssKb * 1024, fds, listeners, closeWait };
+  return { rssBytes: rssKb * 1024, fds, listeners, closeWait, toRemote };
 }
 
 export function mib(bytes: number): string {
