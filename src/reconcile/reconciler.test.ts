@@ -338,6 +338,28 @@ describe('Reconciler', function () {
       assert.equal(t.writes.at(-1)?.phase, 'Ready');
     });
 
+    it('allocates from the range for an entry whose localPort was removed (found by the spec fuzzer)', async function () {
+      const t = setup();
+      t.apply('a', { ports: [{ port: 8080, name: 'web', localPort: 30000 }] });
+      await t.rec.reconcile('ns/a');
+      assert.equal(listeners(t)[0][1], 30000);
+      t.apply('a', { ports: [{ port: 8080, name: 'web' }] }, t.pfs.get('ns/a')?.status);
+      await t.rec.reconcile('ns/a');
+      assert.equal(listeners(t)[0][1], 20000, 'a port of --port-range, not the one it once asked for');
+      // Nor after a restart, from the endpoint recorded in status.
+      const u = setup();
+      u.apply(
+        'a',
+        { ports: [{ port: 8080, name: 'web' }] },
+        {
+          endpoints: [{ name: 'web', port: 8080, address: '127.0.0.1', localPort: 30000, url: '' }],
+        },
+      );
+      u.rec.restoreRecordedPorts([...u.pfs.values()]);
+      await u.rec.reconcile('ns/a');
+      assert.equal(listeners(u)[0][1], 20000);
+    });
+
     it('keeps an allocated port when a name is added to the entry', async function () {
       const t = setup();
       t.apply('a', { ports: [{ port: 8080 }] });

@@ -70,8 +70,11 @@ export class Reconciler {
       const empty = resolveTarget(pf, NO_OBJECTS);
       const p = plan(pf, empty, this.deps.config, this.now());
       for (const l of p.listeners) {
-        const port = l.requestedPort ?? l.recordedPort;
-        if (port) this.deps.allocator.claim(key, l.id, port);
+        const a = this.deps.allocator;
+        const recorded =
+          l.recordedPort !== undefined && a.inRange(l.recordedPort) ? l.recordedPort : undefined;
+        const port = l.requestedPort ?? recorded;
+        if (port) a.claim(key, l.id, port);
       }
     }
   }
@@ -265,9 +268,14 @@ export class Reconciler {
       }
       return asSpec(l.requestedPort);
     }
+    // A port this listener holds or held is kept when it is one of the range: not one it once asked
+    // for with localPort (removed since), nor one of a --port-range the operator no longer has.
     const held = a.portOf(key, l.id);
-    if (held !== undefined) return asSpec(held);
-    if (l.recordedPort !== undefined && a.claim(key, l.id, l.recordedPort)) return asSpec(l.recordedPort);
+    if (held !== undefined && a.inRange(held)) return asSpec(held);
+    if (held !== undefined) a.releaseListener(key, l.id);
+    const recorded = l.recordedPort;
+    if (recorded !== undefined && a.inRange(recorded) && a.claim(key, l.id, recorded))
+      return asSpec(recorded);
     const port = a.allocate(key, l.id);
     if (port === undefined) {
       return {
