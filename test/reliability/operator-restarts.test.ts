@@ -2,8 +2,8 @@
 // again and again: connections fail only while it is down, and each forward comes back on its port.
 // SIGTERM with connections open: the listeners close at once, the open connections finish (drained).
 import * as assert from 'node:assert/strict';
-import { TestCluster } from '../env/cluster';
-import { applyPortForward, getPortForward, waitForStatus } from '../e2e/support';
+import { poll, TestCluster } from '../env/cluster';
+import { applyPortForward, connectRefused, getPortForward, waitForStatus } from '../e2e/support';
 import { freshPortRange, OperatorProcess, startOperator } from '../support/operator';
 import { EchoServer, startEchoServer } from '../support/tcp';
 import { LongTransfer, SteadyTraffic, summarize, Window } from '../support/traffic';
@@ -86,9 +86,11 @@ describe('reliability: the operator killed and stopped under steady traffic', fu
 
     const stopping = op!.stop();
     const t0 = Date.now();
+    // The listener closes as soon as the signal is handled; the open transfers go on through the drain.
+    await poll('the listener to close', 10_000, () => connectRefused(port));
+    const closedIn = Date.now() - t0;
     const refused = new SteadyTraffic({ port, perSecond: 10 }).start();
-    // The listener is closed at once; the open transfers go on through the drain.
-    await new Promise((r) => setTimeout(r, 2000));
+    await new Promise((r) => setTimeout(r, 2000)); // two seconds of clients during the drain
     const r = await refused.stop();
     assert.ok(
       open.every((t, i) => t.alive && t.received > marks[i] + 16 * 1024),
@@ -105,7 +107,7 @@ describe('reliability: the operator killed and stopped under steady traffic', fu
     assert.equal(code, 0, 'the operator exits 0 once the open connections are done');
     assert.equal(r.succeeded, 0, 'no new connection is accepted while draining');
     figure(
-      `SIGTERM with 3 transfers open: all 3 finished intact (${open.map((t) => `${(t.received / 1024).toFixed(0)} KiB`).join(', ')}), ` +
+      `SIGTERM with 3 transfers open: listener closed ${closedIn} ms after the signal; all 3 finished intact (${open.map((t) => `${(t.received / 1024).toFixed(0)} KiB`).join(', ')}), ` +
         `${r.attempted} new connections refused meanwhile, exit 0 ${(drainedIn / 1000).toFixed(1)} s after SIGTERM`,
     );
     op = await start();
