@@ -2,7 +2,7 @@
 // same command line (same ports, same data folder, same certificates), waiting until it is ready
 // again, and recording its new pid in state.json so that `down` stops it. Used by
 // `make testenv-restart COMPONENT=...` and by the reliability tests.
-import { adminToken, ProcessRecord, readState, TestEnvState, writeState } from './controlplane';
+import { adminToken, ProcessRecord, readState, TestEnvState, writeState } from './state';
 import { TestEnvError } from './errors';
 import { stateDir } from './paths';
 import { belongsTo, httpGet, startProcess, stopProcess, waitReady } from './procs';

@@ -10,6 +10,7 @@ import { loadAll } from 'js-yaml';
 import { Assets, ensureAssets } from './assets';
 import { TestEnvError } from './errors';
 import { repoRoot, stateDir } from './paths';
+import { adminToken, ProcessRecord, readState, TestEnvState, writeState } from './state';
 import {
   assertPortFree,
   belongsTo,
@@ -17,7 +18,6 @@ import {
   httpGet,
   lastLines,
   processesUsing,
-  ProcessRef,
   sleep,
   Started,
   startProcess,
@@ -27,47 +27,10 @@ import {
 
 export const NODE_NAME = 'kwok-node-0';
 
-/** A process of the control plane as `state.json` records it (components.ts restarts it from this). */
-export interface ProcessRecord extends ProcessRef {
-  name: string;
-  logFile: string;
-  /** Its arguments: a restart runs the same command line (same ports, same data). */
-  args?: string[];
-  /** A URL that answers 200 once it is ready (with the admin token when `auth`). */
-  ready?: { url: string; auth?: boolean };
-}
-
-/** What `up` leaves in `<state>/state.json`; tests and `down` read it. */
-export interface TestEnvState {
-  apiVersion: 'testenv.portforward.dev/v1';
-  server: string;
-  kubeconfig: string;
-  webhookSecretFile: string;
-  kubectl: string;
-  versions: Assets['versions'];
-  processes: ProcessRecord[];
-}
+export { adminToken, readState, writeState };
+export type { ProcessRecord, TestEnvState };
 
 type Log = (line: string) => void;
-
-function statePath(dir = stateDir()): string {
-  return path.join(dir, 'state.json');
-}
-
-export function readState(dir = stateDir()): TestEnvState | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(statePath(dir), 'utf8')) as TestEnvState;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Writes state.json whole or not at all (a reader never sees half a file). */
-export function writeState(state: TestEnvState, dir = stateDir()): void {
-  const tmp = `${statePath(dir)}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(state, null, 2));
-  fs.renameSync(tmp, statePath(dir));
-}
 
 /** A running env whose processes are all alive and whose API server answers. */
 export async function runningState(dir = stateDir()): Promise<TestEnvState | undefined> {
@@ -76,10 +39,6 @@ export async function runningState(dir = stateDir()): Promise<TestEnvState | und
   const token = adminToken(dir);
   const res = await httpGet(`${state.server}/readyz`, token).catch(() => undefined);
   return res?.status === 200 ? state : undefined;
-}
-
-export function adminToken(dir = stateDir()): string {
-  return fs.readFileSync(path.join(dir, 'pki', 'admin-token'), 'utf8').trim();
 }
 
 /** Starts the control plane, or returns the running one. `started` says which. */
