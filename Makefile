@@ -62,6 +62,11 @@ testenv-assets: build ## Find or build etcd, kube-apiserver, kube-controller-man
 test-integration: testenv-assets ## Integration tests against the real test control plane (started or reused)
 	$(MOCHA) --config test/mocharc.integration.json
 
+.PHONY: test-reliability
+test-reliability: testenv-assets ## The reliability scenarios at full size (faults, restarts, stalls, 10,000 connections, fuzzing; ~25 min)
+	RELIABILITY_FULL=1 FUZZ_CASES=$${FUZZ_CASES:-20000} $(MOCHA) --config test/mocharc.unit.json --grep fuzz
+	RELIABILITY_FULL=1 $(MOCHA) --config test/mocharc.reliability.json
+
 .PHONY: test
 test: ## Everything from a fresh clone: npm ci, build, lint, unit tests, control-plane binaries, integration tests
 	$(MAKE) --no-print-directory test-tools
@@ -78,6 +83,11 @@ testenv-up: testenv-assets ## Start etcd, kube-apiserver, kube-controller-manage
 .PHONY: testenv-down
 testenv-down: ## Stop every test control-plane process (also after a crashed run) and remove .testenv/
 	@if [ -f build/test/env/cli.js ]; then $(TESTENV) down; else $(MAKE) --no-print-directory build && $(TESTENV) down; fi
+
+.PHONY: testenv-restart
+testenv-restart: build ## Restart one component on its ports and data: COMPONENT=kube-apiserver|etcd|kwok [DOWN=seconds] [KILL=1]
+	@if [ -z "$(COMPONENT)" ]; then echo 'usage: make testenv-restart COMPONENT=kube-apiserver|etcd|kwok [DOWN=seconds] [KILL=1]' >&2; exit 2; fi
+	$(TESTENV) restart $(COMPONENT) $(if $(DOWN),--down=$(DOWN)) $(if $(KILL),--kill)
 
 .PHONY: testenv-status
 testenv-status: build ## Show whether the test control plane runs, and its processes

@@ -19,6 +19,7 @@ import type { Config } from './config/flags';
 import { WatchCaches } from './controller/caches';
 import { TerminalError } from './controller/result';
 import { WorkQueue } from './controller/workqueue';
+import { apiHint } from './kube/client';
 import { EventRecorder } from './kube/events';
 import { DEFAULT_LEASE_NAME, LeaderElector, podNamespace } from './kube/leader';
 import { constructOnKubeConfig } from './kube/operator-base';
@@ -101,6 +102,10 @@ export class PortForwardOperator extends Operator {
     caches.onChange('Service', (o) => this.enqueueAffected(o, (t) => t.service === o.metadata?.name));
     caches.onChange('Deployment', (o) => this.enqueueAffected(o, (t) => t.deployment === o.metadata?.name));
     caches.onChange('StatefulSet', (o) => this.enqueueAffected(o, (t) => t.statefulSet === o.metadata?.name));
+    // After an API server outage, every PortForward's key may be deep in a backoff (its status writes
+    // failed, again and again while connections failed) and a relist reports only objects that changed:
+    // catch up at once instead of minutes later, and send the Events that must not be lost.
+    caches.onRecover('PortForward', () => this.catchUp());
     await caches.start();
     this.log.info('operator started', {
       class: this.cfg.className || '(none)',
@@ -244,7 +249,8 @@ export class PortForwardOperator extends Operator {
           this.metrics.queueDepth.set(queue.depth);
         }
       },
-      (key, err, retryInMs) =>
+      (key, err, retryInMs) => {
+        const hint = apiHint(err);
         this.log.warn(
           retryInMs === undefined || err instanceof TerminalError
             ? 'reconcile failed'
@@ -252,9 +258,11 @@ export class PortForwardOperator extends Operator {
           {
             portforward: key,
             error: errorMessage(err),
+            ...(hint ? { hint } : {}),
             retryInMs,
           },
-        ),
+        );
+      },
     );
     this.term = term;
     for (const pf of mine) queue.add(keyOf(pf));
@@ -324,6 +332,18 @@ export class PortForwardOperator extends Operator {
           ? selectsNamespaces(pf, address)
           : namespaces.some((ns) => involvesNamespace(pf, address, ns, this.caches.namespaceLabels(ns)));
       if (hit) queue.add(keyOf(pf));
+    }
+  }
+
+  /** The API server is reachable again: reconcile every PortForward now, with its backoff forgotten. */
+  private catchUp(): void {
+    this.events.retryNow();
+    const queue = this.term?.queue;
+    if (!queue) return;
+    for (const pf of this.caches.portForwards()) {
+      if (!this.serves(pf)) continue;
+      queue.forget(keyOf(pf));
+      queue.add(keyOf(pf));
     }
   }
 

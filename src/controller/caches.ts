@@ -138,6 +138,11 @@ export class WatchCaches implements Caches, ClientDirectory {
     for (const inf of this.informers.get(kind) ?? []) inf.onChange(handler);
   }
 
+  /** Called when a watch of `kind` lists again after failing (the API server is back). */
+  onRecover(kind: Kind, handler: () => void): void {
+    for (const inf of this.informers.get(kind) ?? []) inf.onRecover(handler);
+  }
+
   /** Lists everything once; resolves when every first list is done (or retrying in the background). */
   async start(): Promise<void> {
     await Promise.all(this.all().map((i) => i.start()));

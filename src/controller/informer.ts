@@ -2,7 +2,7 @@
 // watch error (and @dot-i/k8s-operator answers that with process.exit); this wrapper restarts it with
 // backoff, so a restarted API server or a dropped connection costs a relist, never the process.
 import * as k8s from '@kubernetes/client-node';
-import { apiMessage, statusCode } from '../kube/client';
+import { apiHint, apiMessage, statusCode } from '../kube/client';
 import { errorMessage, Logger } from '../observability/logger';
 
 export type ChangeHandler<T> = (obj: T) => void;
@@ -22,8 +22,11 @@ export interface InformerOptions<T extends k8s.KubernetesObject> {
 export class ResilientInformer<T extends k8s.KubernetesObject> {
   private readonly lw: k8s.ListWatch<T>;
   private readonly handlers: ChangeHandler<T>[] = [];
+  private readonly recoverHandlers: (() => void)[] = [];
   private stopped = false;
   private failures = 0;
+  /** Failed starts since the last successful one. */
+  private failedStarts = 0;
   private synced = false;
   private retryTimer: NodeJS.Timeout | undefined;
 
@@ -36,9 +39,6 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     this.lw.on(k8s.ADD, changed);
     this.lw.on(k8s.UPDATE, changed);
     this.lw.on(k8s.DELETE, changed);
-    this.lw.on(k8s.CONNECT, () => {
-      this.synced = true;
-    });
     this.lw.on(k8s.ERROR, (err: unknown) => this.restart(err));
   }
 
@@ -47,12 +47,33 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     this.handlers.push(handler);
   }
 
+  /**
+   * Called when a list succeeds again after failures (the API server is reachable again). A relist
+   * reports only objects that changed, so work that waits on something else (a status write that
+   * failed meanwhile) is the caller's to resume.
+   */
+  onRecover(handler: () => void): void {
+    this.recoverHandlers.push(handler);
+  }
+
   /** Starts listing and watching; resolves after the first list (or keeps retrying in the background). */
   async start(): Promise<void> {
     this.stopped = false;
+    // ListWatch.start() resolves also when its list failed (it reports that as an ERROR event, which
+    // restarts this informer): only a start that saw no error has listed.
+    const failedBefore = this.failedStarts;
     try {
       await this.lw.start();
+      if (this.failedStarts !== failedBefore || this.stopped) return;
       this.synced = true;
+      if (this.failedStarts > 0) {
+        this.opts.logger.info(`watch of ${this.opts.kind} resumed`, {
+          path: this.opts.path,
+          failedAttempts: this.failedStarts,
+        });
+        this.failedStarts = 0;
+        for (const h of this.recoverHandlers) h();
+      }
     } catch (err) {
       this.restart(err);
     }
@@ -78,14 +99,17 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
 
   private restart(err: unknown): void {
     if (this.stopped) return;
+    this.failedStarts++;
     const base = this.opts.restartDelayMs ?? 200;
     const delay = Math.min(this.opts.maxRestartDelayMs ?? 30_000, base * 2 ** Math.min(this.failures, 10));
     this.failures++;
     const code = statusCode(err);
+    const hint = apiHint(err);
     const meta = {
       path: this.opts.path,
       ...(code !== undefined ? { code } : {}),
       error: apiMessage(err),
+      ...(hint ? { hint } : {}),
       retryInMs: delay,
     };
     // An API server that is still starting (429 "storage is (re)initializing", 503, a refused

@@ -105,6 +105,30 @@ describe('WorkQueue', function () {
     await q.shutdown();
   });
 
+  it('runs a key in backoff at once when added, and forget() resets its backoff (issue 11: catch-up after an outage)', async function () {
+    const q = new WorkQueue({ workers: 1, baseDelayMs: 5, maxDelayMs: 300_000 });
+    let down = true;
+    let runs = 0;
+    q.start(() => {
+      runs++;
+      return down ? Promise.reject(new Error('ECONNREFUSED')) : Promise.resolve({});
+    });
+    // Failures while the API server is down, each woken by an event: the backoff climbs to its cap.
+    for (let i = 0; i < 20; i++) {
+      const before = runs;
+      q.add('k');
+      await until(`run ${i + 1}`, () => runs > before);
+    }
+    assert.equal(q.backoffMs('k'), 300_000, 'the next retry would be 5 minutes away');
+    down = false;
+    q.forget('k');
+    assert.equal(q.backoffMs('k'), 5);
+    const before = runs;
+    q.add('k');
+    await until('the catch-up run', () => runs > before);
+    await q.shutdown();
+  });
+
   it('does not retry a TerminalError', async function () {
     const q = new WorkQueue({ workers: 1, baseDelayMs: 1 });
     let runs = 0;

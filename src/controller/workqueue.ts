@@ -69,6 +69,11 @@ export class WorkQueue {
     this.timers.set(key, { at, timer });
   }
 
+  /** Forgets the key's failures: its next failure waits the base delay again. */
+  forget(key: string): void {
+    this.failures.delete(key);
+  }
+
   /** The delay the next failure of `key` waits: base * 2^failures, capped. */
   backoffMs(key: string): number {
     const n = this.failures.get(key) ?? 0;

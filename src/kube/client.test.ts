@@ -2,7 +2,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { KubeConfigError, loadKubeConfig } from './client';
+import * as k8s from '@kubernetes/client-node';
+import { apiHint, apiMessage, KubeConfigError, loadKubeConfig } from './client';
 
 const GOOD = `apiVersion: v1
 kind: Config
@@ -88,5 +89,36 @@ describe('loadKubeConfig: where the kubeconfig comes from, and one clear line wh
       { env: none, home },
       /^no kubeconfig: --kubeconfig is not given, \$KUBECONFIG is not set, .*\.kube\/config does not exist, and this is not a pod \(KUBERNETES_SERVICE_HOST is unset\)/,
     );
+  });
+});
+
+describe('apiMessage and apiHint: one clear line, and what to do (issue 11)', function () {
+  it('says a refused token in a word, with what to do', function () {
+    // client-node makes its message "HTTP-Code: 401\nMessage: Unauthorized\nBody: undefined\nHeaders: {...}".
+    const err = new k8s.ApiException(401, 'Unauthorized', undefined, {});
+    assert.equal(apiMessage(err), 'Unauthorized (HTTP 401)');
+    assert.match(apiHint(err) ?? '', /refused the operator's credentials/);
+    assert.match(
+      apiHint(Object.assign(new Error('writing status failed (401)'), { code: 401 })) ?? '',
+      /credentials/,
+    );
+  });
+
+  it('names the cause of a request that got no answer, and says the API server is unreachable', function () {
+    const err = new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED 127.0.0.1:6443') });
+    assert.equal(apiMessage(err), 'fetch failed: connect ECONNREFUSED 127.0.0.1:6443');
+    assert.match(apiHint(err) ?? '', /cannot reach the API server/);
+  });
+
+  it("uses the API server's own message when there is one, and hints at RBAC on 403", function () {
+    const body = JSON.stringify({
+      kind: 'Status',
+      code: 403,
+      message: 'pods is forbidden: User "x" cannot list',
+    });
+    const err = new k8s.ApiException(403, 'Forbidden', body, {});
+    assert.equal(apiMessage(err), 'pods is forbidden: User "x" cannot list');
+    assert.match(apiHint(err) ?? '', /RBAC/);
+    assert.equal(apiHint(new Error('something else')), undefined);
   });
 });

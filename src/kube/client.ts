@@ -101,13 +101,21 @@ export function statusCode(err: unknown): number | undefined {
   return typeof body?.code === 'number' ? body.code : undefined;
 }
 
-/** The API server's own message of an API error (its metav1.Status), else the error's message. */
+/**
+ * The API server's own message of an API error (its metav1.Status), else the error's message on one
+ * line, with the cause of a failed request (`fetch failed: connect ECONNREFUSED 127.0.0.1:6443`).
+ */
 export function apiMessage(err: unknown): string {
   const body = parseBody((err as { body?: unknown })?.body);
   if (body && typeof body.message === 'string') return body.message;
   const message = err instanceof Error ? err.message : String(err);
-  // ApiException's message repeats the body and headers over several lines: keep the first.
-  return message.split('\n')[0];
+  // ApiException's message is "HTTP-Code: 401\nMessage: Unauthorized\nBody: ...\nHeaders: ...".
+  const http = /^HTTP-Code: (\d+)\nMessage: (.*)$/m.exec(message);
+  if (http) return `${http[2]} (HTTP ${http[1]})`;
+  const first = message.split('\n')[0];
+  const cause = (err as { cause?: unknown })?.cause;
+  const why = cause instanceof Error ? cause.message.split('\n')[0] : '';
+  return why && !first.includes(why) ? `${first}: ${why}` : first;
 }
 
 function parseBody(body: unknown): { code?: unknown; message?: unknown } | undefined {
@@ -119,4 +127,22 @@ function parseBody(body: unknown): { code?: unknown; message?: unknown } | undef
     }
   }
   return body && typeof body === 'object' ? body : undefined;
+}
+
+/**
+ * What a person can do about a failed API call, for log lines: the credentials, RBAC, or reaching the
+ * API server at all. Undefined when there is nothing more to say than the error.
+ */
+export function apiHint(err: unknown): string | undefined {
+  const own = (err as { code?: unknown })?.code;
+  const code = statusCode(err) ?? (typeof own === 'number' ? own : undefined);
+  if (code === 401) {
+    return "the API server refused the operator's credentials (an invalid, expired or revoked token): fix the kubeconfig or the ServiceAccount";
+  }
+  if (code === 403) return 'the operator is not allowed to do this: check its RBAC (docs/operations.md#rbac)';
+  const text = apiMessage(err);
+  if (/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|fetch failed|socket hang up/.test(text)) {
+    return "cannot reach the API server: is it running, and is the kubeconfig's server address right?";
+  }
+  return undefined;
 }

@@ -231,6 +231,20 @@ export class EventSink<S> {
     }
   }
 
+  /**
+   * Must-deliver creates waiting to be retried go out now (the API server is reachable again), instead
+   * of at the end of a backoff that grew while it was down.
+   */
+  retryNow(): void {
+    for (const d of this.deliveries.values()) {
+      if (d.busy || d.queued || d.failures === 0 || d.name !== undefined || !this.pending(d)) continue;
+      if (d.timer !== undefined) this.timers.clearTimeout(d.timer);
+      d.timer = undefined;
+      d.notBefore = 0;
+      this.enqueue(d);
+    }
+  }
+
   /** Stops recording, flushes once, and cancels every retry. */
   close(): Promise<void> {
     this.closing ??= (async () => {

@@ -100,6 +100,11 @@ export class EventRecorder {
     this.sink.record({ objectKey, type, reason, note, ...opts }, pf);
   }
 
+  /** Retries now what waits for the API server (call when it is reachable again). */
+  retryNow(): void {
+    this.sink.retryNow();
+  }
+
   stats(): EventSinkStats {
     return this.sink.stats();
   }

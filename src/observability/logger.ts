@@ -38,10 +38,13 @@ export function forResource(logger: Logger, key: string): Logger {
 /** A message for logs and status from anything thrown, with its causes. */
 export function errorMessage(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  let msg = err.message;
+  // One line: client-node's ApiException repeats the response's body and headers on later lines.
+  let msg = err.message.split('\n')[0];
   let cause: unknown = err.cause;
   while (cause instanceof Error) {
-    if (!msg.includes(cause.message)) msg += `: ${cause.message}`;
+    const line = cause.message.split('\n')[0];
+    // client-node's "HTTP-Code: 401" says nothing the outer message has not said.
+    if (!msg.includes(line) && !/^HTTP-Code: \d+$/.test(line)) msg += `: ${line}`;
     cause = cause.cause;
   }
   return msg;

@@ -94,6 +94,16 @@ export class Metrics {
         });
       },
     });
+    new client.Gauge({
+      name: 'portforward_buffered_bytes',
+      help: 'Bytes the relay holds in memory for a PortForward right now, both directions (bounded by backpressure).',
+      labelNames: PF_LABELS,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        perSession((l, s) => this.set(l, s.bufferedBytes ?? 0));
+      },
+    });
     new client.Counter({
       name: 'portforward_bytes_total',
       help: 'Bytes relayed per PortForward by direction: sent (client to pod), received (pod to client).',

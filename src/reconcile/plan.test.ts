@@ -127,6 +127,17 @@ describe('plan', function () {
     assert.equal(p.holdMs, 30_000, 'new connections wait for the pod');
   });
 
+  it('tells the relay why there is no target: the missing named port, not readiness', function () {
+    const spec = pf({ ports: [{ port: 'grpc' }] });
+    const p = plan(spec, resolveTarget(spec, lookup(pod())), cfg, now);
+    assert.equal(p.reason, 'NamedPortNotFound');
+    assert.equal(p.listeners.length, 1, 'the port stays bound');
+    assert.equal(p.holdMs, 0, 'refused at once');
+    assert.match(p.noTargetReason ?? '', /no TCP container port named "grpc" \(it has http\)/);
+    const ready = pf({});
+    assert.equal(plan(ready, resolveTarget(ready, lookup(pod())), cfg, now).noTargetReason, undefined);
+  });
+
   it('reuses the local port recorded in status for a port without localPort', function () {
     const spec = pf(
       {},

@@ -1,8 +1,9 @@
 // plan(spec, observed) -> the desired session. Pure: no I/O, no clock of its own, no allocation; the
 // reconciler executes the plan (binds, allocates, writes status).
-import { Endpoint, Phase, PortForward } from '../api/v1alpha1';
+import { Phase, PortForward } from '../api/v1alpha1';
 import { durationMs } from '../config/flags';
 import type { LoadBalance, PodTarget } from '../relay/types';
+import { matchListeners, PriorListener } from './listener-ids';
 import { Resolution, targetDescription } from './resolve';
 
 export interface PlanConfig {
@@ -13,15 +14,18 @@ export interface PlanConfig {
 }
 
 export interface PlannedListener {
-  /** Stable identity across edits: the port's name, else its position and port. */
+  /** Stable identity across edits that keep its local and target port (listener-ids.ts). */
   id: string;
   index: number;
+  name?: string;
+  /** spec.ports[index].port as written. */
+  port: number | string;
   address: string;
   /** spec.ports[].localPort: exactly this port or a PortInUse failure. */
   requestedPort?: number;
-  /** A port recorded in status earlier (kept across restarts) when none is requested. */
+  /** When none is requested: the local port of the earlier listener this one is (listener-ids.ts). */
   recordedPort?: number;
-  /** The pod's container port; 0 while a named port has no pod to look it up in. */
+  /** The container port; 0 while unknown (a named or service port with no pod to look it up in). */
   remotePort: number;
 }
 
@@ -40,6 +44,8 @@ export type Plan = Outcome & {
   targets: PodTarget[];
   loadBalance: LoadBalance;
   holdMs: number;
+  /** Why `targets` is empty, for connections refused or timed out for want of a pod. */
+  noTargetReason?: string;
   allowedSourceRanges: string[];
   startTime: string;
   expiryTime?: string;
@@ -47,12 +53,17 @@ export type Plan = Outcome & {
   requeueAfterMs?: number;
 };
 
-export function listenerId(pf: PortForward, index: number): string {
-  const p = pf.spec.ports[index];
-  return p.name ?? `${index}/${p.port}`;
-}
-
-export function plan(pf: PortForward, resolution: Resolution, cfg: PlanConfig, now: Date): Plan {
+/**
+ * `prior`: the listeners of this PortForward's last plan, with the local ports they got (the
+ * reconciler's memory); undefined reads them from the endpoints recorded in status (after a restart).
+ */
+export function plan(
+  pf: PortForward,
+  resolution: Resolution,
+  cfg: PlanConfig,
+  now: Date,
+  prior?: ReadonlyArray<PriorListener>,
+): Plan {
   const created = pf.metadata.creationTimestamp;
   const startTime = pf.status?.startTime ?? (created ? new Date(created).toISOString() : now.toISOString());
   const ttlMs = pf.spec.ttl ? durationMs(pf.spec.ttl) : undefined;
@@ -95,17 +106,27 @@ export function plan(pf: PortForward, resolution: Resolution, cfg: PlanConfig, n
 
   const first = resolution.ok ? resolution.pods[0] : undefined;
   const remote = new Map(first ? first.ports.map((p) => [p.index, p.targetPort]) : []);
-  const listeners = pf.spec.ports.map((p, index): PlannedListener => {
-    const rec = recordedEndpoint(pf, index);
-    return {
-      id: listenerId(pf, index),
-      index,
-      address,
+  const targetPorts = pf.spec.ports.map((p, index) => remote.get(index) ?? knownTargetPort(pf, p.port));
+  const ids = matchListeners(
+    pf.spec.ports.map((p, index) => ({
+      name: p.name,
+      port: p.port,
       requestedPort: p.localPort,
-      recordedPort: p.localPort === undefined && rec?.address === address ? rec.localPort : undefined,
-      remotePort: remote.get(index) ?? 0,
-    };
-  });
+      address,
+      targetPort: targetPorts[index],
+    })),
+    prior ?? priorFromStatus(pf),
+  );
+  const listeners = pf.spec.ports.map((p, index): PlannedListener => ({
+    id: ids[index].id,
+    index,
+    ...(p.name !== undefined ? { name: p.name } : {}),
+    port: p.port,
+    address,
+    requestedPort: p.localPort,
+    recordedPort: ids[index].keptPort,
+    remotePort: targetPorts[index],
+  }));
 
   const ports = pf.spec.ports.length === 1 ? '1 port' : `${pf.spec.ports.length} ports`;
   let outcome: Outcome;
@@ -141,6 +162,7 @@ export function plan(pf: PortForward, resolution: Resolution, cfg: PlanConfig, n
     ...base,
     // A failure only a spec change can fix refuses at once; a missing pod may come back.
     holdMs: resolution.ok || resolution.stalled ? 0 : cfg.holdMs,
+    ...(resolution.ok ? {} : { noTargetReason: resolution.message }),
     listeners,
     targets,
     requeueAfterMs,
@@ -148,13 +170,24 @@ export function plan(pf: PortForward, resolution: Resolution, cfg: PlanConfig, n
 }
 
 /**
- * The endpoint status recorded for spec.ports[index] earlier: by name for a named port, else at the
- * same position with the same port (ports may have been edited since).
+ * The listeners recorded in status (endpoints of bound listeners), for a process that has no memory
+ * of this PortForward yet: they give allocated ports back, matched as listener-ids.ts says.
  */
-function recordedEndpoint(pf: PortForward, index: number): Endpoint | undefined {
-  const p = pf.spec.ports[index];
-  const endpoints = pf.status?.endpoints ?? [];
-  if (p.name) return endpoints.find((e) => e.name === p.name);
-  const e = endpoints[index];
-  return e && !e.name && String(e.port) === String(p.port) ? e : undefined;
+export function priorFromStatus(pf: PortForward): PriorListener[] {
+  return (pf.status?.endpoints ?? []).map((e) => ({
+    ...(e.name !== undefined ? { name: e.name } : {}),
+    port: e.port,
+    address: e.address,
+    localPort: e.localPort,
+    targetPort: e.targetPort,
+  }));
+}
+
+/**
+ * The container port of a spec port that needs no pod to know it: a number, for every target but a
+ * service (whose ports map through the service). 0: unknown.
+ */
+function knownTargetPort(pf: PortForward, port: number | string): number {
+  if (pf.spec.target.service !== undefined) return 0;
+  return typeof port === 'number' || /^\d+$/.test(port) ? Number(port) : 0;
 }

@@ -76,6 +76,11 @@ export class PortAllocator {
     this.releaseOwner(o);
   }
 
+  /** Lets go of the listener's port (it is no longer wanted). */
+  releaseListener(key: string, listenerId: string): void {
+    this.releaseOwner(owner(key, listenerId));
+  }
+
   inRange(port: number): boolean {
     return port >= this.range.min && port <= this.range.max;
   }

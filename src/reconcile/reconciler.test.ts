@@ -13,7 +13,7 @@ const silent = winston.createLogger({ silent: true });
 function pod(name: string): V1Pod {
   return {
     metadata: { name, namespace: 'ns', uid: `uid-${name}` },
-    spec: { containers: [{ name: 'c' }] },
+    spec: { containers: [{ name: 'c', ports: [{ name: 'http', containerPort: 8080 }] }] },
     status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
   };
 }
@@ -21,10 +21,23 @@ function pod(name: string): V1Pod {
 class FakeRelay implements RelayEngine {
   specs = new Map<string, SessionSpec>();
   statsByKey = new Map<string, SessionStats>();
+  /** Ports another program holds: binding them fails with EADDRINUSE. */
+  taken = new Set<number>();
   ensure(key: string, spec: SessionSpec): Promise<ListenerState[]> {
     this.specs.set(key, spec);
     return Promise.resolve(
-      spec.listeners.map((l) => ({ id: l.id, state: 'bound', address: l.address, localPort: l.localPort })),
+      spec.listeners.map((l): ListenerState =>
+        this.taken.has(l.localPort)
+          ? {
+              id: l.id,
+              state: 'error',
+              address: l.address,
+              localPort: l.localPort,
+              code: 'EADDRINUSE',
+              message: 'in use',
+            }
+          : { id: l.id, state: 'bound', address: l.address, localPort: l.localPort },
+      ),
     );
   }
   stop(key: string): Promise<void> {
@@ -242,5 +255,119 @@ describe('Reconciler', function () {
     await t.rec.reconcile('ns/a');
     assert.equal(t.writes.at(-1)?.retargets, 1);
     assert.equal(t.writes.at(-1)?.pod?.name, 'q');
+  });
+
+  describe('edits of unnamed port entries (issue 11, point 4)', function () {
+    /** The listeners the relay was last asked for, as [id, localPort, remotePort]. */
+    const listeners = (t: ReturnType<typeof setup>, key = 'ns/a'): [string, number, number][] =>
+      (t.relay.specs.get(key)?.listeners ?? []).map((l) => [l.id, l.localPort, l.remotePort]);
+
+    it('keeps the listener and its allocated port when port: 8080 becomes the name of that container port', async function () {
+      const t = setup();
+      t.apply('a', { ports: [{ port: 8080 }] });
+      await t.rec.reconcile('ns/a');
+      const [[id, port]] = listeners(t);
+      t.apply('a', { ports: [{ port: 'http' }] }, t.pfs.get('ns/a')?.status);
+      await t.rec.reconcile('ns/a');
+      assert.deepEqual(listeners(t), [[id, port, 8080]], 'same id (the relay keeps it bound), same port');
+    });
+
+    it('keeps the listener of an entry with a localPort when its port is renamed', async function () {
+      const t = setup();
+      t.apply('a', { ports: [{ port: 8080, localPort: 18080 }] });
+      await t.rec.reconcile('ns/a');
+      const [[id]] = listeners(t);
+      t.apply('a', { ports: [{ port: 'http', localPort: 18080 }] }, t.pfs.get('ns/a')?.status);
+      await t.rec.reconcile('ns/a');
+      assert.deepEqual(listeners(t), [[id, 18080, 8080]]);
+    });
+
+    it('keeps the listeners and ports of existing entries when an entry is prepended', async function () {
+      const t = setup();
+      t.apply('a', { ports: [{ port: 8080 }, { port: 9090, localPort: 19090 }] });
+      await t.rec.reconcile('ns/a');
+      const before = listeners(t);
+      t.apply(
+        'a',
+        { ports: [{ port: 7070 }, { port: 8080 }, { port: 9090, localPort: 19090 }] },
+        t.pfs.get('ns/a')?.status,
+      );
+      await t.rec.reconcile('ns/a');
+      const after = listeners(t);
+      assert.deepEqual(after.slice(1), before, 'the two old entries: same ids, same ports');
+      assert.ok(!before.some(([id, port]) => id === after[0][0] || port === after[0][1]), 'a new one');
+      assert.equal(
+        t.writes.at(-1)?.endpoints?.find((e) => e.port === 8080)?.localPort,
+        before[0][1],
+        'status shows the allocated port where it was',
+      );
+    });
+
+    it('gives a prepended forward its allocated ports back after an operator restart (from status)', async function () {
+      const t = setup();
+      t.apply('a', { ports: [{ port: 8080 }] });
+      await t.rec.reconcile('ns/a');
+      const [[, port]] = listeners(t);
+      const status = t.pfs.get('ns/a')?.status;
+      // A new process: no memory, the allocator has moved on (another forward took the next ports).
+      const u = setup();
+      u.apply('other', { ports: [{ port: 8080 }] });
+      u.apply('a', { ports: [{ port: 7070 }, { port: 8080 }] }, status);
+      u.rec.restoreRecordedPorts([...u.pfs.values()]);
+      await u.rec.reconcile('ns/other');
+      await u.rec.reconcile('ns/a');
+      assert.equal(listeners(u)[1][1], port, 'entry 1 (was entry 0) keeps its recorded port');
+      assert.notEqual(listeners(u)[0][1], port);
+    });
+
+    it('gives up an allocated port another program holds for another one, and keeps that', async function () {
+      const t = setup();
+      t.relay.taken.add(20000);
+      t.apply('a', { ports: [{ port: 8080 }] });
+      const r = await t.rec.reconcile('ns/a');
+      assert.deepEqual(
+        listeners(t).map(([, port]) => port),
+        [20000],
+      );
+      assert.equal(r.requeueAfterMs, 0, 'tried again at once');
+      await t.rec.reconcile('ns/a');
+      const [[id, port]] = listeners(t);
+      assert.equal(port, 20001, 'another port, not the busy one again');
+      await t.rec.reconcile('ns/a');
+      assert.deepEqual(listeners(t)[0].slice(0, 2), [id, port], 'and then it stays');
+      assert.equal(t.writes.at(-1)?.phase, 'Ready');
+    });
+
+    it('allocates from the range for an entry whose localPort was removed (found by the spec fuzzer)', async function () {
+      const t = setup();
+      t.apply('a', { ports: [{ port: 8080, name: 'web', localPort: 30000 }] });
+      await t.rec.reconcile('ns/a');
+      assert.equal(listeners(t)[0][1], 30000);
+      t.apply('a', { ports: [{ port: 8080, name: 'web' }] }, t.pfs.get('ns/a')?.status);
+      await t.rec.reconcile('ns/a');
+      assert.equal(listeners(t)[0][1], 20000, 'a port of --port-range, not the one it once asked for');
+      // Nor after a restart, from the endpoint recorded in status.
+      const u = setup();
+      u.apply(
+        'a',
+        { ports: [{ port: 8080, name: 'web' }] },
+        {
+          endpoints: [{ name: 'web', port: 8080, address: '127.0.0.1', localPort: 30000, url: '' }],
+        },
+      );
+      u.rec.restoreRecordedPorts([...u.pfs.values()]);
+      await u.rec.reconcile('ns/a');
+      assert.equal(listeners(u)[0][1], 20000);
+    });
+
+    it('keeps an allocated port when a name is added to the entry', async function () {
+      const t = setup();
+      t.apply('a', { ports: [{ port: 8080 }] });
+      await t.rec.reconcile('ns/a');
+      const [[, port]] = listeners(t);
+      t.apply('a', { ports: [{ port: 8080, name: 'web' }] }, t.pfs.get('ns/a')?.status);
+      await t.rec.reconcile('ns/a');
+      assert.equal(listeners(t)[0][1], port);
+    });
   });
 });

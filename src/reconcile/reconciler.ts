@@ -3,10 +3,12 @@
 // changed. Only this file writes status; relay events merely bring the key back.
 import { PortForward, PortForwardStatus } from '../api/v1alpha1';
 import { done, Result } from '../controller/result';
+import { apiHint } from '../kube/client';
 import { EventRecorder } from '../kube/events';
 import { errorMessage, Logger } from '../observability/logger';
 import type { ClientRule, ListenerSpec, ListenerState, RelayEngine } from '../relay/types';
 import { AdmittedAddresses, ClientDirectory, EMPTY_DIRECTORY } from './clients';
+import type { PriorListener } from './listener-ids';
 import { plan, PlanConfig, PlannedListener } from './plan';
 import { PortAllocator } from './ports';
 import { ClientRefusals, Refusal } from './refusals';
@@ -50,6 +52,8 @@ interface SessionMemory {
   /** When a new lastError was last written: the first failure of an interval goes out at once. */
   lastErrorWrite: number;
   lastPhase?: string;
+  /** The listeners of the last plan that had any, with their ports: their ids survive edits. */
+  listeners?: PriorListener[];
 }
 
 export class Reconciler {
@@ -129,8 +133,8 @@ export class Reconciler {
       });
     }
     const resolution = resolveTarget(pf, this.deps.caches);
-    const p = plan(pf, resolution, this.deps.config, now);
     const mem = this.memory(key, pf);
+    const p = plan(pf, resolution, this.deps.config, now, mem.listeners);
 
     let states: ListenerState[] = [];
     let retryPortsAfter: number | undefined;
@@ -150,11 +154,24 @@ export class Reconciler {
           targets: p.targets,
           loadBalance: p.loadBalance,
           holdMs: p.holdMs,
+          noTargetReason: p.noTargetReason,
           allowedSourceRanges: p.allowedSourceRanges,
           allowedClientAddresses: this.admitted.of(pf, p.listeners[0].address),
         })),
         ...refused,
       ];
+      // What the next plan matches its entries against: only a port that was bound is kept (one that
+      // another program holds is given up, below, for another).
+      const bound = new Map(states.filter((s) => s.state === 'bound').map((s) => [s.id, s.localPort]));
+      mem.listeners = p.listeners.map((l) => ({
+        id: l.id,
+        ...(l.name !== undefined ? { name: l.name } : {}),
+        port: l.port,
+        requestedPort: l.requestedPort,
+        address: l.address,
+        localPort: bound.get(l.id),
+        targetPort: l.remotePort || undefined,
+      }));
       for (const s of states) {
         if (s.state !== 'error') continue;
         retryPortsAfter = PORT_RETRY_MS;
@@ -234,7 +251,8 @@ export class Reconciler {
         if (lastErrorChanged(pf.status, status)) mem.lastErrorWrite = now.getTime();
         log.debug('status written', { phase: status.phase, connections: status.connections });
       } catch (err) {
-        log.warn('status write failed; retrying', { error: errorMessage(err) });
+        const hint = apiHint(err);
+        log.warn('status write failed; retrying', { error: errorMessage(err), ...(hint ? { hint } : {}) });
         throw err;
       }
     } else if (countersChanged(pf.status, status)) {
@@ -269,8 +287,11 @@ export class Reconciler {
       }
       return asSpec(l.requestedPort);
     }
+    // A port this listener holds or held is kept when it is one of the range: not one it once asked
+    // for with localPort (removed since), nor one of a --port-range the operator no longer has.
     const held = a.portOf(key, l.id);
-    if (held !== undefined) return asSpec(held);
+    if (held !== undefined && a.inRange(held)) return asSpec(held);
+    if (held !== undefined) a.releaseListener(key, l.id);
     const recorded = this.recorded(l);
     if (recorded !== undefined && a.claim(key, l.id, recorded)) return asSpec(recorded);
     const port = a.allocate(key, l.id);

@@ -226,6 +226,28 @@ describe('relay engine', function () {
     assert.equal(rig.fake.upgrades(), 0);
   });
 
+  it('says why when it refuses a connection for want of a target (issue 11: not "no ready pod" for a missing named port)', async function () {
+    const lines: string[] = [];
+    const log = (m: string, meta?: Record<string, unknown>): void => {
+      lines.push(`${m} ${JSON.stringify(meta ?? {})}`);
+    };
+    const told = await startRig({ logger: { debug: log, info: log, warn: log, error: log } });
+    try {
+      const why = 'pod test/a has no TCP container port named "grpc" (it has http)';
+      const port = await told.listen('k', undefined, 8080, { noTargetReason: why });
+      assert.equal((await readAll(await connect(port))).data.length, 0);
+      await waitFor('the refusal to be counted', () => told.engine.stats('k')?.failed === 1);
+      assert.equal(told.engine.stats('k')!.lastError?.message, `connection refused: ${why}`);
+      assert.ok(
+        lines.some((l) => l.startsWith(`refused a client: ${why}`)),
+        `a log line names the reason:\n${lines.join('\n')}`,
+      );
+      assert.ok(!lines.some((l) => /no ready pod/.test(l)), 'and does not blame readiness');
+    } finally {
+      await told.close();
+    }
+  });
+
   it('drains on close(graceMs): no new connections, open ones finish, the rest closed after the grace', async function () {
     // A client's close looks like a half-close to the relay; keep that wait short here.
     const quick = await startRig({ halfCloseTimeoutMs: 100 });

@@ -103,6 +103,7 @@ class Engine implements RelayEngine {
           targets: spec.targets.map((t) => ({ ...t, ports: t.ports && { ...t.ports } })),
           loadBalance: spec.loadBalance ?? 'first',
           holdMs: spec.holdMs ?? 0,
+          noTargetReason: spec.noTargetReason,
         },
         access,
       );

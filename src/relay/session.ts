@@ -20,6 +20,7 @@ export class Session {
   private targets: PodTarget[] = [];
   private loadBalance: LoadBalance = 'first';
   private holdMs = 0;
+  private noTargetReason: string | undefined;
   /** Round-robin position for loadBalance 'spread'. */
   private next = 0;
   /** Connections waiting for a target (accepted paused, so nothing is read meanwhile). */
@@ -59,12 +60,13 @@ export class Session {
    */
   async apply(
     specs: ListenerSpec[],
-    routing: { targets: PodTarget[]; loadBalance: LoadBalance; holdMs: number },
+    routing: { targets: PodTarget[]; loadBalance: LoadBalance; holdMs: number; noTargetReason?: string },
     access: ClientAccess | undefined,
   ): Promise<ListenerState[]> {
     this.targets = routing.targets;
     this.loadBalance = routing.loadBalance;
     this.holdMs = routing.holdMs;
+    this.noTargetReason = routing.noTargetReason;
     this.clientAccess = access;
     this.releaseHeld();
     const wanted = new Map(specs.map((s) => [s.id, s]));
@@ -192,14 +194,19 @@ export class Session {
     }
     if (this.holdMs <= 0) {
       this.counters.active--;
-      this.refuse(socket, 'no ready pod');
+      const why = this.noTargetReason ?? 'no ready pod';
+      this.counters.lastError = { message: `connection refused: ${why}`, time: new Date(), kind: 'refused' };
+      this.refuse(socket, why);
       return;
     }
     // No pod is ready (a rollout, a restart): hold the connection instead of failing it.
     const h: HeldConnection = {
       socket,
       listener,
-      timer: setTimeout(() => this.dropHeld(h, `no ready pod within ${this.holdMs / 1000} s`), this.holdMs),
+      timer: setTimeout(() => {
+        const why = this.noTargetReason ? ` (${this.noTargetReason})` : '';
+        this.dropHeld(h, `no ready pod within ${this.holdMs / 1000} s${why}`);
+      }, this.holdMs),
     };
     socket.once('close', () => this.dropHeld(h, undefined));
     this.held.add(h);

@@ -39,6 +39,11 @@ export interface SessionSpec {
   loadBalance?: LoadBalance;
   /** How long a new connection waits while there is no target; 0 (default) refuses at once. */
   holdMs?: number;
+  /**
+   * Why there is no target, in a user's words (`pod demo/web has no TCP container port named "grpc"`):
+   * a connection refused for want of one says so in the log and in `lastError`. Default: no ready pod.
+   */
+  noTargetReason?: string;
   /** CIDRs allowed to connect; empty or undefined allows everyone (unless allowedClientAddresses is set). */
   allowedSourceRanges?: string[];
   /**

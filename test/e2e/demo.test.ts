@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import { loadAll } from 'js-yaml';
 import { poll, TestCluster } from '../env/cluster';
 import { repoRoot } from '../env/paths';
-import { processesUsing } from '../demo/processes';
+import { processesUsing } from '../env/procs';
 import { connectRefused } from './support';
 
 const DEMO = path.join(repoRoot, 'build', 'test', 'demo', 'main.js');

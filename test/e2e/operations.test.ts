@@ -84,6 +84,7 @@ describe('operator: metrics, readiness and graceful shutdown', function () {
     assert.ok((sample(after, 'portforward_bytes_total', { ...l, direction: 'received' }) ?? 0) >= 300_000);
     assert.ok((sample(after, 'portforward_connect_duration_seconds_count', l) ?? 0) >= 3);
     assert.equal(sample(after, 'portforward_connections_active', l), 0);
+    assert.equal(sample(after, 'portforward_buffered_bytes', l), 0, 'nothing held once connections ended');
     assert.match(after, /^portforward_workqueue_depth \d+/m);
   });
 

@@ -251,6 +251,26 @@ describe('operator: pod targets end to end', function () {
     const pf = await waitForStatus(cluster, ns, 'noname', 'Failed', (p) => p.status?.phase === 'Failed');
     assert.equal(condition(pf, 'Stalled')?.reason, 'NamedPortNotFound');
     assert.match(pf.status?.message ?? '', /no TCP container port named "grpc" \(it has http\)/);
+    // A client of it is refused with that reason, not with "no ready pod" (issue 11, point 6).
+    const res = await connectAndRead(pf.status!.endpoints![0].localPort, Buffer.from('x'));
+    assert.equal(res.data.length, 0);
+    const refused = await waitForStatus(
+      cluster,
+      ns,
+      'noname',
+      'the refusal in lastError',
+      (p) => !!p.status?.lastError,
+    );
+    assert.match(
+      refused.status!.lastError!.message,
+      /connection refused: pod .* has no TCP container port named "grpc"/,
+    );
+    const line = op
+      .logs()
+      .split('\n')
+      .find((l) => l.includes('refused a client') && l.includes('/noname'));
+    assert.match(line ?? '', /refused a client: pod .* has no TCP container port named/);
+    assert.doesNotMatch(line ?? '', /no ready pod/);
   });
 
   it('resolves a named container port', async function () {

@@ -1,11 +1,51 @@
 // Command line of the test control plane, used by the Makefile:
 //   node build/test/env/cli.js up|down|status|assets
+//   node build/test/env/cli.js restart|stop|start COMPONENT [--down=SECONDS] [--kill]
+import { parseArgs } from 'node:util';
 import { ensureAssets } from './assets';
+import { isComponent, restartComponent, RESTARTABLE, startComponent, stopComponent } from './components';
 import { down, readState, runningState, up } from './controlplane';
 import { TestEnvError } from './errors';
 
-async function main(cmd: string | undefined): Promise<number> {
+const USAGE =
+  'usage: cli.js up|down|status|assets\n' +
+  `       cli.js restart|stop|start COMPONENT [--down=SECONDS] [--kill]   (COMPONENT: ${RESTARTABLE.join(', ')})`;
+
+async function component(cmd: 'restart' | 'stop' | 'start', argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { down: { type: 'string' }, kill: { type: 'boolean' } },
+    allowPositionals: true,
+  });
+  const name = positionals[0];
+  if (!isComponent(name) || positionals.length !== 1) {
+    throw new TestEnvError(
+      `${cmd} needs one component: ${RESTARTABLE.join(', ')} (not "${positionals.join(' ')}")`,
+    );
+  }
+  const downMs = values.down === undefined || values.down === '' ? 0 : Number(values.down) * 1000;
+  if (!(downMs >= 0)) throw new TestEnvError(`--down=${values.down} is not a number of seconds`);
+  if (cmd === 'stop') {
+    await stopComponent(name, { kill: values.kill });
+    console.log(`${name} stopped (its ports and data are kept; \`cli.js start ${name}\` starts it again)`);
+  } else if (cmd === 'start') {
+    await startComponent(name);
+    console.log(`${name} running and ready`);
+  } else {
+    const { stoppedAt, readyAt } = await restartComponent(name, { kill: values.kill, downMs });
+    console.log(
+      `${name} restarted: ready again ${((readyAt - stoppedAt) / 1000).toFixed(1)} s after the stop`,
+    );
+  }
+  return 0;
+}
+
+async function main(cmd: string | undefined, rest: string[]): Promise<number> {
   switch (cmd) {
+    case 'restart':
+    case 'stop':
+    case 'start':
+      return component(cmd, rest);
     case 'up': {
       const { state } = await up();
       console.log(`try: kubectl --kubeconfig ${state.kubeconfig} get nodes`);
@@ -31,12 +71,12 @@ async function main(cmd: string | undefined): Promise<number> {
       return 0;
     }
     default:
-      console.error('usage: cli.js up|down|status|assets');
+      console.error(USAGE);
       return 2;
   }
 }
 
-main(process.argv[2]).then(
+main(process.argv[2], process.argv.slice(3)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     if (err instanceof TestEnvError) console.error(`testenv: ${err.message}`);

@@ -10,12 +10,14 @@ import { loadAll } from 'js-yaml';
 import { Assets, ensureAssets } from './assets';
 import { TestEnvError } from './errors';
 import { repoRoot, stateDir } from './paths';
+import { adminToken, ProcessRecord, readState, TestEnvState, writeState } from './state';
 import {
   assertPortFree,
+  belongsTo,
   freePort,
   httpGet,
-  isAlive,
   lastLines,
+  processesUsing,
   sleep,
   Started,
   startProcess,
@@ -33,42 +35,18 @@ export const NODE_NAME = 'kwok-node-0';
  */
 export const POD_CIDR = '127.244.0.1/16';
 
-/** What `up` leaves in `<state>/state.json`; tests and `down` read it. */
-export interface TestEnvState {
-  apiVersion: 'testenv.portforward.dev/v1';
-  server: string;
-  kubeconfig: string;
-  webhookSecretFile: string;
-  kubectl: string;
-  versions: Assets['versions'];
-  processes: { name: string; pid: number; command: string; logFile: string }[];
-}
+export { adminToken, readState, writeState };
+export type { ProcessRecord, TestEnvState };
 
 type Log = (line: string) => void;
-
-function statePath(dir = stateDir()): string {
-  return path.join(dir, 'state.json');
-}
-
-export function readState(dir = stateDir()): TestEnvState | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(statePath(dir), 'utf8')) as TestEnvState;
-  } catch {
-    return undefined;
-  }
-}
 
 /** A running env whose processes are all alive and whose API server answers. */
 export async function runningState(dir = stateDir()): Promise<TestEnvState | undefined> {
   const state = readState(dir);
-  if (!state || !state.processes.every(isAlive)) return undefined;
+  if (!state || !state.processes.every((p) => belongsTo(p, dir))) return undefined;
   const token = adminToken(dir);
   const res = await httpGet(`${state.server}/readyz`, token).catch(() => undefined);
   return res?.status === 200 ? state : undefined;
-}
-
-function adminToken(dir: string): string {
-  return fs.readFileSync(path.join(dir, 'pki', 'admin-token'), 'utf8').trim();
 }
 
 /** Starts the control plane, or returns the running one. `started` says which. */
@@ -133,9 +111,11 @@ async function start(
   const webhookSecretFile = path.join(pki, 'webhook-secret');
   fs.writeFileSync(webhookSecretFile, crypto.randomBytes(32).toString('hex'), { mode: 0o600 });
 
-  const run = (name: string, command: string, args: string[]): Started => {
+  const ready = new Map<string, ProcessRecord['ready']>();
+  const run = (name: string, command: string, args: string[], readyUrl?: ProcessRecord['ready']): Started => {
     const p = startProcess(name, command, args, path.join(logs, `${name}.log`));
     started.push(p);
+    if (readyUrl) ready.set(name, readyUrl);
     return p;
   };
 
@@ -156,17 +136,22 @@ async function start(
 
   // 2. etcd.
   const [etcdPort, etcdPeer] = [await freePort(), await freePort()];
-  const etcd = run('etcd', assets.bin.etcd, [
-    '--name=testenv',
-    `--data-dir=${path.join(dir, 'etcd')}`,
-    `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
-    `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-    `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
-    `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
-    `--initial-cluster=testenv=http://127.0.0.1:${etcdPeer}`,
-    '--unsafe-no-fsync', // a throw-away store: durability is not worth the disk waits
-    '--log-level=warn',
-  ]);
+  const etcd = run(
+    'etcd',
+    assets.bin.etcd,
+    [
+      '--name=testenv',
+      `--data-dir=${path.join(dir, 'etcd')}`,
+      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-cluster=testenv=http://127.0.0.1:${etcdPeer}`,
+      '--unsafe-no-fsync', // a throw-away store: durability is not worth the disk waits
+      '--log-level=warn',
+    ],
+    { url: `http://127.0.0.1:${etcdPort}/health` },
+  );
   await waitReady(
     etcd,
     'healthy',
@@ -177,25 +162,30 @@ async function start(
 
   // 3. kube-apiserver.
   const server = `https://127.0.0.1:${apiPort}`;
-  const apiserver = run('kube-apiserver', assets.bin['kube-apiserver'], [
-    `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
-    `--secure-port=${apiPort}`,
-    `--cert-dir=${pki}`, // a self-signed serving certificate for 127.0.0.1 and localhost
-    `--token-auth-file=${path.join(pki, 'tokens.csv')}`,
-    `--authentication-token-webhook-config-file=${path.join(pki, 'webhook.kubeconfig')}`,
-    '--authentication-token-webhook-version=v1',
-    '--authorization-mode=RBAC',
-    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-    `--service-account-key-file=${path.join(pki, 'sa.pub')}`,
-    `--service-account-signing-key-file=${path.join(pki, 'sa.key')}`,
-    '--service-cluster-ip-range=10.96.0.0/16',
-    '--kubelet-preferred-address-types=InternalIP', // kwok's node answers on its InternalIP, 127.0.0.1
-    '--endpoint-reconciler-type=none', // 127.0.0.1 may not be an endpoint of the kubernetes Service
-    '--allow-privileged=true',
-    '--profiling=false',
-  ]);
+  const apiserver = run(
+    'kube-apiserver',
+    assets.bin['kube-apiserver'],
+    [
+      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      `--cert-dir=${pki}`, // a self-signed serving certificate for 127.0.0.1 and localhost
+      `--token-auth-file=${path.join(pki, 'tokens.csv')}`,
+      `--authentication-token-webhook-config-file=${path.join(pki, 'webhook.kubeconfig')}`,
+      '--authentication-token-webhook-version=v1',
+      '--authorization-mode=RBAC',
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${path.join(pki, 'sa.pub')}`,
+      `--service-account-signing-key-file=${path.join(pki, 'sa.key')}`,
+      '--service-cluster-ip-range=10.96.0.0/16',
+      '--kubelet-preferred-address-types=InternalIP', // kwok's node answers on its InternalIP, 127.0.0.1
+      '--endpoint-reconciler-type=none', // 127.0.0.1 may not be an endpoint of the kubernetes Service
+      '--allow-privileged=true',
+      '--profiling=false',
+    ],
+    { url: `${server}/readyz`, auth: true },
+  );
   await waitReady(
     apiserver,
     'ready',
@@ -233,16 +223,21 @@ async function start(
   if (kwokCrds.length !== 1) throw new TestEnvError(`${assets.kwokCrds} has no ClusterPortForward CRD`);
   kubectl(['apply', '--server-side', '-f', '-'], JSON.stringify(kwokCrds[0]));
   kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/clusterportforwards.kwok.x-k8s.io']);
-  const kwok = run('kwok', assets.bin.kwok, [
-    `--kubeconfig=${kubeconfig}`,
-    `--config=${assets.kwokStages}`,
-    `--manage-single-node=${NODE_NAME}`,
-    '--node-ip=127.0.0.1',
-    `--node-port=${kwokPort}`,
-    `--server-address=127.0.0.1:${kwokPort}`,
-    '--enable-crds=ClusterPortForward',
-    `--cidr=${POD_CIDR}`,
-  ]);
+  const kwok = run(
+    'kwok',
+    assets.bin.kwok,
+    [
+      `--kubeconfig=${kubeconfig}`,
+      `--config=${assets.kwokStages}`,
+      `--manage-single-node=${NODE_NAME}`,
+      '--node-ip=127.0.0.1',
+      `--node-port=${kwokPort}`,
+      `--server-address=127.0.0.1:${kwokPort}`,
+      '--enable-crds=ClusterPortForward',
+      `--cidr=${POD_CIDR}`,
+    ],
+    { url: `http://127.0.0.1:${kwokPort}/healthz` },
+  );
   await waitReady(
     kwok,
     'serving',
@@ -282,20 +277,35 @@ async function start(
     webhookSecretFile,
     kubectl: assets.bin.kubectl,
     versions: assets.versions,
-    processes: started.map(({ name, pid, command, logFile }) => ({ name, pid, command, logFile })),
+    processes: started.map(({ name, pid, command, logFile, args, startTicks }) => ({
+      name,
+      pid,
+      command,
+      startTicks,
+      logFile,
+      args,
+      ready: ready.get(name),
+    })),
   };
-  fs.writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
+  writeState(state, dir);
   log(`test control plane ready in ${((Date.now() - t0) / 1000).toFixed(1)} s; kubeconfig: ${kubeconfig}`);
   return state;
 }
 
-/** Stops every process a state file names (also those of a crashed run) and removes the state folder. */
+/**
+ * Stops every process of this state folder and removes it: those state.json records while they are
+ * still the processes it started (a restarted component is recorded anew), and any other process of
+ * the control plane's binaries whose command line names the folder (one restarted by a run that
+ * crashed before recording it, an operator a test left behind, a start that died before writing
+ * state.json). A process of another state folder is never signalled, even if it was given a pid
+ * recorded here.
+ */
 export async function down(log: Log = console.log): Promise<void> {
   const dir = stateDir();
   const state = readState(dir);
-  const procs = state?.processes ?? orphanProcesses(dir);
+  const procs = ownProcesses(dir, state);
   for (const p of [...procs].reverse()) {
-    if (isAlive(p)) log(`stopping ${p.name} (pid ${p.pid})`);
+    log(`stopping ${p.name} (pid ${p.pid})`);
     await stopProcess(p);
   }
   fs.rmSync(dir, { recursive: true, force: true });
@@ -306,24 +316,21 @@ export async function down(log: Log = console.log): Promise<void> {
   );
 }
 
-/**
- * Processes of a start that died before writing state.json: found by the state folder in their
- * command line, which every one of them carries.
- */
-function orphanProcesses(dir: string): { name: string; pid: number; command: string }[] {
+/** The live processes of `dir`: recorded ones first (in start order), then any others found. */
+export function ownProcesses(
+  dir: string,
+  state = readState(dir),
+): { name: string; pid: number; command: string; startTicks?: number }[] {
   if (!fs.existsSync(dir)) return [];
-  const found: { name: string; pid: number; command: string }[] = [];
-  for (const pid of fs.readdirSync('/proc').filter((f) => /^\d+$/.test(f))) {
-    try {
-      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      if (Number(pid) !== process.pid && argv.some((a) => a.includes(dir + path.sep))) {
-        found.push({ name: path.basename(argv[0]), pid: Number(pid), command: argv[0] });
-      }
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
+  const recorded = (state?.processes ?? []).filter((p) => belongsTo(p, dir));
+  const seen = new Set(recorded.map((p) => p.pid));
+  // Without state.json every process naming the folder is a leftover of it; with one, only the
+  // binaries a control plane runs (so a `tail -f .testenv/logs/...` in a terminal is left alone).
+  const binaries = state ? new Set([...state.processes.map((p) => p.command), state.kubectl]) : undefined;
+  const found = processesUsing(dir)
+    .filter((p) => !seen.has(p.pid) && (!binaries || binaries.has(p.command)))
+    .map((p) => ({ ...p, name: path.basename(p.command) }));
+  return [...recorded, ...found];
 }
 
 function nodeManifest(): string {

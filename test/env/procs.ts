@@ -1,18 +1,29 @@
 // Background processes of the test control plane: started detached (they outlive `make testenv-up`),
-// logged to files, waited on with deadlines, and stopped by the pid recorded in the state file.
+// logged to files, waited on with deadlines, and stopped by the pid recorded in the state file, but
+// only while that pid is still the process that was started (same binary, same start time, and a
+// command line naming the state folder): a pid the kernel gave to another process since, say another
+// checkout's kwok, is never signalled.
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { TestEnvError } from './errors';
 
-export interface Started {
-  name: string;
+/** A process as the state file records it. */
+export interface ProcessRef {
   pid: number;
-  /** The binary it runs: stop() kills a pid only while its command line still names it. */
+  /** The binary it runs: a pid is signalled only while its command line still names it. */
   command: string;
+  /** Its start time in clock ticks since boot (/proc/PID/stat field 22): tells a reused pid apart. */
+  startTicks?: number;
+}
+
+export interface Started extends ProcessRef {
+  name: string;
   logFile: string;
+  args: string[];
   child?: ChildProcess;
 }
 
@@ -22,7 +33,15 @@ export function startProcess(name: string, command: string, args: string[], logF
   fs.closeSync(fd);
   if (child.pid === undefined) throw new TestEnvError(`could not start ${name} (${command})`);
   child.unref();
-  const p: Started = { name, pid: child.pid, command, logFile, child };
+  const p: Started = {
+    name,
+    pid: child.pid,
+    command,
+    args,
+    logFile,
+    child,
+    startTicks: startTicks(child.pid),
+  };
   child.on('exit', () => {
     p.child = undefined;
   });
@@ -73,10 +92,15 @@ function hint(logFile: string): string {
   return '';
 }
 
-export function isAlive(p: { pid: number; command: string }): boolean {
+/**
+ * Whether the process still runs: not a zombie, its command line names `command`, and (when recorded)
+ * it started when the recorded one did, so a pid given to another process since is not it.
+ */
+export function isAlive(p: ProcessRef): boolean {
   try {
     const cmdline = fs.readFileSync(`/proc/${p.pid}/cmdline`, 'utf8');
     const stat = fs.readFileSync(`/proc/${p.pid}/stat`, 'utf8');
+    if (p.startTicks !== undefined && parseStartTicks(stat) !== p.startTicks) return false;
     // A zombie (state Z) has exited; an unrelated process may have been given the same pid.
     return cmdline.split('\0').includes(p.command) && !/^\d+ \(.*\) Z/.test(stat);
   } catch {
@@ -84,8 +108,68 @@ export function isAlive(p: { pid: number; command: string }): boolean {
   }
 }
 
-/** SIGTERM to the process group, SIGKILL after `graceMs`; resolves once the process is gone. */
-export async function stopProcess(p: { pid: number; command: string }, graceMs = 10_000): Promise<void> {
+/** Whether the process runs and its command line names a path inside `dir`: one of that env's. */
+export function belongsTo(p: ProcessRef, dir: string): boolean {
+  if (!isAlive(p)) return false;
+  try {
+    const argv = fs.readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0');
+    const prefix = path.resolve(dir) + path.sep;
+    return argv.some((a) => a.includes(prefix));
+  } catch {
+    return false;
+  }
+}
+
+/** A process's start time in clock ticks since boot, or undefined when it is gone. */
+export function startTicks(pid: number): number | undefined {
+  try {
+    return parseStartTicks(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function parseStartTicks(stat: string): number | undefined {
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses; fields count from its end.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(rest[19]); // field 22 overall; rest[0] is field 3
+  return Number.isFinite(ticks) ? ticks : undefined;
+}
+
+export interface FoundProcess extends ProcessRef {
+  cmdline: string;
+}
+
+/** Live processes (not zombies, not this one) whose command line names a path inside `dir`. */
+export function processesUsing(dir: string): FoundProcess[] {
+  const prefix = path.resolve(dir) + path.sep;
+  const found: FoundProcess[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (/^\d+ \(.*\) Z/.test(stat)) continue;
+      if (argv.some((a) => a.includes(prefix))) {
+        found.push({
+          pid: Number(entry),
+          command: argv[0],
+          startTicks: parseStartTicks(stat),
+          cmdline: argv.join(' '),
+        });
+      }
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return found;
+}
+
+/**
+ * SIGTERM to the process group, SIGKILL after `graceMs` (0: SIGKILL at once, a crash); resolves once
+ * the process is gone.
+ */
+export async function stopProcess(p: ProcessRef, graceMs = 10_000): Promise<void> {
   if (!isAlive(p)) return;
   const signal = (s: NodeJS.Signals): void => {
     try {
@@ -98,7 +182,7 @@ export async function stopProcess(p: { pid: number; command: string }, graceMs =
       }
     }
   };
-  signal('SIGTERM');
+  if (graceMs > 0) signal('SIGTERM');
   const deadline = Date.now() + graceMs;
   while (isAlive(p) && Date.now() < deadline) await sleep(100);
   if (isAlive(p)) {

@@ -15,16 +15,25 @@ export function startEchoServer(): Promise<EchoServer> {
 }
 
 /** An echo server that first writes `greeting` on each connection (when given). */
-async function startServer(greeting: string | undefined): Promise<EchoServer> {
+function startServer(greeting: string | undefined): Promise<EchoServer> {
+  return serve((s) => {
+    if (greeting !== undefined) s.write(greeting);
+    s.pipe(s);
+  });
+}
+
+/** A TCP server on 127.0.0.1 running `handle` on each connection; close() destroys them all. */
+async function serve(
+  handle: (s: net.Socket) => void,
+  sockets = new Set<net.Socket>(),
+): Promise<EchoServer & { sockets: Set<net.Socket> }> {
   let accepted = 0;
-  const sockets = new Set<net.Socket>();
   const server = net.createServer((s) => {
     accepted++;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
     s.on('error', () => s.destroy());
-    if (greeting !== undefined) s.write(greeting);
-    s.pipe(s);
+    handle(s);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -32,6 +41,7 @@ async function startServer(greeting: string | undefined): Promise<EchoServer> {
   });
   return {
     port: (server.address() as net.AddressInfo).port,
+    sockets,
     accepted: () => accepted,
     close: () =>
       new Promise<void>((r) => {
@@ -39,6 +49,74 @@ async function startServer(greeting: string | undefined): Promise<EchoServer> {
         server.close(() => r());
       }),
   };
+}
+
+/** A stalled target: accepts every connection and never reads a byte (a hung process behind a pod). */
+export function startSilentServer(): Promise<EchoServer> {
+  return serve((s) => s.pause());
+}
+
+export interface StallableServer extends EchoServer {
+  /** Stops answering: no connection is read or written any more (the process hangs). */
+  stall(): void;
+  /** Answers again, from where each connection was. */
+  resume(): void;
+}
+
+/** An echo server that can stop answering on command, with its connections left open. */
+export async function startStallableEchoServer(): Promise<StallableServer> {
+  let stalled = false;
+  const srv = await serve((s) => {
+    s.on('data', (c: Buffer) => {
+      if (!s.write(c)) s.pause();
+    });
+    s.on('drain', () => {
+      if (!stalled) s.resume();
+    });
+    s.on('end', () => s.end());
+    if (stalled) s.pause();
+  });
+  return {
+    ...srv,
+    stall: () => {
+      stalled = true;
+      for (const s of srv.sockets) s.pause();
+    },
+    resume: () => {
+      stalled = false;
+      for (const s of srv.sockets) s.resume();
+    },
+  };
+}
+
+export interface SourceServer extends EchoServer {
+  /** The bytes each connection gets, and their sha256. */
+  bytes: number;
+  digest: string;
+}
+
+/**
+ * A fast pod: on each connection it writes `bytes` bytes (a fixed random 1 MiB block over and over)
+ * as fast as the path takes them, then closes.
+ */
+export async function startSourceServer(bytes: number): Promise<SourceServer> {
+  const block = crypto.randomBytes(1024 * 1024);
+  const hash = crypto.createHash('sha256');
+  for (let left = bytes; left > 0; left -= block.length)
+    hash.update(block.subarray(0, Math.min(left, block.length)));
+  const srv = await serve((s) => {
+    let left = bytes;
+    const pump = (): void => {
+      while (left > 0) {
+        const n = Math.min(left, block.length);
+        left -= n;
+        if (!s.write(block.subarray(0, n))) return void s.once('drain', pump);
+      }
+      s.end();
+    };
+    pump();
+  });
+  return { ...srv, bytes, digest: hash.digest('hex') };
 }
 
 export function randomPayload(bytes: number): Buffer {

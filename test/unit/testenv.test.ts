@@ -1,12 +1,14 @@
 // Unit tests of the test control plane's pure parts: token minting, version pins, port checks.
 import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { down, TestEnvState, writeState } from '../env/controlplane';
 import { TestEnvError } from '../env/errors';
-import { assertPortFree } from '../env/procs';
+import { assertPortFree, isAlive, ProcessRef, startTicks } from '../env/procs';
 import { createServer, mintToken, verifyToken } from '../env/token-webhook';
 import { readVersions } from '../env/versions';
 
@@ -81,6 +83,72 @@ describe('port checks', function () {
     } finally {
       holder.close();
     }
+  });
+});
+
+describe('testenv down (issue 11, point 7)', function () {
+  const spawned: ProcessRef[] = [];
+  /** A long-running process whose command line names `dir`, like every control-plane process. */
+  function idle(dir: string): ProcessRef {
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', path.join(dir, 'marker')], {
+      detached: true,
+      stdio: 'ignore',
+    });
+    child.unref();
+    const p = { pid: child.pid!, command: process.execPath, startTicks: startTicks(child.pid!) };
+    spawned.push(p);
+    return p;
+  }
+  after(function () {
+    for (const p of spawned) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
+
+  it('stops a component restarted since the start, and never a process of another state folder', async function () {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'testenv-down-'));
+    const mine = path.join(root, 'mine');
+    const theirs = path.join(root, 'theirs');
+    for (const d of [mine, theirs]) fs.mkdirSync(d);
+    const etcd = idle(mine);
+    const restarted = idle(mine); // kwok after a restart: not the pid state.json recorded at start
+    const foreign = idle(theirs); // another checkout's kwok, given the pid this state recorded
+    const state: TestEnvState = {
+      apiVersion: 'testenv.portforward.dev/v1',
+      server: 'https://127.0.0.1:1',
+      kubeconfig: path.join(mine, 'kubeconfig'),
+      webhookSecretFile: path.join(mine, 'secret'),
+      kubectl: '/nonexistent/kubectl',
+      versions: { kubernetes: 'v1.36.3', etcd: 'v3.6.0', kwok: 'v0.8.0' },
+      processes: [
+        { name: 'etcd', ...etcd, logFile: path.join(mine, 'etcd.log') },
+        { name: 'kwok', pid: foreign.pid, command: process.execPath, logFile: path.join(mine, 'kwok.log') },
+      ],
+    };
+    writeState(state, mine);
+    const saved = process.env.TESTENV_DIR;
+    process.env.TESTENV_DIR = mine;
+    try {
+      await down(() => undefined);
+    } finally {
+      if (saved === undefined) delete process.env.TESTENV_DIR;
+      else process.env.TESTENV_DIR = saved;
+    }
+    assert.equal(isAlive(etcd), false, 'the recorded process is stopped');
+    assert.equal(isAlive(restarted), false, 'the restarted one, found by its command line, too');
+    assert.equal(isAlive(foreign), true, 'the process of the other folder runs on');
+    assert.equal(fs.existsSync(mine), false);
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('tells a reused pid from the process that was started by its start time', function () {
+    const p = idle(os.tmpdir());
+    assert.equal(isAlive(p), true);
+    assert.equal(isAlive({ ...p, startTicks: (p.startTicks ?? 0) + 1 }), false);
   });
 });
 

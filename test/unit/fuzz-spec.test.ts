@@ -1,0 +1,246 @@
+// Fuzz of the controller's pure side with random PortForward specs that pass the schema, edited again
+// and again while pods, services and workloads come and go: the reconciler (resolve, plan, listener
+// ids, the port allocator, status) never throws, and every status it writes has a phase, a Ready
+// condition with a reason and a message, the latest observedGeneration, and local ports that no two
+// listeners share.
+import type { V1Deployment, V1Pod, V1Service, V1StatefulSet } from '@kubernetes/client-node';
+import * as assert from 'node:assert/strict';
+import * as winston from 'winston';
+import { PortForward, PortForwardStatus } from '../../src/api/v1alpha1';
+import { PortAllocator } from '../../src/reconcile/ports';
+import { Reconciler } from '../../src/reconcile/reconciler';
+import type { ListenerState, RelayEngine, SessionSpec } from '../../src/relay/types';
+import { fuzzCases, fuzzReport, fuzzSeed, Random } from '../support/fuzz';
+import { randomSpec, World } from '../support/spec-gen';
+
+const PHASES = new Set(['Pending', 'Ready', 'Degraded', 'Suspended', 'Expired', 'Failed']);
+const RANGE = { min: 20000, max: 20063 };
+
+/** A relay that binds what it is asked to, except ports "another program" holds. */
+class FakeRelay implements RelayEngine {
+  readonly specs = new Map<string, SessionSpec>();
+  /** The local ports each session has bound. */
+  readonly bound = new Map<string, number[]>();
+  constructor(private readonly taken: Set<number>) {}
+  ensure(key: string, spec: SessionSpec): Promise<ListenerState[]> {
+    this.specs.set(key, spec);
+    this.bound.set(
+      key,
+      spec.listeners.map((l) => l.localPort).filter((p) => !this.taken.has(p)),
+    );
+    return Promise.resolve(
+      spec.listeners.map((l): ListenerState =>
+        this.taken.has(l.localPort)
+          ? {
+              id: l.id,
+              state: 'error',
+              address: l.address,
+              localPort: l.localPort,
+              code: 'EADDRINUSE',
+              message: 'in use',
+            }
+          : { id: l.id, state: 'bound', address: l.address, localPort: l.localPort },
+      ),
+    );
+  }
+  stop(key: string): Promise<void> {
+    this.specs.delete(key);
+    this.bound.delete(key);
+    return Promise.resolve();
+  }
+  stats(): undefined {
+    return undefined;
+  }
+  keys(): string[] {
+    return [...this.specs.keys()];
+  }
+  onEvent(): void {}
+  stopAccepting(): Promise<void> {
+    return Promise.resolve();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function pod(rnd: Random, name: string, labels: Record<string, string>, portNames: string[]): V1Pod {
+  const ready = rnd.bool(0.7);
+  return {
+    metadata: {
+      name,
+      namespace: 'ns',
+      uid: `uid-${name}-${rnd.int(0, 1e6)}`,
+      labels,
+      ...(rnd.bool(0.05) ? { deletionTimestamp: new Date() } : {}),
+    },
+    spec: {
+      containers: [
+        {
+          name: 'c',
+          ports: portNames.filter(() => rnd.bool(0.6)).map((n, i) => ({ name: n, containerPort: 8000 + i })),
+        },
+      ],
+    },
+    status: {
+      phase: rnd.pick(['Running', 'Running', 'Pending', 'Failed']),
+      conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
+    },
+  };
+}
+
+describe('fuzz: random PortForward specs through the reconciler', function () {
+  this.timeout(300_000);
+
+  it('gives every spec a phase and a reason, and never throws, through edits and target changes', async function () {
+    const seed = fuzzSeed();
+    const rnd = new Random(seed);
+    const cases = fuzzCases(1_000);
+    const silent = winston.createLogger({ silent: true });
+    const reasons = new Map<string, number>();
+    let reconciles = 0;
+    for (let i = 0; i < cases; i++) {
+      const portNames = ['http', 'grpc', 'metrics'];
+      const labels: Record<string, string>[] = [{ app: 'web' }, { app: 'db', tier: 'back' }];
+      const world: World = {
+        pods: ['web-0', 'web-1', 'db-0'],
+        services: ['web', 'db'],
+        deployments: ['web'],
+        statefulSets: ['db'],
+        labels,
+        portNames,
+        portNumbers: [80, 8080, 5432],
+        localPorts: { min: RANGE.min - 8, max: RANGE.max + 8 },
+      };
+      const pods = world.pods.map((n, k) => pod(rnd, n, labels[k % 2], portNames));
+      const services: V1Service[] = world.services.map((n, k) => ({
+        metadata: { name: n, namespace: 'ns' },
+        spec: {
+          selector: rnd.bool(0.9) ? labels[k] : undefined,
+          ports: [
+            {
+              name: 'http',
+              port: 80,
+              targetPort: rnd.pick([8080, 'http', 'grpc'] as (number | string)[]) as never,
+            },
+            { port: 5432 },
+          ],
+        },
+      }));
+      const workload = (n: string, k: number): V1Deployment & V1StatefulSet => ({
+        metadata: { name: n, namespace: 'ns' },
+        spec: { selector: { matchLabels: labels[k] }, template: {}, serviceName: n },
+      });
+      const pfs = new Map<string, PortForward>();
+      const writes: PortForwardStatus[] = [];
+      const relay = new FakeRelay(new Set([RANGE.min + rnd.int(0, 3), RANGE.max + rnd.int(1, 8)]));
+      let now = new Date('2026-12-01T00:00:00Z');
+      const rec = new Reconciler({
+        getPortForward: (ns, name) => pfs.get(`${ns}/${name}`),
+        caches: {
+          pod: (_ns, name) => pods.find((p) => p.metadata?.name === name),
+          pods: () => pods,
+          service: (_ns, name) => services.find((s) => s.metadata?.name === name),
+          deployment: (_ns, name) => (world.deployments.includes(name) ? workload(name, 0) : undefined),
+          statefulSet: (_ns, name) => (world.statefulSets.includes(name) ? workload(name, 1) : undefined),
+        },
+        relay,
+        allocator: new PortAllocator(RANGE),
+        writeStatus: (ns, name, status) => {
+          const pf = pfs.get(`${ns}/${name}`);
+          if (pf) pfs.set(`${ns}/${name}`, { ...pf, status });
+          writes.push(status);
+          return Promise.resolve(true);
+        },
+        events: { record: () => undefined },
+        config: {
+          listenAddress: '127.0.0.1',
+          allowedListenAddresses: ['0.0.0.0', '::1'],
+          holdMs: 30_000,
+          advertiseAddress: '127.0.0.1',
+          statusIntervalMs: 1000,
+        },
+        logger: silent,
+        now: () => now,
+      });
+      const names = ['a', 'b', 'c'].slice(0, rnd.int(1, 3));
+      for (const name of names) {
+        pfs.set(`ns/${name}`, {
+          apiVersion: 'portforward.dev/v1alpha1',
+          kind: 'PortForward',
+          metadata: {
+            name,
+            namespace: 'ns',
+            generation: 1,
+            uid: `pf-${name}`,
+            creationTimestamp: now.toISOString(),
+          },
+          spec: randomSpec(rnd, world),
+        });
+      }
+      for (let step = 0; step < 6; step++) {
+        for (const name of names) {
+          const key = `ns/${name}`;
+          const pf = pfs.get(key);
+          if (pf && step > 0 && rnd.bool(0.4)) {
+            const edited = rnd.bool(0.5)
+              ? randomSpec(rnd, world)
+              : { ...pf.spec, ports: [...pf.spec.ports].reverse() };
+            pfs.set(key, {
+              ...pf,
+              metadata: { ...pf.metadata, generation: (pf.metadata.generation ?? 1) + 1 },
+              spec: edited,
+            });
+          }
+          if (rnd.bool(0.05)) pfs.delete(key);
+          const before = writes.length;
+          const what = `case ${i} step ${step} ${key} (seed ${seed}): ${JSON.stringify(pfs.get(key)?.spec)}`;
+          try {
+            await rec.reconcile(key);
+          } catch (err) {
+            assert.fail(`${what}: reconcile threw ${String(err)}`);
+          }
+          reconciles++;
+          const cur = pfs.get(key);
+          if (!cur) continue;
+          const st = cur.status;
+          assert.ok(writes.length > before || st, `${what}: no status`);
+          assert.ok(st?.phase && PHASES.has(st.phase), `${what}: phase ${st?.phase}`);
+          const ready = st.conditions?.find((c) => c.type === 'Ready');
+          assert.ok(ready?.reason && ready.message, `${what}: Ready condition ${JSON.stringify(ready)}`);
+          assert.equal(st.observedGeneration, cur.metadata.generation, what);
+          reasons.set(`${st.phase}/${ready.reason}`, (reasons.get(`${st.phase}/${ready.reason}`) ?? 0) + 1);
+          for (const e of st.endpoints ?? []) {
+            const asked: boolean = cur.spec.ports.some((p) => p.localPort === e.localPort);
+            assert.ok(
+              asked || (e.localPort >= RANGE.min && e.localPort <= RANGE.max),
+              `${what}: port ${e.localPort}`,
+            );
+          }
+        }
+        // Between steps: time passes (ttls run out), pods flip, one may go away.
+        now = new Date(now.getTime() + rnd.int(0, 2_000_000));
+        if (rnd.bool(0.3))
+          pods.splice(
+            rnd.int(0, pods.length - 1),
+            1,
+            pod(rnd, rnd.pick(world.pods), rnd.pick(labels), portNames),
+          );
+        const bound = [...relay.bound.values()].flat();
+        assert.equal(
+          new Set(bound).size,
+          bound.length,
+          `case ${i} (seed ${seed}): two listeners share a local port: ${JSON.stringify(
+            [...relay.specs].map(([k, v]) => [k, v.listeners, pfs.get(k)?.spec, pfs.get(k)?.status?.phase]),
+          )}`,
+        );
+      }
+    }
+    const top = [...reasons.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`);
+    fuzzReport(
+      'PortForward specs through the reconciler',
+      cases,
+      seed,
+      `${reconciles} reconciles; ${top.join(', ')}`,
+    );
+  });
+});
