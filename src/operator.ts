@@ -17,7 +17,7 @@ import * as os from 'node:os';
 import { PortForward } from './api/v1alpha1';
 import type { Config } from './config/flags';
 import { WatchCaches } from './controller/caches';
-import { TerminalError } from './controller/result';
+import { TerminalError } from './reconcile/result';
 import { WorkQueue } from './controller/workqueue';
 import { apiHint } from './kube/client';
 import { EventRecorder } from './kube/events';
@@ -34,6 +34,7 @@ import { Reconciler } from './reconcile/reconciler';
 import { kubeAccess, RelayWorker } from './relay';
 import type { RelayLogger } from './relay/logger';
 import type { ClientRule, RelayEngine, RelayEvent } from './relay/types';
+import { keyOf, parseKey } from './api/key';
 
 interface Term {
   queue: WorkQueue;
@@ -210,9 +211,9 @@ export class PortForwardOperator extends Operator {
       getPortForward: (ns, name) => {
         const pf = this.caches.portForward(ns, name);
         if (!pf || this.serves(pf)) return pf;
-        if (reconciler.holds(`${ns}/${name}`)) {
+        if (reconciler.holds(keyOf({ namespace: ns, name }))) {
           this.log.info('PortForward moved to another class: closing its listeners', {
-            portforward: `${ns}/${name}`,
+            portforward: keyOf({ namespace: ns, name }),
             class: pf.spec.className ?? '(none)',
           });
         }
@@ -281,8 +282,8 @@ export class PortForwardOperator extends Operator {
       this.metrics.connected(ev.key, ev.connectMs, ev.transport);
       return;
     }
-    const i = ev.key.indexOf('/');
-    const cached = this.caches.portForward(ev.key.slice(0, i), ev.key.slice(i + 1));
+    const { namespace, name } = parseKey(ev.key);
+    const cached = this.caches.portForward(namespace, name);
     // A late event of a forward that just moved to another class: no Event about it from here.
     const pf = cached && this.serves(cached) ? cached : undefined;
     if (ev.type === 'clientRefused') {
@@ -377,8 +378,4 @@ function relayLogger(log: Logger): RelayLogger {
     warn: (m, meta) => log.warn(m, rename(meta)),
     error: (m, meta) => log.error(m, rename(meta)),
   };
-}
-
-export function keyOf(obj: { metadata?: { namespace?: string; name?: string } }): string {
-  return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 }

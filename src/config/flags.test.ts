@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
-import { ConfigError, durationMs, parseConfig, usage } from './flags';
+import { durationMs } from '../api/duration';
+import { ConfigError, parseConfig, usage } from './flags';
 
 describe('operator flags', function () {
   it('has the documented defaults outside a cluster', function () {

@@ -3,6 +3,7 @@
 // on the command line wins. A bad value stops start-up with one clear line (ConfigError).
 import * as net from 'node:net';
 import { parseArgs } from 'node:util';
+import { durationMs } from '../api/duration';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -356,14 +357,4 @@ export function parseDuration(flag: string, v: string): number {
   if (ms === undefined)
     throw new ConfigError(`--${flag}=${v} is not a duration such as 500ms, 5s, 1m or 1h30m`);
   return ms;
-}
-
-const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
-
-/** A Go-style duration in milliseconds, or undefined when it does not parse. */
-export function durationMs(v: string): number | undefined {
-  if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(v)) return undefined;
-  let total = 0;
-  for (const m of v.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(m[1]) * UNIT_MS[m[2]];
-  return total;
 }

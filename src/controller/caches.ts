@@ -9,7 +9,7 @@ import type { Logger } from '../observability/logger';
 import type { ClientDirectory } from '../reconcile/clients';
 import type { Caches } from '../reconcile/resolve';
 import { ResilientInformer } from './informer';
-import { PodAddressIndex } from './pod-addresses';
+import { PodAddressIndex } from '../reconcile/pod-addresses';
 
 type ListResult<T extends k8s.KubernetesObject> = Promise<k8s.KubernetesListObject<T>>;
 

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { TerminalError } from './result';
+import { TerminalError } from '../reconcile/result';
 import { WorkQueue } from './workqueue';
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {

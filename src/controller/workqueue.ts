@@ -1,7 +1,7 @@
 // A work queue keyed by namespace/name, after client-go's: a key added while queued is queued once;
 // a key added while it is being processed runs again afterwards, never twice at once; failures back
 // off exponentially per key; N workers drain it.
-import { Result, TerminalError } from './result';
+import { Result, TerminalError } from '../reconcile/result';
 
 export interface WorkQueueOptions {
   /** Workers running reconciles at once. Default 4. */

@@ -8,6 +8,7 @@ import { Logger } from '../observability/logger';
 import { apiMessage, statusCode } from './client';
 import type { EventType } from './event-correlator';
 import { EventSink, EventSinkOptions, EventSinkStats } from './event-sink';
+import { keyOf } from '../api/key';
 
 /**
  * events.k8s.io wants MicroTime, RFC 3339 with exactly six fractional digits; client-node serializes
@@ -96,7 +97,7 @@ export class EventRecorder {
     note: string,
     opts: { mustDeliver?: boolean } = {},
   ): void {
-    const objectKey = pf.metadata.uid ?? `${pf.metadata.namespace}/${pf.metadata.name}`;
+    const objectKey = pf.metadata.uid ?? keyOf(pf);
     this.sink.record({ objectKey, type, reason, note, ...opts }, pf);
   }
 

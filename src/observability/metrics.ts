@@ -4,6 +4,7 @@
 // (Prometheus counters allow resets).
 import * as client from 'prom-client';
 import type { SessionStats, TunnelErrorKind } from '../relay/types';
+import { parseKey } from '../api/key';
 
 export interface SessionSource {
   keys(): string[];
@@ -66,8 +67,7 @@ export class Metrics {
       const src = source();
       for (const key of src?.keys() ?? []) {
         const s = src?.stats(key);
-        const i = key.indexOf('/');
-        if (s) fn({ namespace: key.slice(0, i), name: key.slice(i + 1) }, s);
+        if (s) fn(parseKey(key), s);
       }
     };
     new client.Gauge({
@@ -142,6 +142,5 @@ export class Metrics {
 }
 
 function split(key: string): { namespace: string; name: string } {
-  const i = key.indexOf('/');
-  return { namespace: key.slice(0, i), name: key.slice(i + 1) };
+  return parseKey(key);
 }

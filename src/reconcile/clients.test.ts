@@ -1,7 +1,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
 import type { ClientPeer, PortForward } from '../api/v1alpha1';
-import { PodAddressIndex } from '../controller/pod-addresses';
+import { PodAddressIndex } from './pod-addresses';
 import {
   AdmittedAddresses,
   admittedAddresses,

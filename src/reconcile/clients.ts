@@ -16,8 +16,9 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import * as net from 'node:net';
 import type { ClientPeer, PortForward } from '../api/v1alpha1';
-import { podClientAddresses } from '../controller/pod-addresses';
+import { podClientAddresses } from './pod-addresses';
 import { matchesSelector } from './resolve';
+import { keyOf } from '../api/key';
 
 /** What the access rules read from the watch caches. */
 export interface ClientDirectory {
@@ -125,7 +126,7 @@ export class AdmittedAddresses {
   of(pf: PortForward, listenAddress: string): string[] | undefined {
     const version = this.dir.version?.();
     if (version === undefined) return admittedAddresses(pf, listenAddress, this.dir);
-    const key = `${pf.metadata.namespace}/${pf.metadata.name}`;
+    const key = keyOf(pf);
     const input = JSON.stringify([listenAddress, pf.spec.allowedClients, pf.spec.allowedSourceRanges]);
     const seen = this.memo.get(key);
     if (seen && seen.version === version && seen.input === input) return seen.addresses;

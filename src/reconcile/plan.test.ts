@@ -234,7 +234,7 @@ describe('status', function () {
           message: 'in use',
         },
       ],
-      () => 'demo/other#http',
+      () => ({ key: 'demo/other', listenerId: 'http' }),
     );
     assert.equal(outcome.reason, 'PortInUse');
     assert.match(outcome.message, /127\.0\.0\.1:18080 is in use by PortForward demo\/other/);
@@ -251,7 +251,7 @@ describe('status', function () {
           message: 'in use',
         },
       ],
-      () => 'demo/kuard#http',
+      () => ({ key: 'demo/kuard', listenerId: 'http' }),
       'demo/kuard',
     );
     assert.match(own.message, /127\.0\.0\.1:18080 is in use by another program;/);

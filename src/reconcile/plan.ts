@@ -1,7 +1,7 @@
 // plan(spec, observed) -> the desired session. Pure: no I/O, no clock of its own, no allocation; the
 // reconciler executes the plan (binds, allocates, writes status).
 import { Phase, PortForward } from '../api/v1alpha1';
-import { durationMs } from '../config/flags';
+import { durationMs } from '../api/duration';
 import type { LoadBalance, PodTarget } from '../relay/types';
 import { matchListeners, PriorListener } from './listener-ids';
 import { Resolution, targetDescription } from './resolve';

@@ -17,7 +17,7 @@ describe('PortAllocator', function () {
     assert.ok(a.claim('ns/a', 'http', 100));
     assert.equal(a.allocate('ns/b', 'http'), 101);
     assert.equal(a.claim('ns/c', 'http', 100), false);
-    assert.equal(a.ownerOf(100), 'ns/a#http');
+    assert.deepEqual(a.ownerOf(100), { key: 'ns/a', listenerId: 'http' });
   });
 
   it('skips a port another program holds after markBusy, for a while', function () {

@@ -7,11 +7,16 @@ export interface PortRange {
   max: number;
 }
 
+/** Who holds a port: one listener of one PortForward. */
+export interface ListenerOwner {
+  key: string;
+  listenerId: string;
+}
+
 export class PortAllocator {
-  /** port -> owner "key#listenerId" */
-  private readonly owners = new Map<number, string>();
-  /** owner -> port */
-  private readonly byOwner = new Map<string, number>();
+  private readonly owners = new Map<number, ListenerOwner>();
+  /** PortForward key -> listener id -> port */
+  private readonly byKey = new Map<string, Map<string, number>>();
   /** Ports found taken by other programs; skipped by allocation for a while. */
   private readonly busy = new Map<number, number>();
   private cursor: number;
@@ -23,14 +28,15 @@ export class PortAllocator {
     this.cursor = range.min;
   }
 
-  /** The port that owner holds, if any. */
+  /** The port that listener holds, if any. */
   portOf(key: string, listenerId: string): number | undefined {
-    return this.byOwner.get(owner(key, listenerId));
+    return this.byKey.get(key)?.get(listenerId);
   }
 
-  /** The owner of a port, if the allocator knows one. */
-  ownerOf(port: number): string | undefined {
-    return this.owners.get(port);
+  /** The listener that holds a port, if the allocator knows one. */
+  ownerOf(port: number): ListenerOwner | undefined {
+    const o = this.owners.get(port);
+    return o && { ...o };
   }
 
   /**
@@ -38,19 +44,16 @@ export class PortAllocator {
    * listener holds it.
    */
   claim(key: string, listenerId: string, port: number): boolean {
-    const o = owner(key, listenerId);
     const holder = this.owners.get(port);
-    if (holder !== undefined && holder !== o) return false;
-    this.releaseOwner(o);
-    this.owners.set(port, o);
-    this.byOwner.set(o, port);
+    if (holder !== undefined && !(holder.key === key && holder.listenerId === listenerId)) return false;
+    this.releaseListener(key, listenerId);
+    this.hold(key, listenerId, port);
     return true;
   }
 
   /** The listener's current port, else the next free one of the range; undefined when the range is full. */
   allocate(key: string, listenerId: string, now = Date.now()): number | undefined {
-    const o = owner(key, listenerId);
-    const held = this.byOwner.get(o);
+    const held = this.portOf(key, listenerId);
     if (held !== undefined) return held;
     const size = this.range.max - this.range.min + 1;
     for (let i = 0; i < size; i++) {
@@ -60,8 +63,7 @@ export class PortAllocator {
       if (busyUntil !== undefined && busyUntil > now) continue;
       this.busy.delete(port);
       this.cursor = port + 1 > this.range.max ? this.range.min : port + 1;
-      this.owners.set(port, o);
-      this.byOwner.set(o, port);
+      this.hold(key, listenerId, port);
       return port;
     }
     return undefined;
@@ -69,16 +71,21 @@ export class PortAllocator {
 
   /** The listener could not bind its allocated port (another program has it): let go and skip it a while. */
   markBusy(key: string, listenerId: string, now = Date.now()): void {
-    const o = owner(key, listenerId);
-    const port = this.byOwner.get(o);
+    const port = this.portOf(key, listenerId);
     if (port === undefined) return;
     this.busy.set(port, now + this.busyForMs);
-    this.releaseOwner(o);
+    this.releaseListener(key, listenerId);
   }
 
   /** Lets go of the listener's port (it is no longer wanted). */
   releaseListener(key: string, listenerId: string): void {
-    this.releaseOwner(owner(key, listenerId));
+    const ports = this.byKey.get(key);
+    const port = ports?.get(listenerId);
+    if (port === undefined) return;
+    ports!.delete(listenerId);
+    if (ports!.size === 0) this.byKey.delete(key);
+    const o = this.owners.get(port);
+    if (o?.key === key && o.listenerId === listenerId) this.owners.delete(port);
   }
 
   inRange(port: number): boolean {
@@ -87,20 +94,15 @@ export class PortAllocator {
 
   /** Releases every port of a PortForward except those of the listeners named in `keep`. */
   release(key: string, keep: ReadonlySet<string> = new Set()): void {
-    const prefix = `${key}#`;
-    for (const o of [...this.byOwner.keys()]) {
-      if (o.startsWith(prefix) && !keep.has(o.slice(prefix.length))) this.releaseOwner(o);
+    for (const id of [...(this.byKey.get(key)?.keys() ?? [])]) {
+      if (!keep.has(id)) this.releaseListener(key, id);
     }
   }
 
-  private releaseOwner(o: string): void {
-    const port = this.byOwner.get(o);
-    if (port === undefined) return;
-    this.byOwner.delete(o);
-    if (this.owners.get(port) === o) this.owners.delete(port);
+  private hold(key: string, listenerId: string, port: number): void {
+    this.owners.set(port, { key, listenerId });
+    let ports = this.byKey.get(key);
+    if (!ports) this.byKey.set(key, (ports = new Map()));
+    ports.set(listenerId, port);
   }
-}
-
-function owner(key: string, listenerId: string): string {
-  return `${key}#${listenerId}`;
 }

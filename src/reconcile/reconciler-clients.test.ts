@@ -4,7 +4,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
 import * as winston from 'winston';
 import { PortForward, PortForwardStatus } from '../api/v1alpha1';
-import { PodAddressIndex } from '../controller/pod-addresses';
+import { PodAddressIndex } from './pod-addresses';
 import type { ListenerState, RelayEngine, SessionSpec } from '../relay/types';
 import type { ClientDirectory } from './clients';
 import { PortAllocator } from './ports';

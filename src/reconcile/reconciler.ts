@@ -2,7 +2,7 @@
 // event that woke it), plans the session, has the relay match the plan, and writes status when it
 // changed. Only this file writes status; relay events merely bring the key back.
 import { PortForward, PortForwardStatus } from '../api/v1alpha1';
-import { done, Result } from '../controller/result';
+import { done, Result } from './result';
 import { apiHint } from '../kube/client';
 import { EventRecorder } from '../kube/events';
 import { errorMessage, Logger } from '../observability/logger';
@@ -21,6 +21,7 @@ import {
   lastErrorChanged,
   significantChange,
 } from './status';
+import { keyOf, parseKey } from '../api/key';
 
 /** Re-try a port that another program holds this often (PortInUse recovers by itself). */
 const PORT_RETRY_MS = 5_000;
@@ -84,7 +85,7 @@ export class Reconciler {
    */
   restoreRecordedPorts(pfs: ReadonlyArray<PortForward>): void {
     for (const pf of pfs) {
-      const key = `${pf.metadata.namespace}/${pf.metadata.name}`;
+      const key = keyOf(pf);
       const empty = resolveTarget(pf, NO_OBJECTS);
       const p = plan(pf, empty, this.deps.config, this.now());
       for (const l of p.listeners) {
@@ -95,7 +96,7 @@ export class Reconciler {
   }
 
   async reconcile(key: string): Promise<Result> {
-    const [namespace, name] = splitKey(key);
+    const { namespace, name } = parseKey(key);
     const pf = this.deps.getPortForward(namespace, name);
     if (!pf || pf.metadata.deletionTimestamp) {
       await this.deps.relay.stop(key);
@@ -364,8 +365,3 @@ const NO_OBJECTS: Caches = {
   deployment: () => undefined,
   statefulSet: () => undefined,
 };
-
-export function splitKey(key: string): [string, string] {
-  const i = key.indexOf('/');
-  return [key.slice(0, i), key.slice(i + 1)];
-}

@@ -9,6 +9,7 @@
 import type { PortForward, RefusalReason, RefusedClients } from '../api/v1alpha1';
 import type { ClientRule } from '../relay/types';
 import type { ClientDirectory } from './clients';
+import { keyOf } from '../api/key';
 
 export interface Refusal {
   reason: RefusalReason;
@@ -58,8 +59,4 @@ export class ClientRefusals {
     }
     return counts;
   }
-}
-
-function keyOf(pf: PortForward): string {
-  return `${pf.metadata.namespace}/${pf.metadata.name}`;
 }

@@ -4,6 +4,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { Condition, Endpoint, PortForward, PortForwardStatus, RefusedClients } from '../api/v1alpha1';
 import type { ListenerState, SessionStats } from '../relay/types';
 import { Outcome, Plan } from './plan';
+import type { ListenerOwner } from './ports';
 
 export interface Counters {
   total: number;
@@ -178,7 +179,7 @@ export function countersChanged(prev: PortForwardStatus | undefined, next: PortF
 export function bindOutcome(
   plan: Plan,
   states: ListenerState[],
-  ownerOf: (port: number) => string | undefined,
+  ownerOf: (port: number) => ListenerOwner | undefined,
   /** This PortForward's key: a port it holds itself is not a conflict with another PortForward. */
   self?: string,
 ): Outcome {
@@ -189,7 +190,7 @@ export function bindOutcome(
   switch (f.code) {
     case 'EADDRINUSE':
     case 'PORT_TAKEN': {
-      const holder = ownerOf(f.localPort)?.split('#')[0];
+      const holder = ownerOf(f.localPort)?.key;
       // The allocator may have recorded the port for this very PortForward: then it is another program.
       const by = holder && holder !== self ? `PortForward ${holder}` : 'another program';
       return {

@@ -10,6 +10,7 @@
 //   its labels, or a claim on one of its addresses by another pod), so only the PortForwards that
 //   look at those namespaces run again; a pod's status updates that change neither cost nothing.
 import type { V1Pod } from '@kubernetes/client-node';
+import { keyOf, parseKey } from '../api/key';
 
 /** The addresses a pod connects from, as far as the operator trusts them; none for no pod. */
 export function podClientAddresses(pod: V1Pod): string[] {
@@ -41,7 +42,7 @@ export class PodAddressIndex {
    * old or new; empty when nothing that matters changed.
    */
   update(namespace: string, name: string, pod: V1Pod | undefined): string[] {
-    const key = `${namespace}/${name}`;
+    const key = keyOf({ namespace, name });
     const before = this.byPod.get(key);
     const addresses = pod ? podClientAddresses(pod) : [];
     const after: Entry | undefined =
@@ -87,5 +88,5 @@ function sameEntry(a: Entry | undefined, b: Entry | undefined): boolean {
 }
 
 function nsOf(key: string): string {
-  return key.slice(0, key.indexOf('/'));
+  return parseKey(key).namespace;
 }
