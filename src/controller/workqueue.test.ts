@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { TerminalError } from '../reconcile/result';
+import { FakeTimers } from '../testing/fake-timers';
 import { WorkQueue } from './workqueue';
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
@@ -24,7 +24,6 @@ describe('WorkQueue', function () {
     q.start(async (key) => {
       if (key === 'block') await gate.promise;
       runs.push(key);
-      return {};
     });
     q.add('block');
     await until('block to start', () => q.depth === 0);
@@ -48,7 +47,6 @@ describe('WorkQueue', function () {
       runs++;
       if (runs === 1) await gate.promise;
       active--;
-      return {};
     });
     q.add('k');
     await until('first run', () => runs === 1);
@@ -72,7 +70,6 @@ describe('WorkQueue', function () {
       maxActive = Math.max(maxActive, active);
       await gate.promise;
       active--;
-      return {};
     });
     for (const k of ['a', 'b', 'c', 'd', 'e']) q.add(k);
     await until('three in flight', () => active === 3);
@@ -83,85 +80,65 @@ describe('WorkQueue', function () {
     assert.equal(maxActive, 3);
   });
 
-  it('retries a failing key with exponential backoff and resets after a success', async function () {
-    const q = new WorkQueue({ workers: 1, baseDelayMs: 10, maxDelayMs: 40 });
-    const times: number[] = [];
-    const delays: (number | undefined)[] = [];
-    q.start(
-      () => {
-        times.push(Date.now());
-        if (times.length <= 4) return Promise.reject(new Error('boom'));
-        return Promise.resolve({});
-      },
-      (_key, _err, retry) => delays.push(retry),
-    );
+  it('adds a key again after its backoff on addRateLimited, doubling to the cap; forget() resets it', async function () {
+    const clock = new FakeTimers();
+    const q = new WorkQueue({ workers: 1, baseDelayMs: 10, maxDelayMs: 40, timers: clock });
+    const runsAt: number[] = [];
+    const delays: number[] = [];
+    q.start((key) => {
+      runsAt.push(clock.now());
+      if (runsAt.length <= 4) delays.push(q.addRateLimited(key));
+      else q.forget(key);
+      return Promise.resolve();
+    });
     q.add('k');
-    await until('five runs', () => times.length === 5);
+    await clock.until('five runs', () => runsAt.length === 5, 1000);
     assert.deepEqual(delays, [10, 20, 40, 40], 'doubling, capped at maxDelayMs');
-    for (let i = 1; i < times.length; i++) {
-      assert.ok(times[i] - times[i - 1] >= delays[i - 1] - 2, `run ${i} waited its backoff`);
-    }
-    assert.equal(q.backoffMs('k'), 10, 'a success forgets the failures');
+    assert.deepEqual(runsAt, [0, 10, 30, 70, 110], 'each run after its backoff, to the millisecond');
+    assert.equal(q.backoffMs('k'), 10, 'forgotten after the success');
     await q.shutdown();
   });
 
-  it('runs a key in backoff at once when added, and forget() resets its backoff (issue 11: catch-up after an outage)', async function () {
-    const q = new WorkQueue({ workers: 1, baseDelayMs: 5, maxDelayMs: 300_000 });
-    let down = true;
+  it('runs a key in backoff at once when added (issue 11: catch-up after an outage)', async function () {
+    const clock = new FakeTimers();
+    const q = new WorkQueue({ workers: 1, baseDelayMs: 5, maxDelayMs: 300_000, timers: clock });
     let runs = 0;
-    q.start(() => {
+    q.start((key) => {
       runs++;
-      return down ? Promise.reject(new Error('ECONNREFUSED')) : Promise.resolve({});
+      q.addRateLimited(key);
+      return Promise.resolve();
     });
-    // Failures while the API server is down, each woken by an event: the backoff climbs to its cap.
     for (let i = 0; i < 20; i++) {
       const before = runs;
       q.add('k');
-      await until(`run ${i + 1}`, () => runs > before);
+      await clock.until(`run ${i + 1}`, () => runs > before, 1);
     }
     assert.equal(q.backoffMs('k'), 300_000, 'the next retry would be 5 minutes away');
-    down = false;
     q.forget('k');
     assert.equal(q.backoffMs('k'), 5);
     const before = runs;
     q.add('k');
-    await until('the catch-up run', () => runs > before);
+    await clock.until('the catch-up run', () => runs > before, 1);
     await q.shutdown();
   });
 
-  it('does not retry a TerminalError', async function () {
-    const q = new WorkQueue({ workers: 1, baseDelayMs: 1 });
-    let runs = 0;
-    const errors: (number | undefined)[] = [];
-    q.start(
-      () => {
-        runs++;
-        return Promise.reject(new TerminalError('bad spec'));
-      },
-      (_k, _e, retry) => errors.push(retry),
-    );
-    q.add('k');
-    await until('the run', () => errors.length === 1);
-    await new Promise((r) => setTimeout(r, 30)); // a retry, if any, would have happened by now
-    await q.shutdown();
-    assert.equal(runs, 1);
-    assert.deepEqual(errors, [undefined]);
-  });
-
-  it('re-runs a key after requeueAfterMs, and an earlier addAfter wins over a later one', async function () {
-    const q = new WorkQueue({ workers: 1 });
-    const runs: number[] = [];
-    const t0 = Date.now();
-    q.start(() => {
-      runs.push(Date.now() - t0);
-      return Promise.resolve(runs.length === 1 ? { requeueAfterMs: 30 } : {});
+  it('adds a key after addAfter, and an earlier addAfter wins over a later one', async function () {
+    const clock = new FakeTimers();
+    const q = new WorkQueue({ workers: 1, timers: clock });
+    const runs: [string, number][] = [];
+    q.start((key) => {
+      runs.push([key, clock.now()]);
+      return Promise.resolve();
     });
-    q.add('k');
-    await until('requeued run', () => runs.length === 2);
-    assert.ok(runs[1] >= 28, `second run after ${runs[1]} ms`);
     q.addAfter('x', 1000);
     q.addAfter('x', 10);
-    await until('x ran early', () => runs.length === 3, 500);
+    q.addAfter('y', 30);
+    await clock.advance(2000);
+    assert.deepEqual(runs, [
+      ['x', 10],
+      ['y', 30],
+    ]);
+    assert.equal(clock.waiting, 0, 'the later timer of x was dropped');
     await q.shutdown();
   });
 });

@@ -11,7 +11,9 @@
 // order (onStoppedLeading after the onStartedLeading before it has finished).
 // Caveats: a paused process (a stopped VM, a debugger) may still believe it leads when it resumes until
 // its next renewal fails; that is the classic limit of lease-based election, as in client-go.
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import type * as k8s from '@kubernetes/client-node';
 import { errorMessage } from '../observability/logger';
 import {
@@ -30,6 +32,16 @@ export type { LeaseStore, LeaseSnapshot } from './leader-store';
 
 /** The Lease the operator's replicas elect on, in their own namespace. */
 export const DEFAULT_LEASE_NAME = 'portforward-operator-leader';
+
+/** The Lease of the operators of one class: classes serve different forwards, so each elects its own. */
+export function leaseName(className: string): string {
+  return className ? `${DEFAULT_LEASE_NAME}-${className}` : DEFAULT_LEASE_NAME;
+}
+
+/** A candidate's identity: the pod's name (or the host's), made unique per process. */
+export function candidateIdentity(): string {
+  return `${process.env.POD_NAME ?? os.hostname()}_${randomUUID()}`;
+}
 
 export interface ElectionLogger {
   info(message: string, meta?: Record<string, unknown>): void;

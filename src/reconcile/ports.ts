@@ -102,7 +102,7 @@ export class PortAllocator {
   private hold(key: string, listenerId: string, port: number): void {
     this.owners.set(port, { key, listenerId });
     let ports = this.byKey.get(key);
-    if (!ports) this.byKey.set(key, (ports = new Map()));
+    if (!ports) this.byKey.set(key, (ports = new Map<string, number>()));
     ports.set(listenerId, port);
   }
 }

@@ -3,9 +3,8 @@
 // changed. Only this file writes status; relay events merely bring the key back.
 import { PortForward, PortForwardStatus } from '../api/v1alpha1';
 import { done, Result } from './result';
-import { apiHint } from '../kube/client';
 import { EventRecorder } from '../kube/events';
-import { errorMessage, Logger } from '../observability/logger';
+import type { Logger } from '../observability/logger';
 import type { ClientRule, ListenerSpec, ListenerState, RelayEngine } from '../relay/types';
 import { AdmittedAddresses, ClientDirectory, EMPTY_DIRECTORY } from './clients';
 import type { PriorListener } from './listener-ids';
@@ -246,16 +245,11 @@ export class Reconciler {
       newError ||
       (countersChanged(pf.status, status) && sinceWrite >= interval)
     ) {
-      try {
-        await this.deps.writeStatus(namespace, name, status);
-        mem.lastWrite = now.getTime();
-        if (lastErrorChanged(pf.status, status)) mem.lastErrorWrite = now.getTime();
-        log.debug('status written', { phase: status.phase, connections: status.connections });
-      } catch (err) {
-        const hint = apiHint(err);
-        log.warn('status write failed; retrying', { error: errorMessage(err), ...(hint ? { hint } : {}) });
-        throw err;
-      }
+      // A failed write throws (StatusWriteError): the handler logs it once and retries the key.
+      await this.deps.writeStatus(namespace, name, status);
+      mem.lastWrite = now.getTime();
+      if (lastErrorChanged(pf.status, status)) mem.lastErrorWrite = now.getTime();
+      log.debug('status written', { phase: status.phase, connections: status.connections });
     } else if (countersChanged(pf.status, status)) {
       requeues.push(this.deps.config.statusIntervalMs - sinceWrite);
     }
