@@ -2,6 +2,9 @@
 // (kept across operator restarts) and ports allocated from --port-range. Two PortForwards never get
 // the same port from the allocator, and an allocated port stays with its listener until released.
 
+import type { ListenerSpec, ListenerState } from '../relay/types';
+import type { PlannedListener } from './plan';
+
 export interface PortRange {
   min: number;
   max: number;
@@ -105,4 +108,55 @@ export class PortAllocator {
     if (!ports) this.byKey.set(key, (ports = new Map<string, number>()));
     ports.set(listenerId, port);
   }
+}
+
+/** A listener spec with its local port, or a listener error when no port can be had. */
+export function assignPort(a: PortAllocator, key: string, l: PlannedListener): ListenerSpec | ListenerState {
+  const asSpec = (localPort: number): ListenerSpec => ({
+    id: l.id,
+    address: l.address,
+    localPort,
+    remotePort: l.remotePort,
+  });
+  if (l.requestedPort !== undefined) {
+    if (!a.claim(key, l.id, l.requestedPort)) {
+      return {
+        id: l.id,
+        state: 'error',
+        address: l.address,
+        localPort: l.requestedPort,
+        code: 'PORT_TAKEN',
+        message: 'taken',
+      };
+    }
+    return asSpec(l.requestedPort);
+  }
+  // A port this listener holds or held is kept when it is one of the range: not one it once asked
+  // for with localPort (removed since), nor one of a --port-range the operator no longer has.
+  const held = a.portOf(key, l.id);
+  if (held !== undefined && a.inRange(held)) return asSpec(held);
+  if (held !== undefined) a.releaseListener(key, l.id);
+  const recorded = recordedPort(a, l);
+  if (recorded !== undefined && a.claim(key, l.id, recorded)) return asSpec(recorded);
+  const port = a.allocate(key, l.id);
+  if (port === undefined) {
+    return {
+      id: l.id,
+      state: 'error',
+      address: l.address,
+      localPort: 0,
+      code: 'RANGE_FULL',
+      message: 'every port of --port-range is in use; widen the range or delete unused PortForwards',
+    };
+  }
+  return asSpec(port);
+}
+
+/**
+ * The port recorded in status for a listener without localPort, if this operator gives it back: only
+ * one of its --port-range. A port outside it was given by another operator (of another class, taking
+ * the forward over, or with another range), whose listener may still hold it on this host.
+ */
+export function recordedPort(a: PortAllocator, l: PlannedListener): number | undefined {
+  return l.recordedPort !== undefined && a.inRange(l.recordedPort) ? l.recordedPort : undefined;
 }

@@ -1,15 +1,16 @@
 // reconcile(key): level-based. Reads the PortForward and its pod from the watch caches (never from the
 // event that woke it), plans the session, has the relay match the plan, and writes status when it
 // changed. Only this file writes status; relay events merely bring the key back.
-import { PortForward, PortForwardStatus } from '../api/v1alpha1';
+import type { V1Pod } from '@kubernetes/client-node';
+import { Condition, PortForward, PortForwardStatus } from '../api/v1alpha1';
 import { done, Result } from './result';
 import { EventRecorder } from '../kube/events';
 import type { Logger } from '../observability/logger';
 import type { ClientRule, ListenerSpec, ListenerState, RelayEngine } from '../relay/types';
 import { AdmittedAddresses, ClientDirectory, EMPTY_DIRECTORY } from './clients';
 import type { PriorListener } from './listener-ids';
-import { plan, PlanConfig, PlannedListener } from './plan';
-import { PortAllocator } from './ports';
+import { Outcome, Plan, plan, PlanConfig } from './plan';
+import { assignPort, PortAllocator, recordedPort } from './ports';
 import { ClientRefusals, Refusal } from './refusals';
 import { Caches, resolveTarget } from './resolve';
 import {
@@ -88,116 +89,31 @@ export class Reconciler {
       const empty = resolveTarget(pf, NO_OBJECTS);
       const p = plan(pf, empty, this.deps.config, this.now());
       for (const l of p.listeners) {
-        const port = l.requestedPort ?? this.recorded(l);
+        const port = l.requestedPort ?? recordedPort(this.deps.allocator, l);
         if (port) this.deps.allocator.claim(key, l.id, port);
       }
     }
   }
 
+  /**
+   * One pass, in named steps: forget a deleted forward; say Pending before any work; plan; have the
+   * relay match the plan's listeners; note a retarget and a phase change (Events, logs); write status
+   * when it is due; look again at the soonest time any step asked for.
+   */
   async reconcile(key: string): Promise<Result> {
     const { namespace, name } = parseKey(key);
     const pf = this.deps.getPortForward(namespace, name);
-    if (!pf || pf.metadata.deletionTimestamp) {
-      await this.deps.relay.stop(key);
-      this.deps.allocator.release(key);
-      this.sessions.delete(key);
-      this.admitted.forget(key);
-      this.refusals.forget(key);
-      return done;
-    }
+    if (!pf || pf.metadata.deletionTimestamp) return this.forget(key);
     const log = this.deps.logger.child({ portforward: key });
     const now = this.now();
-    if (!pf.status?.conditions?.length) {
-      // kstatus reads a resource without conditions as Current: say Ready=False before any work.
-      const pending = 'the operator is setting the forward up';
-      await this.deps.writeStatus(namespace, name, {
-        observedGeneration: pf.metadata.generation,
-        phase: 'Pending',
-        message: pending,
-        conditions: [
-          {
-            type: 'Ready',
-            status: 'False',
-            reason: 'Pending',
-            message: pending,
-            lastTransitionTime: now.toISOString(),
-          },
-          {
-            type: 'Reconciling',
-            status: 'True',
-            reason: 'Pending',
-            message: pending,
-            lastTransitionTime: now.toISOString(),
-          },
-        ],
-      });
-    }
+    await this.writePendingIfNew(pf, now);
     const resolution = resolveTarget(pf, this.deps.caches);
     const mem = this.memory(key, pf);
     const p = plan(pf, resolution, this.deps.config, now, mem.listeners);
-
-    let states: ListenerState[] = [];
-    let retryPortsAfter: number | undefined;
-    if (p.listeners.length === 0) {
-      this.foldStats(key, mem);
-      await this.deps.relay.stop(key);
-      // Suspended forwards keep their ports for the resume; others let them go.
-      if (p.phase !== 'Suspended') this.deps.allocator.release(key);
-    } else {
-      const assigned = p.listeners.map((l) => this.assignPort(key, l));
-      const wanted = assigned.filter((a): a is ListenerSpec => 'remotePort' in a);
-      const refused = assigned.filter((a): a is ListenerState => 'state' in a);
-      this.deps.allocator.release(key, new Set(p.listeners.map((l) => l.id)));
-      states = [
-        ...(await this.deps.relay.ensure(key, {
-          listeners: wanted,
-          targets: p.targets,
-          loadBalance: p.loadBalance,
-          holdMs: p.holdMs,
-          noTargetReason: p.noTargetReason,
-          allowedSourceRanges: p.allowedSourceRanges,
-          allowedClientAddresses: this.admitted.of(pf, p.listeners[0].address),
-        })),
-        ...refused,
-      ];
-      // What the next plan matches its entries against: only a port that was bound is kept (one that
-      // another program holds is given up, below, for another).
-      const bound = new Map(states.filter((s) => s.state === 'bound').map((s) => [s.id, s.localPort]));
-      mem.listeners = p.listeners.map((l) => ({
-        id: l.id,
-        ...(l.name !== undefined ? { name: l.name } : {}),
-        port: l.port,
-        requestedPort: l.requestedPort,
-        address: l.address,
-        localPort: bound.get(l.id),
-        targetPort: l.remotePort || undefined,
-      }));
-      for (const s of states) {
-        if (s.state !== 'error') continue;
-        retryPortsAfter = PORT_RETRY_MS;
-        const l = p.listeners.find((x) => x.id === s.id);
-        // An allocated port another program took: pick another one on the next run, at once.
-        if (l && l.requestedPort === undefined && s.code === 'EADDRINUSE') {
-          this.deps.allocator.markBusy(key, l.id);
-          retryPortsAfter = 0;
-        }
-      }
-    }
-
+    const { states, retryPortsAfter } = await this.applyListeners(key, pf, p, mem);
     const outcome = bindOutcome(p, states, (port) => this.deps.allocator.ownerOf(port), key);
     const pod = resolution.ok ? resolution.pods[0].pod : resolution.pod;
-    if (resolution.ok) {
-      // A move of the preferred pod is a retarget: new connections go elsewhere from now on.
-      const uid = pod?.metadata?.uid;
-      if (mem.podUid && uid && mem.podUid !== uid) {
-        mem.retargets++;
-        this.deps.onRetarget?.(key);
-        const note = `new connections go to pod ${pod?.metadata?.name} (was uid ${mem.podUid})`;
-        log.info('retargeted', { pod: pod?.metadata?.name });
-        this.deps.events.record(pf, 'Normal', 'Retargeted', note);
-      }
-      if (uid) mem.podUid = uid;
-    }
+    if (resolution.ok) this.noteRetarget(key, pf, pod, mem, log);
     const stats = this.deps.relay.stats(key);
     const status = buildStatus({
       pf,
@@ -219,99 +135,164 @@ export class Reconciler {
       advertiseAddress: this.deps.config.advertiseAddress,
       now,
     });
+    this.notePhase(pf, outcome, mem, log);
+    const statusDue = await this.writeStatusIfDue(pf, status, mem, now, log);
+    // The relay reports on connections as they end; while some stay open, look at the counters
+    // again each status interval so bytes moving on long connections show up.
+    const countersDue = (stats?.active ?? 0) > 0 ? this.deps.config.statusIntervalMs : undefined;
+    return soonest(p.requeueAfterMs, retryPortsAfter, statusDue, countersDue);
+  }
 
-    if (outcome.phase !== mem.lastPhase) {
-      if (outcome.phase === 'Failed' || outcome.phase === 'Degraded') {
-        this.deps.events.record(pf, 'Warning', outcome.reason, outcome.message);
-      } else if (outcome.phase === 'Expired') {
-        // The API server may be down at the moment of expiry: this one is retried until it lands.
-        this.deps.events.record(pf, 'Normal', 'Expired', outcome.message, { mustDeliver: true });
-      }
-      log.info(`phase ${outcome.phase}`, { reason: outcome.reason, message: outcome.message });
-      mem.lastPhase = outcome.phase;
+  /** The forward is gone (or going): its listeners, ports and memory go too. */
+  private async forget(key: string): Promise<Result> {
+    await this.deps.relay.stop(key);
+    this.deps.allocator.release(key);
+    this.sessions.delete(key);
+    this.admitted.forget(key);
+    this.refusals.forget(key);
+    return done;
+  }
+
+  /** kstatus reads a resource without conditions as Current: say Ready=False before any work. */
+  private async writePendingIfNew(pf: PortForward, now: Date): Promise<void> {
+    if (pf.status?.conditions?.length) return;
+    const pending = 'the operator is setting the forward up';
+    const condition = (type: string, status: Condition['status']): Condition => ({
+      type,
+      status,
+      reason: 'Pending',
+      message: pending,
+      lastTransitionTime: now.toISOString(),
+    });
+    await this.deps.writeStatus(pf.metadata.namespace, pf.metadata.name, {
+      observedGeneration: pf.metadata.generation,
+      phase: 'Pending',
+      message: pending,
+      conditions: [condition('Ready', 'False'), condition('Reconciling', 'True')],
+    });
+  }
+
+  /**
+   * Has the relay match the plan's listeners (or stop them when the plan has none) and remembers
+   * them for the next plan. Returns each listener's state, and when to look again if a port could
+   * not be bound (PortInUse recovers by itself).
+   */
+  private async applyListeners(
+    key: string,
+    pf: PortForward,
+    p: Plan,
+    mem: SessionMemory,
+  ): Promise<{ states: ListenerState[]; retryPortsAfter?: number }> {
+    if (p.listeners.length === 0) {
+      this.foldStats(key, mem);
+      await this.deps.relay.stop(key);
+      // Suspended forwards keep their ports for the resume; others let them go.
+      if (p.phase !== 'Suspended') this.deps.allocator.release(key);
+      return { states: [] };
     }
+    const assigned = p.listeners.map((l) => assignPort(this.deps.allocator, key, l));
+    const wanted = assigned.filter((a): a is ListenerSpec => 'remotePort' in a);
+    const refused = assigned.filter((a): a is ListenerState => 'state' in a);
+    this.deps.allocator.release(key, new Set(p.listeners.map((l) => l.id)));
+    const states = [
+      ...(await this.deps.relay.ensure(key, {
+        listeners: wanted,
+        targets: p.targets,
+        loadBalance: p.loadBalance,
+        holdMs: p.holdMs,
+        noTargetReason: p.noTargetReason,
+        allowedSourceRanges: p.allowedSourceRanges,
+        allowedClientAddresses: this.admitted.of(pf, p.listeners[0].address),
+      })),
+      ...refused,
+    ];
+    // What the next plan matches its entries against: only a port that was bound is kept (one that
+    // another program holds is given up, below, for another).
+    const bound = new Map(states.filter((s) => s.state === 'bound').map((s) => [s.id, s.localPort]));
+    mem.listeners = p.listeners.map((l) => ({
+      id: l.id,
+      ...(l.name !== undefined ? { name: l.name } : {}),
+      port: l.port,
+      requestedPort: l.requestedPort,
+      address: l.address,
+      localPort: bound.get(l.id),
+      targetPort: l.remotePort || undefined,
+    }));
+    let retryPortsAfter: number | undefined;
+    for (const s of states) {
+      if (s.state !== 'error') continue;
+      retryPortsAfter = PORT_RETRY_MS;
+      const l = p.listeners.find((x) => x.id === s.id);
+      // An allocated port another program took: pick another one on the next run, at once.
+      if (l && l.requestedPort === undefined && s.code === 'EADDRINUSE') {
+        this.deps.allocator.markBusy(key, l.id);
+        retryPortsAfter = 0;
+      }
+    }
+    return { states, retryPortsAfter };
+  }
 
-    const requeues: (number | undefined)[] = [p.requeueAfterMs, retryPortsAfter];
+  /** A move of the preferred pod is a retarget: new connections go elsewhere from now on. */
+  private noteRetarget(
+    key: string,
+    pf: PortForward,
+    pod: V1Pod | undefined,
+    mem: SessionMemory,
+    log: Logger,
+  ): void {
+    const uid = pod?.metadata?.uid;
+    if (mem.podUid && uid && mem.podUid !== uid) {
+      mem.retargets++;
+      this.deps.onRetarget?.(key);
+      const note = `new connections go to pod ${pod?.metadata?.name} (was uid ${mem.podUid})`;
+      log.info('retargeted', { pod: pod?.metadata?.name });
+      this.deps.events.record(pf, 'Normal', 'Retargeted', note);
+    }
+    if (uid) mem.podUid = uid;
+  }
+
+  /** A new phase is logged, and told in an Event when it is a failure or the expiry. */
+  private notePhase(pf: PortForward, outcome: Outcome, mem: SessionMemory, log: Logger): void {
+    if (outcome.phase === mem.lastPhase) return;
+    if (outcome.phase === 'Failed' || outcome.phase === 'Degraded') {
+      this.deps.events.record(pf, 'Warning', outcome.reason, outcome.message);
+    } else if (outcome.phase === 'Expired') {
+      // The API server may be down at the moment of expiry: this one is retried until it lands.
+      this.deps.events.record(pf, 'Normal', 'Expired', outcome.message, { mustDeliver: true });
+    }
+    log.info(`phase ${outcome.phase}`, { reason: outcome.reason, message: outcome.message });
+    mem.lastPhase = outcome.phase;
+  }
+
+  /**
+   * Writes status when anything but counters changed, a new lastError when none was written in the
+   * last second, and counters at most every status interval. Returns when to look again for counters
+   * held back. A failed write throws (StatusWriteError): the handler logs it once and retries the key.
+   */
+  private async writeStatusIfDue(
+    pf: PortForward,
+    status: PortForwardStatus,
+    mem: SessionMemory,
+    now: Date,
+    log: Logger,
+  ): Promise<number | undefined> {
     const sinceWrite = now.getTime() - mem.lastWrite;
     const interval = this.deps.config.statusIntervalMs;
     // A new failure is news: one is written at once if none was in the last second (or status
     // interval, if shorter); the rest of a storm goes out with the counters. So failures cost at most
     // one status write a second, and one that comes alone is in status at once.
     const errorInterval = Math.min(interval, ERROR_WRITE_INTERVAL_MS);
-    const newError =
-      lastErrorChanged(pf.status, status) && now.getTime() - mem.lastErrorWrite >= errorInterval;
-    if (
-      significantChange(pf.status, status) ||
-      newError ||
-      (countersChanged(pf.status, status) && sinceWrite >= interval)
-    ) {
-      // A failed write throws (StatusWriteError): the handler logs it once and retries the key.
-      await this.deps.writeStatus(namespace, name, status);
+    const errorChanged = lastErrorChanged(pf.status, status);
+    const newError = errorChanged && now.getTime() - mem.lastErrorWrite >= errorInterval;
+    const counters = countersChanged(pf.status, status);
+    if (significantChange(pf.status, status) || newError || (counters && sinceWrite >= interval)) {
+      await this.deps.writeStatus(pf.metadata.namespace, pf.metadata.name, status);
       mem.lastWrite = now.getTime();
-      if (lastErrorChanged(pf.status, status)) mem.lastErrorWrite = now.getTime();
+      if (errorChanged) mem.lastErrorWrite = now.getTime();
       log.debug('status written', { phase: status.phase, connections: status.connections });
-    } else if (countersChanged(pf.status, status)) {
-      requeues.push(this.deps.config.statusIntervalMs - sinceWrite);
+      return undefined;
     }
-    // The relay reports on connections as they end; while some stay open, look at the counters
-    // again each status interval so bytes moving on long connections show up.
-    if ((stats?.active ?? 0) > 0) requeues.push(this.deps.config.statusIntervalMs);
-    const next = requeues.filter((x): x is number => x !== undefined);
-    return next.length ? { requeueAfterMs: Math.max(0, Math.min(...next)) } : done;
-  }
-
-  /** A listener spec with its local port, or a listener error when no port can be had. */
-  private assignPort(key: string, l: PlannedListener): ListenerSpec | ListenerState {
-    const a = this.deps.allocator;
-    const asSpec = (localPort: number): ListenerSpec => ({
-      id: l.id,
-      address: l.address,
-      localPort,
-      remotePort: l.remotePort,
-    });
-    if (l.requestedPort !== undefined) {
-      if (!a.claim(key, l.id, l.requestedPort)) {
-        return {
-          id: l.id,
-          state: 'error',
-          address: l.address,
-          localPort: l.requestedPort,
-          code: 'PORT_TAKEN',
-          message: 'taken',
-        };
-      }
-      return asSpec(l.requestedPort);
-    }
-    // A port this listener holds or held is kept when it is one of the range: not one it once asked
-    // for with localPort (removed since), nor one of a --port-range the operator no longer has.
-    const held = a.portOf(key, l.id);
-    if (held !== undefined && a.inRange(held)) return asSpec(held);
-    if (held !== undefined) a.releaseListener(key, l.id);
-    const recorded = this.recorded(l);
-    if (recorded !== undefined && a.claim(key, l.id, recorded)) return asSpec(recorded);
-    const port = a.allocate(key, l.id);
-    if (port === undefined) {
-      return {
-        id: l.id,
-        state: 'error',
-        address: l.address,
-        localPort: 0,
-        code: 'RANGE_FULL',
-        message: 'every port of --port-range is in use; widen the range or delete unused PortForwards',
-      };
-    }
-    return asSpec(port);
-  }
-
-  /**
-   * The port recorded in status for a listener without localPort, if this operator gives it back: only
-   * one of its --port-range. A port outside it was given by another operator (of another class, taking
-   * the forward over, or with another range), whose listener may still hold it on this host.
-   */
-  private recorded(l: PlannedListener): number | undefined {
-    return l.recordedPort !== undefined && this.deps.allocator.inRange(l.recordedPort)
-      ? l.recordedPort
-      : undefined;
+    return counters ? interval - sinceWrite : undefined;
   }
 
   /** Keeps a closing session's counters: the relay forgets them with the session. */
@@ -349,6 +330,12 @@ export class Reconciler {
     }
     return mem;
   }
+}
+
+/** Done, or requeued at the soonest of the times asked for (never in the past). */
+function soonest(...after: (number | undefined)[]): Result {
+  const next = after.filter((x): x is number => x !== undefined);
+  return next.length ? { requeueAfterMs: Math.max(0, Math.min(...next)) } : done;
 }
 
 /** Caches with nothing in them: for planning without looking at targets. */
