@@ -88,7 +88,9 @@ describe('relay engine data path', function () {
   });
 
   it('bounds its memory when the pod reads slowly (pauses the client socket)', async function () {
-    const total = 32 * MiB;
+    // More than the kernel can hold toward a pod that does not read: loopback receive buffers grow
+    // up to net.ipv4.tcp_rmem's maximum (32 MiB on the CI machine) while the relay is not involved.
+    const total = 64 * MiB;
     const blob = crypto.randomBytes(total);
     const received: Buffer[] = [];
     let podSocket: net.Socket | undefined;
@@ -108,7 +110,7 @@ describe('relay engine data path', function () {
         maxBuffered = Math.max(maxBuffered, s.bufferedBytes ?? 0);
         return s.bytesSent;
       });
-      assert.ok(stalledAt < total / 2, `relay took ${stalledAt} bytes while the pod read none`);
+      assert.ok(stalledAt < total * 0.75, `relay took ${stalledAt} bytes while the pod read none`);
       assert.ok(maxBuffered <= 2 * MiB, `the relay held ${maxBuffered} bytes`);
       podSocket!.resume();
       await waitFor(
