@@ -4,13 +4,9 @@
 import * as net from 'node:net';
 import { parseArgs } from 'node:util';
 import { durationMs } from '../api/duration';
+import { ConfigError } from './errors';
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 export interface BindAddress {
   host: string;

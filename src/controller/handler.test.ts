@@ -2,7 +2,7 @@
 // it drives on virtual time.
 import * as assert from 'node:assert/strict';
 import { TerminalError } from '../reconcile/result';
-import { RelaySpecError } from '../relay/errors';
+import { RelayClosedError, RelaySpecError } from '../relay/errors';
 import { FakeTimers } from '../testing/fake-timers';
 import { errorPolicy, reconcileHandler } from './handler';
 import { WorkQueue } from './workqueue';
@@ -100,5 +100,6 @@ describe('reconcileHandler', function () {
     assert.equal(errorPolicy('a string'), 'retry');
     assert.equal(errorPolicy(new TerminalError('x')), 'giveUp');
     assert.equal(errorPolicy(new RelaySpecError('x')), 'giveUp');
+    assert.equal(errorPolicy(new RelayClosedError('the relay is closed')), 'giveUp');
   });
 });

@@ -1,12 +1,12 @@
 // The one place that turns the outcome of a reconcile into what happens next, as controller-runtime's
 // reconcileHandler does: a result (run again after requeueAfterMs, or not), an error that retrying can
 // fix (run again after the key's backoff), or one it cannot (a TerminalError, or the relay saying the
-// caller's spec was invalid: not retried; a change to the object brings the key back). It also keeps
+// caller's spec was invalid, or the relay closed at shut-down: not retried; a change to the object brings the key back). It also keeps
 // the reconcile metrics and writes the one log line a failed reconcile gets.
 import { apiHint } from '../kube/client';
 import { errorMessage } from '../observability/logger';
 import { Result, TerminalError } from '../reconcile/result';
-import { RelaySpecError } from '../relay/errors';
+import { RelayClosedError, RelaySpecError } from '../relay/errors';
 import type { WorkQueue } from './workqueue';
 
 export type Verdict = 'retry' | 'giveUp';
@@ -14,6 +14,8 @@ export type Verdict = 'retry' | 'giveUp';
 /** Whether retrying can fix `err`. */
 export function errorPolicy(err: unknown): Verdict {
   if (err instanceof TerminalError || err instanceof RelaySpecError) return 'giveUp';
+  // The operator is shutting down: no later try would find the relay open.
+  if (err instanceof RelayClosedError) return 'giveUp';
   return 'retry';
 }
 

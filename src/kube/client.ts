@@ -146,3 +146,19 @@ export function apiHint(err: unknown): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The namespace this process runs in: $POD_NAMESPACE (downward API), else the ServiceAccount's
+ * namespace file, else undefined (outside a cluster).
+ */
+export function podNamespace(
+  env: NodeJS.ProcessEnv = process.env,
+  file = '/var/run/secrets/kubernetes.io/serviceaccount/namespace',
+): string | undefined {
+  if (env.POD_NAMESPACE) return env.POD_NAMESPACE;
+  try {
+    return fs.readFileSync(file, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}

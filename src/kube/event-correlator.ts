@@ -41,6 +41,7 @@
 // - A group forgotten (over maxGroups, least recently used first; or silent for max(window,
 //   burst x refill)) starts again with a full bucket, and its next occurrence creates a new Event.
 // - Counts are per process; only the leader should record.
+import { ConfigError } from '../config/errors';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -131,13 +132,14 @@ export class EventCorrelator {
     this.maxGroups = opts.maxGroups ?? 1024;
     this.onForget = opts.onForget ?? (() => undefined);
     for (const [name, v] of Object.entries({ windowMs: this.windowMs, refillMs: this.refillMs })) {
-      if (!(v > 0)) throw new Error(`${name} (${v}) must be positive`);
+      if (!(v > 0)) throw new ConfigError(`${name} (${v}) must be positive`);
     }
     for (const [name, v] of Object.entries({ burst: this.burst, maxGroups: this.maxGroups })) {
-      if (!(Number.isInteger(v) && v >= 1)) throw new Error(`${name} (${v}) must be a positive integer`);
+      if (!(Number.isInteger(v) && v >= 1))
+        throw new ConfigError(`${name} (${v}) must be a positive integer`);
     }
     if (!(Number.isInteger(this.aggregateAfter) && this.aggregateAfter >= 0)) {
-      throw new Error(`aggregateAfter (${this.aggregateAfter}) must be a non-negative integer`);
+      throw new ConfigError(`aggregateAfter (${this.aggregateAfter}) must be a non-negative integer`);
     }
     // A group is kept while its bucket is not full again, so that silence cannot buy a fresh burst early.
     this.groupTtlMs = Math.max(this.windowMs, this.burst * this.refillMs);

@@ -1,96 +1,19 @@
 // The writer of correlated Events: carries out an EventCorrelator's decisions (event-correlator.ts,
 // whose header states the guarantees and the cost of a storm) against an injected backend, one write in
 // flight per Event, series counts coalesced on a doubling interval, must-deliver creates retried.
-import {
-  EventCorrelator,
-  EventCorrelatorOptions,
-  EventOccurrence,
-  EventType,
-  CorrelatedEvent,
-} from './event-correlator';
+import { ConfigError } from '../config/errors';
+import { EventCorrelator, EventOccurrence, CorrelatedEvent } from './event-correlator';
 
-export interface EventSeriesWrite {
-  /** Occurrences so far, the first included; >= 2 in a patch. */
-  count: number;
-  lastObservedTime: Date;
-}
+import type {
+  EventBackend,
+  EventSeriesWrite,
+  EventSinkLogger,
+  EventSinkOptions,
+  EventSinkStats,
+  SinkTimers,
+} from './event-sink-types';
 
-export interface EventToCreate<S> {
-  /** What the caller passed to record(): the regarding object, in the backend's terms. */
-  subject: S;
-  type: EventType;
-  reason: string;
-  note: string;
-  /** Wall time of the first occurrence. */
-  eventTime: Date;
-  /** Present when the Event already counts more than one occurrence (a retried or re-created create). */
-  series?: EventSeriesWrite;
-}
-
-/** The API server, as the sink needs it. */
-export interface EventBackend<S> {
-  create(ev: EventToCreate<S>): Promise<{ name: string }>;
-  patchSeries(name: string, series: EventSeriesWrite, subject: S): Promise<void>;
-}
-
-export interface EventSinkLogger {
-  warn(message: string, meta?: Record<string, unknown>): void;
-}
-
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export interface EventSinkOptions<S> extends Omit<EventCorrelatorOptions, 'onForget'> {
-  backend: EventBackend<S>;
-  logger?: EventSinkLogger;
-  /** Gap between an Event's create and its first series patch; it doubles after each patch. Default 15 s. */
-  seriesIntervalMs?: number;
-  /** The longest gap between two series patches of one Event. Default 5 min. */
-  maxSeriesIntervalMs?: number;
-  /** Event writes in flight at once, all Events together. Default 4. */
-  maxInFlight?: number;
-  /** Event writes waiting for a slot; beyond that, ordinary ones are shed. Default 256. */
-  maxPending?: number;
-  /** First retry delay of a failed must-deliver create; it doubles, with up to 25 % jitter. Default 1 s. */
-  retryBaseMs?: number;
-  /** Longest retry delay of a must-deliver create. Default 60 s. */
-  retryMaxMs?: number;
-  /** How long after its first occurrence a must-deliver Event is still retried. Default 15 min. */
-  mustDeliverMaxAgeMs?: number;
-  /** Backend failures are logged at most once per reason per logIntervalMs. Default 60 s. */
-  logIntervalMs?: number;
-  /** Whether a patch failed because the Event is gone (the API server's TTL); it is then created again. Default: an HTTP 404 (`code` or `statusCode`). */
-  isNotFound?: (err: unknown) => boolean;
-  /** A log message from a backend error. Default: the error's message. */
-  errorMessage?: (err: unknown) => string;
-  /** Monotonic clock in ms (tests). Default performance.now. */
-  now?: () => number;
-  /** Wall clock for eventTime and lastObservedTime (tests). Default new Date(). */
-  wallClock?: () => Date;
-  /** Default: Node's, unref'd, so that pending series never keep the process alive. */
-  timers?: Timers;
-  /** Jitter source in [0, 1) (tests). Default Math.random. */
-  random?: () => number;
-}
-
-export interface EventSinkStats {
-  occurrences: number;
-  /** Occurrences the spam filter refused. */
-  dropped: number;
-  creates: number;
-  patches: number;
-  failures: number;
-  /** Writes refused because maxPending were waiting. */
-  shed: number;
-  /** Must-deliver Events given up after mustDeliverMaxAgeMs. */
-  abandoned: number;
-  inFlight: number;
-  pending: number;
-  /** Events whose write state is held. */
-  tracked: number;
-}
+export type * from './event-sink-types';
 
 interface Delivery<S> {
   readonly event: CorrelatedEvent;
@@ -112,7 +35,7 @@ interface Delivery<S> {
   forgotten: boolean;
 }
 
-const defaultTimers: Timers = {
+const defaultTimers: SinkTimers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
@@ -140,7 +63,7 @@ export class EventSink<S> {
   private readonly errorMessage: (err: unknown) => string;
   private readonly now: () => number;
   private readonly wallClock: () => Date;
-  private readonly timers: Timers;
+  private readonly timers: SinkTimers;
   private readonly random: () => number;
 
   private readonly deliveries = new Map<CorrelatedEvent, Delivery<S>>();
@@ -171,12 +94,15 @@ export class EventSink<S> {
     this.timers = opts.timers ?? defaultTimers;
     this.random = opts.random ?? Math.random;
     if (!(this.seriesIntervalMs > 0))
-      throw new Error(`seriesIntervalMs (${this.seriesIntervalMs}) must be positive`);
+      throw new ConfigError(`seriesIntervalMs (${this.seriesIntervalMs}) must be positive`);
     if (!(this.maxSeriesIntervalMs >= this.seriesIntervalMs)) {
-      throw new Error(`maxSeriesIntervalMs (${this.maxSeriesIntervalMs}) must be at least seriesIntervalMs`);
+      throw new ConfigError(
+        `maxSeriesIntervalMs (${this.maxSeriesIntervalMs}) must be at least seriesIntervalMs`,
+      );
     }
     for (const [name, v] of Object.entries({ maxInFlight: this.maxInFlight, maxPending: this.maxPending })) {
-      if (!(Number.isInteger(v) && v >= 1)) throw new Error(`${name} (${v}) must be a positive integer`);
+      if (!(Number.isInteger(v) && v >= 1))
+        throw new ConfigError(`${name} (${v}) must be a positive integer`);
     }
     this.correlator = new EventCorrelator({ ...opts, onForget: (ev) => this.forget(ev) });
   }

@@ -3,6 +3,7 @@
 // wait, deadline and timeout runs on FakeTimers, so the durations asserted are exact and a loaded
 // machine cannot change them.
 import * as assert from 'node:assert/strict';
+import { ConfigError } from '../config/errors';
 import { FakeTimers } from '../testing/fake-timers';
 import { LeaderElector, LeaderElectorOptions } from './leader';
 import { LeaderRecord } from './leader-record';
@@ -115,7 +116,10 @@ describe('LeaderElector', function () {
   it('refuses options that cannot be safe', function () {
     const store = new MemoryLease().store();
     const base = { namespace: 'n', name: 'l', identity: 'a', store };
-    assert.throws(() => new LeaderElector({ ...base, identity: '' }), /non-empty identity/);
+    assert.throws(
+      () => new LeaderElector({ ...base, identity: '' }),
+      (err: unknown) => err instanceof ConfigError && /non-empty identity/.test(err.message),
+    );
     assert.throws(
       () => new LeaderElector({ ...base, leaseDurationMs: 10_000, renewDeadlineMs: 10_000 }),
       /leaseDurationMs \(10000\) must be greater than renewDeadlineMs \(10000\)/,

@@ -11,8 +11,8 @@
 // order (onStoppedLeading after the onStartedLeading before it has finished).
 // Caveats: a paused process (a stopped VM, a debugger) may still believe it leads when it resumes until
 // its next renewal fails; that is the classic limit of lease-based election, as in client-go.
+import { ConfigError } from '../config/errors';
 import { randomUUID } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type * as k8s from '@kubernetes/client-node';
 import { errorMessage } from '../observability/logger';
@@ -25,7 +25,7 @@ import {
   releasedRecord,
 } from './leader-record';
 import { KubeLeaseStore, LeaseConflictError, LeaseSnapshot, LeaseStore } from './leader-store';
-import { realTimers, Timers } from './timers';
+import { realTimers, Timers, withTimeout } from './timers';
 
 export { LeaseConflictError, KubeLeaseStore } from './leader-store';
 export type { LeaseStore, LeaseSnapshot } from './leader-store';
@@ -116,22 +116,24 @@ export class LeaderElector {
     this.leaseDurationMs = opts.leaseDurationMs ?? 15_000;
     this.renewDeadlineMs = opts.renewDeadlineMs ?? 10_000;
     this.retryPeriodMs = opts.retryPeriodMs ?? 2_000;
-    if (!opts.identity) throw new Error('leader election needs a non-empty identity');
-    if (!opts.namespace || !opts.name) throw new Error('leader election needs the Lease namespace and name');
-    if (!(this.retryPeriodMs > 0)) throw new Error(`retryPeriodMs (${this.retryPeriodMs}) must be positive`);
+    if (!opts.identity) throw new ConfigError('leader election needs a non-empty identity');
+    if (!opts.namespace || !opts.name)
+      throw new ConfigError('leader election needs the Lease namespace and name');
+    if (!(this.retryPeriodMs > 0))
+      throw new ConfigError(`retryPeriodMs (${this.retryPeriodMs}) must be positive`);
     if (!(this.renewDeadlineMs > this.retryPeriodMs)) {
-      throw new Error(
+      throw new ConfigError(
         `renewDeadlineMs (${this.renewDeadlineMs}) must be greater than retryPeriodMs (${this.retryPeriodMs})`,
       );
     }
     if (!(this.leaseDurationMs > this.renewDeadlineMs)) {
-      throw new Error(
+      throw new ConfigError(
         `leaseDurationMs (${this.leaseDurationMs}) must be greater than renewDeadlineMs (${this.renewDeadlineMs})`,
       );
     }
     if (opts.store) this.store = opts.store;
     else if (opts.kubeConfig) this.store = new KubeLeaseStore(opts.kubeConfig, opts.namespace, opts.name);
-    else throw new Error('leader election needs a kubeConfig or a store');
+    else throw new ConfigError('leader election needs a kubeConfig or a store');
     this.leaseDurationSeconds = Math.ceil(this.leaseDurationMs / 1000);
     this.log = opts.logger ?? silent;
     this.timers = opts.timers ?? realTimers;
@@ -362,45 +364,5 @@ export class LeaderElector {
       const timer = this.timers.setTimeout(done, ms);
       this.wake = done;
     });
-  }
-}
-
-/** `promise`, or a rejection after `ms`; the late outcome of `promise` is then ignored. */
-function withTimeout<T>(timers: Timers, promise: Promise<T>, ms: number, what: string): Promise<T> {
-  if (ms <= 0) {
-    promise.catch(() => undefined);
-    return Promise.reject(new Error(`${what}: no time left before the renew deadline`));
-  }
-  return new Promise<T>((resolve, reject) => {
-    const timer = timers.setTimeout(
-      () => reject(new Error(`${what} timed out after ${Math.round(ms)} ms`)),
-      ms,
-    );
-    promise.then(
-      (v) => {
-        timers.clearTimeout(timer);
-        resolve(v);
-      },
-      (err: unknown) => {
-        timers.clearTimeout(timer);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
-}
-
-/**
- * The namespace this process runs in: $POD_NAMESPACE (downward API), else the ServiceAccount's
- * namespace file, else undefined (outside a cluster).
- */
-export function podNamespace(
-  env: NodeJS.ProcessEnv = process.env,
-  file = '/var/run/secrets/kubernetes.io/serviceaccount/namespace',
-): string | undefined {
-  if (env.POD_NAMESPACE) return env.POD_NAMESPACE;
-  try {
-    return fs.readFileSync(file, 'utf8').trim() || undefined;
-  } catch {
-    return undefined;
   }
 }

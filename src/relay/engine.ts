@@ -11,7 +11,7 @@
 //   `clientRefused` instead, with its address.
 import * as net from 'node:net';
 import type { Dialer } from './dialer';
-import { RelaySpecError } from './errors';
+import { RelayClosedError, RelaySpecError } from './errors';
 import { RelayLogger, silentLogger } from './logger';
 import { Session } from './session';
 import { ClientAccess } from './client-access';
@@ -86,7 +86,7 @@ class Engine implements RelayEngine {
 
   ensure(key: string, spec: SessionSpec): Promise<ListenerState[]> {
     return this.serial(key, async () => {
-      if (this.closed) throw new Error('the relay engine is closed');
+      if (this.closed) throw new RelayClosedError('the relay engine is closed');
       validate(spec);
       const kept = this.sessions.get(key)?.access;
       const access = kept?.same(spec.allowedSourceRanges, spec.allowedClientAddresses)

@@ -34,3 +34,8 @@ export function asPortForwardError(err: unknown, kind: TunnelErrorKind, context:
 export class RelaySpecError extends Error {
   override readonly name = 'RelaySpecError';
 }
+
+/** A call on a relay that was closed (the operator is shutting down). */
+export class RelayClosedError extends Error {
+  override readonly name = 'RelayClosedError';
+}

@@ -19,9 +19,9 @@ import {
   encodeSynReply,
   encodeSynStream,
   encodeWindowUpdate,
-  FrameDecoder,
   FrameType,
 } from '../../src/relay/spdy/frames';
+import { FrameDecoder } from '../../src/relay/spdy/decoder';
 import {
   decodeHeaderBlock,
   encodeHeaderBlock,

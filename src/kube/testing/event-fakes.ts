@@ -7,7 +7,7 @@ import {
   EventSink,
   EventSinkOptions,
   EventToCreate,
-  Timers,
+  SinkTimers as Timers,
 } from '../event-sink';
 
 export class FakeClock {

@@ -12,9 +12,9 @@ import {
   encodeWindowUpdate,
   encodeHeaders,
   Frame,
-  FrameDecoder,
   FrameType,
 } from './frames';
+import { FrameDecoder } from './decoder';
 
 function dataFrame(id: number, payload: Buffer, fin = false): Buffer {
   return Buffer.concat([encodeDataHeader(id, payload.length, fin), payload]);

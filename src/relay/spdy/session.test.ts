@@ -11,10 +11,10 @@ import {
   encodeRawControl,
   encodeRstStream,
   encodeSynReply,
-  FrameDecoder,
   FrameType,
   RstStatus,
 } from './frames';
+import { FrameDecoder } from './decoder';
 import { HeaderCompressor } from './headers';
 import { openPortForward } from './portforward';
 import { SpdySession, SpdySessionOptions } from './session';

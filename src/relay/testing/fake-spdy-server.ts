@@ -17,9 +17,9 @@ import {
   encodeRstStream,
   encodeSynReply,
   Frame,
-  FrameDecoder,
   RstStatus,
 } from '../spdy/frames';
+import { FrameDecoder } from '../spdy/decoder';
 import { HeaderCompressor, HeaderDecompressor, headerValue, SpdyHeaders } from '../spdy/headers';
 
 export interface FakeSpdyServerOptions {

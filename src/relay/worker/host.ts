@@ -22,7 +22,7 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ApiServerAccess } from '../access';
-import { RelaySpecError, PortForwardError } from '../errors';
+import { PortForwardError, RelayClosedError, RelaySpecError } from '../errors';
 import type { TransportChoice } from '../kube-transports';
 import type { RelayLogger } from '../logger';
 import type { ListenerState, RelayEngine, RelayEvent, SessionSpec, SessionStats } from '../types';
@@ -129,7 +129,7 @@ export class RelayWorker implements RelayEngine {
   }
 
   private async call(call: Call): Promise<FromWorkerReply> {
-    if (this.closed) throw new Error('the relay is closed');
+    if (this.closed) throw new RelayClosedError('the relay is closed');
     const worker = await this.starting;
     const id = this.nextId++;
     const reply = await new Promise<FromWorkerReply>((resolve, reject) => {
