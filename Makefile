@@ -15,7 +15,7 @@ export PATH := $(NODE_BIN):$(PATH)
 endif
 
 NODE_MODULES := node_modules/.package-lock.json
-TESTENV := node build/test/env/cli.js
+TESTENV := node build/tools/testenv/cli.js
 MOCHA := npx mocha
 
 .PHONY: help
@@ -39,7 +39,7 @@ test-tools: ## Install lua5.1 (Debian) for the Argo CD health-check test when mi
 deps: $(NODE_MODULES) ## Install the npm dependencies exactly as package-lock.json says (npm ci)
 
 .PHONY: build
-build: $(NODE_MODULES) ## Compile TypeScript: src/ to dist/, src/ and test/ to build/
+build: $(NODE_MODULES) ## Compile TypeScript: src/ to dist/, src/, test/ and tools/ to build/
 	npm run build --silent
 
 .PHONY: lint
@@ -82,7 +82,7 @@ testenv-up: testenv-assets ## Start etcd, kube-apiserver, kube-controller-manage
 
 .PHONY: testenv-down
 testenv-down: ## Stop every test control-plane process (also after a crashed run) and remove .testenv/
-	@if [ -f build/test/env/cli.js ]; then $(TESTENV) down; else $(MAKE) --no-print-directory build && $(TESTENV) down; fi
+	@if [ -f build/tools/testenv/cli.js ]; then $(TESTENV) down; else $(MAKE) --no-print-directory build && $(TESTENV) down; fi
 
 .PHONY: testenv-restart
 testenv-restart: build ## Restart one component on its ports and data: COMPONENT=kube-apiserver|etcd|kwok [DOWN=seconds] [KILL=1]
@@ -99,11 +99,11 @@ run: build ## Run the operator against the current kubeconfig context (ARGS="--n
 
 .PHONY: demo
 demo: build ## See it work: control plane, demo pod, operator, examples/kuard.yaml, curl; Ctrl-C ends (DEMO_ONESHOT=1: once)
-	node build/test/demo/main.js
+	node build/tools/demo/main.js
 
 .PHONY: bench
 bench: build ## Benchmarks on the test control plane: relay vs kubectl and direct TCP, controller latencies, 1000 PortForwards
-	node build/test/bench/run.js $(BENCH)
+	node build/tools/bench/run.js $(BENCH)
 
 .PHONY: clean
 clean: ## Remove build output (not the binary cache)

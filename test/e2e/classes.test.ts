@@ -3,8 +3,8 @@
 // from one class to the other is handed over within 5 s, the time the issue allows.
 import * as k8s from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
-import { poll, TestCluster } from '../env/cluster';
-import { freePort, httpGet } from '../env/procs';
+import { poll, TestCluster } from '../../tools/testenv/cluster';
+import { freePort, httpGet } from '../../tools/testenv/procs';
 import { freshPortRange, OperatorProcess, startOperator } from '../support/operator';
 import { echoRoundTrip, EchoServer, randomPayload, sha256, startEchoServer } from '../support/tcp';
 import { applyPortForward, connectRefused, getPortForward, patchSpec, waitForStatus } from './support';

@@ -1,10 +1,10 @@
 // End to end: who may connect to a forward on a listener other hosts can reach. The operator listens
-// on 0.0.0.0; kwok gives pods addresses in 127.244.0.0/16 (test/env/controlplane.ts), so a client that
+// on 0.0.0.0; kwok gives pods addresses in 127.244.0.0/16 (tools/testenv/controlplane.ts), so a client that
 // binds its socket to a pod's address connects as that pod, and the operator tells who it is from the
 // source address against the pod IPs in its watch caches.
 import * as assert from 'node:assert/strict';
-import { poll, TestCluster } from '../env/cluster';
-import { freePort, httpGet } from '../env/procs';
+import { poll, TestCluster } from '../../tools/testenv/cluster';
+import { freePort, httpGet } from '../../tools/testenv/procs';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { EchoServer, lineFrom, servedFrom, startEchoServer } from '../support/tcp';
 import { applyPortForward, deletePortForward, getPortForward, waitForStatus } from './support';

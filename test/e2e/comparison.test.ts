@@ -3,7 +3,7 @@
 // its own, following pods, ttl, restarts, is proven in pod-target, follow and targets.test.ts.)
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { TestCluster } from '../env/cluster';
+import { TestCluster } from '../../tools/testenv/cluster';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { applyPortForward, connectAndRead, waitForStatus } from './support';
 

@@ -2,8 +2,8 @@
 // 5): the listener closes on time all the same, and the Event and the status are written once the API
 // server is back (the Event sink retries a must-deliver create with backoff).
 import * as assert from 'node:assert/strict';
-import { poll, TestCluster } from '../env/cluster';
-import { componentRunning, startComponent, stopComponent } from '../env/components';
+import { poll, TestCluster } from '../../tools/testenv/cluster';
+import { componentRunning, startComponent, stopComponent } from '../../tools/testenv/components';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { EchoServer, startEchoServer } from '../support/tcp';
 import { applyPortForward, connectRefused, waitForStatus } from './support';

@@ -4,9 +4,9 @@ import * as k8s from '@kubernetes/client-node';
 import type { PortForward } from '../../src/api/v1alpha1';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { poll, TestCluster } from '../env/cluster';
-import { NODE_NAME } from '../env/controlplane';
-import { freePort } from '../env/procs';
+import { poll, TestCluster } from '../../tools/testenv/cluster';
+import { NODE_NAME } from '../../tools/testenv/controlplane';
+import { freePort } from '../../tools/testenv/procs';
 import { freshPortRange, OperatorProcess, startOperator } from '../support/operator';
 import {
   echoRoundTrip,

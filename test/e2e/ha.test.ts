@@ -2,8 +2,8 @@
 // leader's SIGKILL the standby takes over within the Lease's duration and serves every forward on its
 // old port; a SIGTERM releases the Lease for a fast handover.
 import * as assert from 'node:assert/strict';
-import { poll, TestCluster } from '../env/cluster';
-import { httpGet } from '../env/procs';
+import { poll, TestCluster } from '../../tools/testenv/cluster';
+import { httpGet } from '../../tools/testenv/procs';
 import { freshPortRange, OperatorProcess, startOperator } from '../support/operator';
 import { echoRoundTrip, EchoServer, randomPayload, sha256, startEchoServer } from '../support/tcp';
 import { applyPortForward, connectRefused, waitForStatus } from './support';

@@ -2,8 +2,8 @@
 // and a SIGTERM that drains open connections before the process exits 0.
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { poll, TestCluster } from '../env/cluster';
-import { freePort, httpGet } from '../env/procs';
+import { poll, TestCluster } from '../../tools/testenv/cluster';
+import { freePort, httpGet } from '../../tools/testenv/procs';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { echoRoundTrip, EchoServer, randomPayload, startEchoServer } from '../support/tcp';
 import { applyPortForward, connectRefused, waitForStatus } from './support';

@@ -3,8 +3,8 @@
 // of the same container port, and a new entry put in front of the others.
 import * as assert from 'node:assert/strict';
 import { PortForward } from '../../src/api/v1alpha1';
-import { poll, TestCluster } from '../env/cluster';
-import { freePort } from '../env/procs';
+import { poll, TestCluster } from '../../tools/testenv/cluster';
+import { freePort } from '../../tools/testenv/procs';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { EchoServer, startEchoServer } from '../support/tcp';
 import { LongTransfer } from '../support/traffic';

@@ -5,7 +5,7 @@
 import * as k8s from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { poll, TestCluster } from '../env/cluster';
+import { poll, TestCluster } from '../../tools/testenv/cluster';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { applyPortForward, waitForStatus } from './support';
 

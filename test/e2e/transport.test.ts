@@ -3,7 +3,7 @@
 // Latencies are printed for the reader, never asserted (make bench measures them).
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { TestCluster } from '../env/cluster';
+import { TestCluster } from '../../tools/testenv/cluster';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { echoRoundTrip, EchoServer, randomPayload, sha256, startEchoServer } from '../support/tcp';
 import { applyPortForward, deletePortForward, waitForStatus } from './support';

@@ -1,6 +1,6 @@
 // Mocha global fixture of the integration suites: start the test control plane, or reuse the one
 // `make testenv-up` left running. One this suite started is stopped at the end unless TESTENV_KEEP=1.
-import { down, up } from '../env/controlplane';
+import { down, up } from '../../tools/testenv/controlplane';
 
 let startedHere = false;
 

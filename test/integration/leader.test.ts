@@ -8,8 +8,8 @@ import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { LeaderElector, LeaderElectorOptions } from '../../src/kube/leader';
-import { poll, TestCluster } from '../env/cluster';
-import { repoRoot } from '../env/paths';
+import { poll, TestCluster } from '../../tools/testenv/cluster';
+import { repoRoot } from '../../tools/testenv/paths';
 
 const FAST = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 500 };
 

@@ -14,7 +14,7 @@ import { createRelayEngine } from '../../src/relay/engine';
 import { PortForwardError } from '../../src/relay/errors';
 import { closed, connect, startTcpServer, TcpServer, waitFor } from '../../src/relay/testing/harness';
 import type { RelayEngine, RelayEvent } from '../../src/relay/types';
-import { poll, TestCluster } from '../env/cluster';
+import { poll, TestCluster } from '../../tools/testenv/cluster';
 import { echoRoundTrip, EchoServer, randomPayload, sha256, startEchoServer } from '../support/tcp';
 
 const MiB = 1024 * 1024;

@@ -3,8 +3,8 @@
 import * as assert from 'node:assert/strict';
 import { applyPortForward } from '../e2e/support';
 import * as net from 'node:net';
-import { TestCluster, poll } from '../env/cluster';
-import { NODE_NAME, POD_CIDR } from '../env/controlplane';
+import { TestCluster, poll } from '../../tools/testenv/cluster';
+import { NODE_NAME, POD_CIDR } from '../../tools/testenv/controlplane';
 import { echoRoundTrip, EchoServer, randomPayload, sha256, startEchoServer } from '../support/tcp';
 
 describe('test control plane', function () {

@@ -8,7 +8,7 @@ import { dialSpdy, dialSpdyOverWebSocket, SpdyDialOptions } from '../../src/rela
 import { openPortForward } from '../../src/relay/spdy/portforward';
 import type { SpdySession } from '../../src/relay/spdy/session';
 import { startTcpServer, TcpServer, waitFor } from '../../src/relay/testing/harness';
-import { TestCluster } from '../env/cluster';
+import { TestCluster } from '../../tools/testenv/cluster';
 import { EchoServer, randomPayload, sha256, startEchoServer } from '../support/tcp';
 
 const MiB = 1024 * 1024;

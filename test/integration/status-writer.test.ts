@@ -3,7 +3,7 @@
 // the status of a forward that moved to another class, even with a write already on its way.
 import * as assert from 'node:assert/strict';
 import { StatusWriteError, StatusWriter, statusFieldManager } from '../../src/kube/status';
-import { TestCluster } from '../env/cluster';
+import { TestCluster } from '../../tools/testenv/cluster';
 import { applyPortForward, getPortForward, patchSpec } from '../e2e/support';
 import type { PortForwardSpec } from '../../src/api/v1alpha1';
 

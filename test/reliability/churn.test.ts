@@ -2,7 +2,7 @@
 // time, the operator holds what it held before: the same number of file descriptors and listeners,
 // and no more memory than a garbage collector's slack.
 import * as assert from 'node:assert/strict';
-import { poll, TestCluster } from '../env/cluster';
+import { poll, TestCluster } from '../../tools/testenv/cluster';
 import { applyPortForward, getPortForward, waitForStatus } from '../e2e/support';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { EchoServer, startEchoServer } from '../support/tcp';

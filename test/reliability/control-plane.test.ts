@@ -3,8 +3,8 @@
 // (every connection goes through kube-apiserver, and through the node); afterwards the watches have
 // resumed: a change made after the restart is acted on (nothing stale), a new PortForward is served.
 import * as assert from 'node:assert/strict';
-import { TestCluster } from '../env/cluster';
-import { Component, restartComponent } from '../env/components';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { Component, restartComponent } from '../../tools/testenv/components';
 import {
   applyPortForward,
   connectRefused,

@@ -2,7 +2,7 @@
 // again and again: connections fail only while it is down, and each forward comes back on its port.
 // SIGTERM with connections open: the listeners close at once, the open connections finish (drained).
 import * as assert from 'node:assert/strict';
-import { poll, TestCluster } from '../env/cluster';
+import { poll, TestCluster } from '../../tools/testenv/cluster';
 import { applyPortForward, connectRefused, getPortForward, waitForStatus } from '../e2e/support';
 import { freshPortRange, OperatorProcess, startOperator } from '../support/operator';
 import { EchoServer, startEchoServer } from '../support/tcp';

@@ -4,8 +4,8 @@
 // connections wait for the pod instead of failing.
 import * as k8s from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
-import { poll, TestCluster } from '../env/cluster';
-import { NODE_NAME } from '../env/controlplane';
+import { poll, TestCluster } from '../../tools/testenv/cluster';
+import { NODE_NAME } from '../../tools/testenv/controlplane';
 import { getPortForward } from '../e2e/support';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { EchoServer, startEchoServer } from '../support/tcp';

@@ -5,8 +5,8 @@
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
-import { TestCluster } from '../env/cluster';
-import { freePort } from '../env/procs';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { freePort } from '../../tools/testenv/procs';
 import { applyPortForward, waitForStatus } from '../e2e/support';
 import { OperatorProcess, startOperator } from '../support/operator';
 import {

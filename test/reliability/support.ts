@@ -4,8 +4,8 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import WebSocket from 'ws';
-import { poll } from '../env/cluster';
-import { httpGet } from '../env/procs';
+import { poll } from '../../tools/testenv/cluster';
+import { httpGet } from '../../tools/testenv/procs';
 import type { OperatorProcess } from '../support/operator';
 import { describeReport, failuresOutside, TrafficReport, verifiedEcho, Window } from '../support/traffic';
 

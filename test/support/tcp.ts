@@ -1,54 +1,21 @@
 // Real TCP peers for tests: an echo server that stands behind a pod, and a client that sends a payload
-// and reads back the whole echo.
+// and reads back the whole echo. The ones the benchmarks share live in tools/testenv/peers.ts.
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
+import { EchoServer, startTcpServer } from '../../tools/testenv/peers';
 
-export interface EchoServer {
-  port: number;
-  /** Connections accepted so far. */
-  accepted(): number;
-  close(): Promise<void>;
-}
-
-export function startEchoServer(): Promise<EchoServer> {
-  return startServer(undefined);
-}
-
-/** An echo server that first writes `greeting` on each connection (when given). */
-function startServer(greeting: string | undefined): Promise<EchoServer> {
-  return serve((s) => {
-    if (greeting !== undefined) s.write(greeting);
-    s.pipe(s);
-  });
-}
+export {
+  echoRoundTrip,
+  EchoServer,
+  randomPayload,
+  startEchoServer,
+  startNamedEchoServer,
+  whoAnswers,
+} from '../../tools/testenv/peers';
 
 /** A TCP server on 127.0.0.1 running `handle` on each connection; close() destroys them all. */
-async function serve(
-  handle: (s: net.Socket) => void,
-  sockets = new Set<net.Socket>(),
-): Promise<EchoServer & { sockets: Set<net.Socket> }> {
-  let accepted = 0;
-  const server = net.createServer((s) => {
-    accepted++;
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => s.destroy());
-    handle(s);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    sockets,
-    accepted: () => accepted,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
+function serve(handle: (s: net.Socket) => void): ReturnType<typeof startTcpServer> {
+  return startTcpServer(handle, { allowHalfOpen: false });
 }
 
 /** A stalled target: accepts every connection and never reads a byte (a hung process behind a pod). */
@@ -119,90 +86,8 @@ export async function startSourceServer(bytes: number): Promise<SourceServer> {
   return { ...srv, bytes, digest: hash.digest('hex') };
 }
 
-export function randomPayload(bytes: number): Buffer {
-  return crypto.randomBytes(bytes);
-}
-
 export function sha256(b: Buffer): string {
   return crypto.createHash('sha256').update(b).digest('hex');
-}
-
-/**
- * Connects to host:port, writes `payload`, and resolves with everything read back once `payload.length`
- * bytes arrived. Rejects on a socket error, an early close, or after `timeoutMs`.
- */
-export function echoRoundTrip(
-  port: number,
-  payload: Buffer,
-  timeoutMs = 30_000,
-  host = '127.0.0.1',
-): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let received = 0;
-    const sock = net.connect({ port, host });
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`echo of ${payload.length} bytes: only ${received} back after ${timeoutMs} ms`));
-    }, timeoutMs);
-    sock.on('connect', () => sock.write(payload));
-    sock.on('data', (c: Buffer) => {
-      chunks.push(c);
-      received += c.length;
-      if (received >= payload.length) {
-        clearTimeout(timer);
-        sock.end();
-        resolve(Buffer.concat(chunks));
-      }
-    });
-    sock.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    sock.on('close', () => {
-      clearTimeout(timer);
-      if (received < payload.length)
-        reject(new Error(`connection closed after ${received} of ${payload.length} bytes`));
-    });
-  });
-}
-
-/**
- * A server that says who it is: on each connection it writes `${name}\n`, then echoes. Put one behind
- * each pod to see which pod a connection reached.
- */
-export function startNamedEchoServer(name: string): Promise<EchoServer> {
-  return startServer(`${name}\n`);
-}
-
-/** Connects, reads the first line a named echo server sends, and closes: which pod answered. */
-export function whoAnswers(port: number, timeoutMs = 15_000, host = '127.0.0.1'): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const sock = net.connect({ port, host });
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`no answer on ${host}:${port} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    sock.setEncoding('utf8');
-    sock.on('data', (c: string) => {
-      buf += c;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(timer);
-        sock.destroy();
-        resolve(buf.slice(0, nl));
-      }
-    });
-    sock.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    sock.on('close', () => {
-      clearTimeout(timer);
-      reject(new Error(`connection to ${host}:${port} closed before an answer`));
-    });
-  });
 }
 
 /**

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 // classes, which rename `default`, `enum` and `x-kubernetes-*` (to `_default`, `_enum`, `x_kubernetes_*`).
 import { load } from 'js-yaml';
 import { envName, flagDefs } from '../../src/config/flags';
-import { repoRoot } from '../env/paths';
+import { repoRoot } from '../../tools/testenv/paths';
 
 interface Schema {
   type?: string;
