@@ -10,10 +10,11 @@ import type { Readable } from 'node:stream';
 // Plain YAML, as the file has it: client-node's loadAllYaml (2.x) deserializes built-in kinds into
 // its model classes, which drop fields they do not know (the dry run is to catch those).
 import { loadAll } from 'js-yaml';
-import { poll, TestCluster } from '../../tools/testenv/cluster';
+import { TestCluster } from '../../tools/testenv/cluster';
 import { repoRoot } from '../../tools/testenv/paths';
 import { processesUsing } from '../../tools/testenv/procs';
-import { connectRefused } from './support';
+import { connectRefused } from '../support/net';
+import { poll } from '../support/wait';
 
 const DEMO = path.join(repoRoot, 'build', 'tools', 'demo', 'main.js');
 

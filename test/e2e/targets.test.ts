@@ -3,9 +3,9 @@
 import * as assert from 'node:assert/strict';
 import { TestCluster } from '../../tools/testenv/cluster';
 import { NODE_NAME } from '../../tools/testenv/controlplane';
+import { EchoServer, startNamedEchoServer, whoAnswers } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
-import { EchoServer, startNamedEchoServer, whoAnswers } from '../support/tcp';
-import { applyPortForward, waitForStatus } from './support';
+import { applyPortForward, waitForStatus } from '../support/portforward';
 
 describe('operator: target kinds', function () {
   this.timeout(120_000);

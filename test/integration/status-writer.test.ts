@@ -4,8 +4,8 @@
 import * as assert from 'node:assert/strict';
 import { StatusWriteError, StatusWriter, statusFieldManager } from '../../src/kube/status';
 import { TestCluster } from '../../tools/testenv/cluster';
-import { applyPortForward, getPortForward, patchSpec } from '../e2e/support';
 import type { PortForwardSpec } from '../../src/api/v1alpha1';
+import { applyPortForward, getPortForward, patchSpec } from '../support/portforward';
 
 describe('status writer: writes only for its class', function () {
   let cluster: TestCluster;

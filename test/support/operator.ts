@@ -3,10 +3,10 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { poll } from '../../tools/testenv/cluster';
 import { TestEnvError } from '../../tools/testenv/errors';
 import { stateDir, repoRoot } from '../../tools/testenv/paths';
 import { freePort, httpGet } from '../../tools/testenv/procs';
+import { poll } from './wait';
 
 export interface OperatorProcess {
   child: ChildProcess;

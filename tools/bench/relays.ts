@@ -9,7 +9,7 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { poll } from '../testenv/cluster';
+import { poll } from '../testenv/wait';
 import { repoRoot } from '../testenv/paths';
 import { freePort, httpGet } from '../testenv/procs';
 

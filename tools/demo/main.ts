@@ -15,12 +15,13 @@ import * as path from 'node:path';
 import { loadAll } from 'js-yaml';
 import type { PortForward } from '../../src/api/v1alpha1';
 import { statusCode } from '../../src/kube/client';
-import { poll, TestCluster } from '../testenv/cluster';
+import { TestCluster } from '../testenv/cluster';
 import { down, up } from '../testenv/controlplane';
 import { getPortForward } from '../testenv/portforward';
 import { TestEnvError } from '../testenv/errors';
 import { repoRoot } from '../testenv/paths';
 import { freePort, httpGet, lastLines } from '../testenv/procs';
+import { poll } from '../testenv/wait';
 import { DemoServer, startDemoServer } from './kuard';
 import { stopProcessesUsing } from './processes';
 

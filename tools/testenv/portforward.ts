@@ -3,7 +3,8 @@
 // test/support/portforward.ts.
 import * as k8s from '@kubernetes/client-node';
 import { PortForward, PortForwardSpec } from '../../src/api/v1alpha1';
-import { poll, TestCluster } from './cluster';
+import { TestCluster } from './cluster';
+import { poll } from './wait';
 
 export async function applyPortForward(
   cluster: TestCluster,

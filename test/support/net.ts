@@ -1,5 +1,8 @@
-// Real TCP peers for tests: an echo server that stands behind a pod, and a client that sends a payload
-// and reads back the whole echo. The ones the benchmarks share live in tools/testenv/peers.ts.
+// TCP servers and clients of the tests. Servers on 127.0.0.1 that play a pod's program: echo (named or
+// not), silent (never reads), stallable (stops answering on command) and source (writes N bytes); the
+// generic startTcpServer under them. Clients: connect, read everything (readAll, closed,
+// connectAndRead), probe (connectRefused), check an echo (echoRoundTrip, lineFrom) or which pod
+// answers (whoAnswers). The ones the benchmarks share live in tools/testenv/peers.ts.
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
 import { EchoServer, startTcpServer } from '../../tools/testenv/peers';
@@ -10,6 +13,8 @@ export {
   randomPayload,
   startEchoServer,
   startNamedEchoServer,
+  startTcpServer,
+  TcpServer,
   whoAnswers,
 } from '../../tools/testenv/peers';
 
@@ -123,4 +128,77 @@ export function lineFrom(port: number, from: string, timeoutMs = 15_000): Promis
 /** Whether an echo server behind 127.0.0.1:port serves a client at `from` (lineFrom). */
 export async function servedFrom(port: number, from: string): Promise<boolean> {
   return (await lineFrom(port, from)) === `hello from ${from}\n`;
+}
+
+export function connect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ port, host });
+    s.once('connect', () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+export interface Received {
+  data: Buffer;
+  /** How the stream ended: 'end' (FIN), or 'close' without FIN (reset or destroyed). */
+  how: 'end' | 'close';
+}
+
+/** Collects everything `socket` receives until it ends or closes. */
+export function readAll(socket: net.Socket): Promise<Received> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', () => undefined);
+    socket.once('end', () => resolve({ data: Buffer.concat(chunks), how: 'end' }));
+    socket.once('close', () => resolve({ data: Buffer.concat(chunks), how: 'close' }));
+  });
+}
+
+/** Resolves once the peer closed `socket` (FIN or reset); what arrives meanwhile is discarded. */
+export function closed(socket: net.Socket): Promise<void> {
+  if (socket.closed || socket.readableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    socket.on('error', () => undefined);
+    socket.once('end', () => resolve());
+    socket.once('close', () => resolve());
+    socket.resume();
+  });
+}
+
+/** Resolves with the outcome of a TCP connect: 'accepted', or the error code (ECONNREFUSED ...). */
+export function tryConnect(port: number, host = '127.0.0.1'): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, host);
+    s.on('connect', () => {
+      s.destroy();
+      resolve('accepted');
+    });
+    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}
+
+/** Resolves true when a TCP connect to the port is refused (nothing listens). */
+export async function connectRefused(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return (await tryConnect(port, host)) === 'ECONNREFUSED';
+}
+
+/** A connection that reads until the peer closes; resolves with what it read. */
+export function connectAndRead(
+  port: number,
+  send?: Buffer,
+  host = '127.0.0.1',
+): Promise<{ data: Buffer; error?: string }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const s = net.connect(port, host, () => {
+      if (send) s.write(send);
+    });
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('error', (err) => resolve({ data: Buffer.concat(chunks), error: err.message }));
+    s.on('close', () => resolve({ data: Buffer.concat(chunks) }));
+  });
 }
