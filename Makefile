@@ -21,7 +21,7 @@ MOCHA := npx mocha
 .PHONY: help
 help: ## List the targets
 	@echo 'usage: make TARGET   (new here? `make demo` shows it working, `make test` proves it)'
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(NODE_MODULES): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -58,9 +58,14 @@ test-unit: build ## Unit tests (no cluster)
 testenv-assets: build ## Find or build etcd, kube-apiserver, kube-controller-manager, kubectl and kwok (cached outside the repo)
 	$(TESTENV) assets
 
+# The suites on the test control plane start it, or reuse the one `make testenv-up` left running (test/support/fixtures.ts).
 .PHONY: test-integration
-test-integration: testenv-assets ## Integration tests against the real test control plane (started or reused)
+test-integration: testenv-assets ## Integration tests: parts (relay, SPDY, leader election, status writer, CRD, deploy/) on the test control plane
 	$(MOCHA) --config test/mocharc.integration.json
+
+.PHONY: test-e2e
+test-e2e: testenv-assets ## End-to-end tests: the operator as a process on the test control plane; the reliability scenarios, fewer rounds
+	$(MOCHA) --config test/mocharc.e2e.json
 
 .PHONY: test-reliability
 test-reliability: testenv-assets ## The reliability scenarios at full size (faults, restarts, stalls, 10,000 connections, fuzzing; ~25 min)
@@ -68,13 +73,14 @@ test-reliability: testenv-assets ## The reliability scenarios at full size (faul
 	RELIABILITY_FULL=1 $(MOCHA) --config test/mocharc.reliability.json
 
 .PHONY: test
-test: ## Everything from a fresh clone: npm ci, build, lint, unit tests, control-plane binaries, integration tests
+test: ## Everything from a fresh clone: npm ci, build, lint, unit tests, control-plane binaries, integration and e2e tests
 	$(MAKE) --no-print-directory test-tools
 	$(MAKE) --no-print-directory deps
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-integration
+	$(MAKE) --no-print-directory test-e2e
 
 .PHONY: testenv-up
 testenv-up: testenv-assets ## Start etcd, kube-apiserver, kube-controller-manager and kwok in the background; writes .testenv/kubeconfig
