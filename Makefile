@@ -15,13 +15,13 @@ export PATH := $(NODE_BIN):$(PATH)
 endif
 
 NODE_MODULES := node_modules/.package-lock.json
-TESTENV := node build/test/env/cli.js
+TESTENV := node build/tools/testenv/cli.js
 MOCHA := npx mocha
 
 .PHONY: help
 help: ## List the targets
 	@echo 'usage: make TARGET   (new here? `make demo` shows it working, `make test` proves it)'
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(NODE_MODULES): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -39,7 +39,7 @@ test-tools: ## Install lua5.1 (Debian) for the Argo CD health-check test when mi
 deps: $(NODE_MODULES) ## Install the npm dependencies exactly as package-lock.json says (npm ci)
 
 .PHONY: build
-build: $(NODE_MODULES) ## Compile TypeScript: src/ to dist/, src/ and test/ to build/
+build: $(NODE_MODULES) ## Compile TypeScript: src/ to dist/, src/, test/ and tools/ to build/
 	npm run build --silent
 
 .PHONY: lint
@@ -58,9 +58,14 @@ test-unit: build ## Unit tests (no cluster)
 testenv-assets: build ## Find or build etcd, kube-apiserver, kube-controller-manager, kubectl and kwok (cached outside the repo)
 	$(TESTENV) assets
 
+# The suites on the test control plane start it, or reuse the one `make testenv-up` left running (test/support/fixtures.ts).
 .PHONY: test-integration
-test-integration: testenv-assets ## Integration tests against the real test control plane (started or reused)
+test-integration: testenv-assets ## Integration tests: parts (relay, SPDY, leader election, status writer, CRD, deploy/) on the test control plane
 	$(MOCHA) --config test/mocharc.integration.json
+
+.PHONY: test-e2e
+test-e2e: testenv-assets ## End-to-end tests: the operator as a process on the test control plane; the reliability scenarios, fewer rounds
+	$(MOCHA) --config test/mocharc.e2e.json
 
 .PHONY: test-reliability
 test-reliability: testenv-assets ## The reliability scenarios at full size (faults, restarts, stalls, 10,000 connections, fuzzing; ~25 min)
@@ -68,13 +73,14 @@ test-reliability: testenv-assets ## The reliability scenarios at full size (faul
 	RELIABILITY_FULL=1 $(MOCHA) --config test/mocharc.reliability.json
 
 .PHONY: test
-test: ## Everything from a fresh clone: npm ci, build, lint, unit tests, control-plane binaries, integration tests
+test: ## Everything from a fresh clone: npm ci, build, lint, unit tests, control-plane binaries, integration and e2e tests
 	$(MAKE) --no-print-directory test-tools
 	$(MAKE) --no-print-directory deps
 	$(MAKE) --no-print-directory build
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-integration
+	$(MAKE) --no-print-directory test-e2e
 
 .PHONY: testenv-up
 testenv-up: testenv-assets ## Start etcd, kube-apiserver, kube-controller-manager and kwok in the background; writes .testenv/kubeconfig
@@ -82,7 +88,7 @@ testenv-up: testenv-assets ## Start etcd, kube-apiserver, kube-controller-manage
 
 .PHONY: testenv-down
 testenv-down: ## Stop every test control-plane process (also after a crashed run) and remove .testenv/
-	@if [ -f build/test/env/cli.js ]; then $(TESTENV) down; else $(MAKE) --no-print-directory build && $(TESTENV) down; fi
+	@if [ -f build/tools/testenv/cli.js ]; then $(TESTENV) down; else $(MAKE) --no-print-directory build && $(TESTENV) down; fi
 
 .PHONY: testenv-restart
 testenv-restart: build ## Restart one component on its ports and data: COMPONENT=kube-apiserver|etcd|kwok [DOWN=seconds] [KILL=1]
@@ -99,11 +105,11 @@ run: build ## Run the operator against the current kubeconfig context (ARGS="--n
 
 .PHONY: demo
 demo: build ## See it work: control plane, demo pod, operator, examples/kuard.yaml, curl; Ctrl-C ends (DEMO_ONESHOT=1: once)
-	node build/test/demo/main.js
+	node build/tools/demo/main.js
 
 .PHONY: bench
 bench: build ## Benchmarks on the test control plane: relay vs kubectl and direct TCP, controller latencies, 1000 PortForwards
-	node build/test/bench/run.js $(BENCH)
+	node build/tools/bench/run.js $(BENCH)
 
 .PHONY: clean
 clean: ## Remove build output (not the binary cache)

@@ -1,4 +1,4 @@
-// ESLint flat config: typescript-eslint's type-aware rules on src/ and test/.
+// ESLint flat config: typescript-eslint's type-aware rules on src/, test/ and tools/.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -18,6 +18,23 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-console': 'off',
+    },
+  },
+  {
+    // The dependency rule of the tools (demo, benchmarks, test control plane): src/ only, never test/.
+    files: ['tools/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/test', '**/test/**'],
+              message: 'tools/ imports src/ only: move what it needs from test/ into tools/',
+            },
+          ],
+        },
+      ],
     },
   },
 );

@@ -5,16 +5,9 @@ import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as winston from 'winston';
+import { waitFor } from '../../test/support/wait';
 import { kubeConfigFor } from '../relay/testing/fake-portforward-server';
 import { ResilientInformer } from './informer';
-
-async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 describe('ResilientInformer', function () {
   let server: http.Server;
@@ -74,7 +67,7 @@ describe('ResilientInformer', function () {
     after(() => inf.stop());
     await inf.start();
     assert.equal(inf.hasSynced(), false, 'a failed list is not a sync');
-    await until('the list to succeed', () => inf.hasSynced());
+    await waitFor('the list to succeed', () => inf.hasSynced(), 5000, 5);
     assert.equal(calls, down + 1);
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(recovered, 1, 'one recovery, after the list that worked');

@@ -1,4 +1,5 @@
 import * as assert from 'node:assert/strict';
+import { waitFor } from '../../test/support/wait';
 import { FakeTimers } from '../testing/fake-timers';
 import { WorkQueue } from './workqueue';
 
@@ -6,14 +7,6 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
 }
 
 describe('WorkQueue', function () {
@@ -26,11 +19,11 @@ describe('WorkQueue', function () {
       runs.push(key);
     });
     q.add('block');
-    await until('block to start', () => q.depth === 0);
+    await waitFor('block to start', () => q.depth === 0, 2000, 2);
     for (let i = 0; i < 10; i++) q.add('a');
     assert.equal(q.depth, 1);
     gate.resolve();
-    await until('a to run', () => runs.includes('a'));
+    await waitFor('a to run', () => runs.includes('a'), 2000, 2);
     await q.shutdown();
     assert.deepEqual(runs, ['block', 'a']);
   });
@@ -49,12 +42,12 @@ describe('WorkQueue', function () {
       active--;
     });
     q.add('k');
-    await until('first run', () => runs === 1);
+    await waitFor('first run', () => runs === 1, 2000, 2);
     q.add('k');
     q.add('k');
     assert.equal(runs, 1, 'the second add waits for the first run');
     gate.resolve();
-    await until('second run', () => runs === 2);
+    await waitFor('second run', () => runs === 2, 2000, 2);
     await q.shutdown();
     assert.equal(maxActive, 1);
     assert.equal(runs, 2);
@@ -72,10 +65,10 @@ describe('WorkQueue', function () {
       active--;
     });
     for (const k of ['a', 'b', 'c', 'd', 'e']) q.add(k);
-    await until('three in flight', () => active === 3);
+    await waitFor('three in flight', () => active === 3, 2000, 2);
     assert.equal(q.depth, 2);
     gate.resolve();
-    await until('all done', () => active === 0 && q.depth === 0);
+    await waitFor('all done', () => active === 0 && q.depth === 0, 2000, 2);
     await q.shutdown();
     assert.equal(maxActive, 3);
   });

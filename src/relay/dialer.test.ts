@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
+import { startTcpServer, TcpServer } from '../../test/support/net';
 import { WebSocketDialer, portForwardPath, TunnelTarget } from './dialer';
 import { PortForwardError } from './errors';
 import {
@@ -7,7 +8,6 @@ import {
   kubeConfigFor,
   startFakePortForwardServer,
 } from './testing/fake-portforward-server';
-import { startTcpServer, TcpServer } from './testing/harness';
 
 async function dialError(dialer: WebSocketDialer, target: TunnelTarget): Promise<PortForwardError> {
   const err = await dialer.dial(target, new AbortController().signal).then(

@@ -2,8 +2,9 @@
 // and how tunnel failures reach stats and events.
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
+import { closed, connect, readAll, startTcpServer, TcpServer } from '../../test/support/net';
+import { waitFor } from '../../test/support/wait';
 import { RelaySpecError } from './errors';
-import { closed, connect, readAll, startTcpServer, TcpServer, waitFor } from './testing/harness';
 import { Rig, startRig } from './testing/rig';
 import type { ListenerSpec } from './types';
 

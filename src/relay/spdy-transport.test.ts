@@ -3,6 +3,8 @@
 // node-side errors ending one connection, and AutoTransport's fallback order.
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
+import { connect, readAll, startTcpServer, TcpServer } from '../../test/support/net';
+import { waitFor } from '../../test/support/wait';
 import { AutoTransport, transportUnsupported } from './auto-transport';
 import { createRelayEngine } from './engine';
 import { PortForwardError } from './errors';
@@ -10,7 +12,6 @@ import { silentLogger } from './logger';
 import { dialSpdy } from './spdy/dial';
 import { SpdyTransport, SpdyTransportOptions } from './spdy-transport';
 import { FakeSpdyServer, startFakeSpdyServer } from './testing/fake-spdy-server';
-import { connect, readAll, startTcpServer, TcpServer, waitFor } from './testing/harness';
 import type { RelayTunnel, StreamTarget, Transport } from './transport';
 import type { RelayEngine, SessionSpec } from './types';
 

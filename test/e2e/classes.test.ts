@@ -3,12 +3,20 @@
 // from one class to the other is handed over within 5 s, the time the issue allows.
 import * as k8s from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
-import { poll, TestCluster } from '../env/cluster';
-import { freePort, httpGet } from '../env/procs';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { freePort, httpGet } from '../../tools/testenv/procs';
+import {
+  connectRefused,
+  echoRoundTrip,
+  EchoServer,
+  randomPayload,
+  sha256,
+  startEchoServer,
+} from '../support/net';
 import { freshPortRange, OperatorProcess, startOperator } from '../support/operator';
-import { echoRoundTrip, EchoServer, randomPayload, sha256, startEchoServer } from '../support/tcp';
-import { applyPortForward, connectRefused, getPortForward, patchSpec, waitForStatus } from './support';
 import type { PortForward, PortForwardSpec } from '../../src/api/v1alpha1';
+import { applyPortForward, getPortForward, patchSpec, waitForStatus } from '../support/portforward';
+import { poll } from '../support/wait';
 
 const HANDOVER_MS = 5_000;
 

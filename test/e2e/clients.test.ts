@@ -1,14 +1,15 @@
 // End to end: who may connect to a forward on a listener other hosts can reach. The operator listens
-// on 0.0.0.0; kwok gives pods addresses in 127.244.0.0/16 (test/env/controlplane.ts), so a client that
+// on 0.0.0.0; kwok gives pods addresses in 127.244.0.0/16 (tools/testenv/controlplane.ts), so a client that
 // binds its socket to a pod's address connects as that pod, and the operator tells who it is from the
 // source address against the pod IPs in its watch caches.
 import * as assert from 'node:assert/strict';
-import { poll, TestCluster } from '../env/cluster';
-import { freePort, httpGet } from '../env/procs';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { freePort, httpGet } from '../../tools/testenv/procs';
+import { EchoServer, lineFrom, servedFrom, startEchoServer } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
-import { EchoServer, lineFrom, servedFrom, startEchoServer } from '../support/tcp';
-import { applyPortForward, deletePortForward, getPortForward, waitForStatus } from './support';
 import type { PortForwardSpec } from '../../src/api/v1alpha1';
+import { applyPortForward, deletePortForward, getPortForward, waitForStatus } from '../support/portforward';
+import { poll } from '../support/wait';
 
 /** An address inside kwok's pod CIDR that no pod has. */
 const NO_POD = '127.244.255.254';

@@ -2,22 +2,10 @@
 // operator, side by side on the same control plane and the same failures. (What the operator does on
 // its own, following pods, ttl, restarts, is proven in pod-target, follow and targets.test.ts.)
 import * as assert from 'node:assert/strict';
-import * as net from 'node:net';
-import { TestCluster } from '../env/cluster';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { connectAndRead, tryConnect } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
-import { applyPortForward, connectAndRead, waitForStatus } from './support';
-
-/** Resolves with the connect outcome: 'accepted' or the error code (ECONNREFUSED ...). */
-function tryConnect(port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.on('connect', () => {
-      s.destroy();
-      resolve('accepted');
-    });
-    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-  });
-}
+import { applyPortForward, waitForStatus } from '../support/portforward';
 
 describe('kubectl port-forward and the operator, side by side', function () {
   this.timeout(120_000);

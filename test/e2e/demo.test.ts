@@ -10,12 +10,13 @@ import type { Readable } from 'node:stream';
 // Plain YAML, as the file has it: client-node's loadAllYaml (2.x) deserializes built-in kinds into
 // its model classes, which drop fields they do not know (the dry run is to catch those).
 import { loadAll } from 'js-yaml';
-import { poll, TestCluster } from '../env/cluster';
-import { repoRoot } from '../env/paths';
-import { processesUsing } from '../env/procs';
-import { connectRefused } from './support';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { repoRoot } from '../../tools/testenv/paths';
+import { processesUsing } from '../../tools/testenv/procs';
+import { connectRefused } from '../support/net';
+import { poll } from '../support/wait';
 
-const DEMO = path.join(repoRoot, 'build', 'test', 'demo', 'main.js');
+const DEMO = path.join(repoRoot, 'build', 'tools', 'demo', 'main.js');
 
 interface DemoRun {
   child: ChildProcessByStdio<null, Readable, Readable>;

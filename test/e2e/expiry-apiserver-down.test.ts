@@ -2,11 +2,12 @@
 // 5): the listener closes on time all the same, and the Event and the status are written once the API
 // server is back (the Event sink retries a must-deliver create with backoff).
 import * as assert from 'node:assert/strict';
-import { poll, TestCluster } from '../env/cluster';
-import { componentRunning, startComponent, stopComponent } from '../env/components';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { componentRunning, startComponent, stopComponent } from '../../tools/testenv/components';
+import { connectRefused, EchoServer, startEchoServer } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
-import { EchoServer, startEchoServer } from '../support/tcp';
-import { applyPortForward, connectRefused, waitForStatus } from './support';
+import { applyPortForward, waitForStatus } from '../support/portforward';
+import { poll } from '../support/wait';
 
 describe('operator: expiry while kube-apiserver is down', function () {
   this.timeout(240_000);

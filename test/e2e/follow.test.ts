@@ -4,11 +4,12 @@ import * as k8s from '@kubernetes/client-node';
 import type { PortForward } from '../../src/api/v1alpha1';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { poll, TestCluster } from '../env/cluster';
-import { NODE_NAME } from '../env/controlplane';
-import { freePort } from '../env/procs';
-import { freshPortRange, OperatorProcess, startOperator } from '../support/operator';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { NODE_NAME } from '../../tools/testenv/controlplane';
+import { freePort } from '../../tools/testenv/procs';
 import {
+  connectAndRead,
+  connectRefused,
   echoRoundTrip,
   EchoServer,
   randomPayload,
@@ -16,15 +17,10 @@ import {
   startEchoServer,
   startNamedEchoServer,
   whoAnswers,
-} from '../support/tcp';
-import {
-  applyPortForward,
-  condition,
-  connectAndRead,
-  connectRefused,
-  patchSpec,
-  waitForStatus,
-} from './support';
+} from '../support/net';
+import { freshPortRange, OperatorProcess, startOperator } from '../support/operator';
+import { applyPortForward, condition, patchSpec, waitForStatus } from '../support/portforward';
+import { poll } from '../support/wait';
 
 describe('operator: following pods', function () {
   this.timeout(180_000);

@@ -2,11 +2,19 @@
 // leader's SIGKILL the standby takes over within the Lease's duration and serves every forward on its
 // old port; a SIGTERM releases the Lease for a fast handover.
 import * as assert from 'node:assert/strict';
-import { poll, TestCluster } from '../env/cluster';
-import { httpGet } from '../env/procs';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { httpGet } from '../../tools/testenv/procs';
+import {
+  connectRefused,
+  echoRoundTrip,
+  EchoServer,
+  randomPayload,
+  sha256,
+  startEchoServer,
+} from '../support/net';
 import { freshPortRange, OperatorProcess, startOperator } from '../support/operator';
-import { echoRoundTrip, EchoServer, randomPayload, sha256, startEchoServer } from '../support/tcp';
-import { applyPortForward, connectRefused, waitForStatus } from './support';
+import { applyPortForward, waitForStatus } from '../support/portforward';
+import { poll } from '../support/wait';
 
 describe('operator: leader election and handover', function () {
   this.timeout(240_000);

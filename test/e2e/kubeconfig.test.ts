@@ -6,8 +6,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { TestCluster } from '../env/cluster';
-import { repoRoot } from '../env/paths';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { repoRoot } from '../../tools/testenv/paths';
 import { startOperator } from '../support/operator';
 
 describe('operator: the kubeconfig at start-up', function () {

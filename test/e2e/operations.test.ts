@@ -2,11 +2,12 @@
 // and a SIGTERM that drains open connections before the process exits 0.
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { poll, TestCluster } from '../env/cluster';
-import { freePort, httpGet } from '../env/procs';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { freePort, httpGet } from '../../tools/testenv/procs';
+import { connectRefused, echoRoundTrip, EchoServer, randomPayload, startEchoServer } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
-import { echoRoundTrip, EchoServer, randomPayload, startEchoServer } from '../support/tcp';
-import { applyPortForward, connectRefused, waitForStatus } from './support';
+import { applyPortForward, waitForStatus } from '../support/portforward';
+import { poll } from '../support/wait';
 
 /** The value of one sample of a Prometheus text exposition, or undefined. */
 function sample(text: string, name: string, labels: Record<string, string>): number | undefined {

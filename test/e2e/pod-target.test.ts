@@ -5,20 +5,27 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { poll, TestCluster } from '../env/cluster';
-import { repoRoot } from '../env/paths';
-import { freePort } from '../env/procs';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { repoRoot } from '../../tools/testenv/paths';
+import { freePort } from '../../tools/testenv/procs';
+import {
+  connectAndRead,
+  connectRefused,
+  echoRoundTrip,
+  EchoServer,
+  randomPayload,
+  sha256,
+  startEchoServer,
+} from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
-import { echoRoundTrip, EchoServer, randomPayload, sha256, startEchoServer } from '../support/tcp';
 import {
   applyPortForward,
   condition,
-  connectAndRead,
-  connectRefused,
   deletePortForward,
   patchSpec,
   waitForStatus,
-} from './support';
+} from '../support/portforward';
+import { poll } from '../support/wait';
 
 const MiB = 1024 * 1024;
 

@@ -3,12 +3,13 @@
 // of the same container port, and a new entry put in front of the others.
 import * as assert from 'node:assert/strict';
 import { PortForward } from '../../src/api/v1alpha1';
-import { poll, TestCluster } from '../env/cluster';
-import { freePort } from '../env/procs';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { freePort } from '../../tools/testenv/procs';
+import { EchoServer, startEchoServer } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
-import { EchoServer, startEchoServer } from '../support/tcp';
+import { applyPortForward, patchSpec, waitForStatus } from '../support/portforward';
 import { LongTransfer } from '../support/traffic';
-import { applyPortForward, patchSpec, waitForStatus } from './support';
+import { poll } from '../support/wait';
 
 describe("operator: edits that keep an entry's ports keep its connections", function () {
   this.timeout(120_000);

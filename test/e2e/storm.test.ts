@@ -4,19 +4,11 @@
 // event), and the operator must not have seen one of them fail.
 import * as k8s from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
-import * as net from 'node:net';
-import { poll, TestCluster } from '../env/cluster';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { connectAndRead } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
-import { applyPortForward, waitForStatus } from './support';
-
-function failingConnection(port: number): Promise<void> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.on('error', () => resolve());
-    s.on('close', () => resolve());
-    s.on('connect', () => s.write('x'));
-  });
-}
+import { applyPortForward, waitForStatus } from '../support/portforward';
+import { poll } from '../support/wait';
 
 describe('operator: a storm of failing connections', function () {
   this.timeout(180_000);
@@ -79,7 +71,7 @@ describe('operator: a storm of failing connections', function () {
       Array.from({ length: 20 }, async () => {
         while (next < 600) {
           next++;
-          await failingConnection(port);
+          await connectAndRead(port, Buffer.from('x')); // a failing connection
         }
       }),
     );

@@ -1,11 +1,11 @@
 // End to end: every target kind, resolved the way kubectl port-forward resolves it, on the real control
 // plane (kube-controller-manager creates the pods of Deployments and StatefulSets; kwok runs them).
 import * as assert from 'node:assert/strict';
-import { TestCluster } from '../env/cluster';
-import { NODE_NAME } from '../env/controlplane';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { NODE_NAME } from '../../tools/testenv/controlplane';
+import { EchoServer, startNamedEchoServer, whoAnswers } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
-import { EchoServer, startNamedEchoServer, whoAnswers } from '../support/tcp';
-import { applyPortForward, waitForStatus } from './support';
+import { applyPortForward, waitForStatus } from '../support/portforward';
 
 describe('operator: target kinds', function () {
   this.timeout(120_000);

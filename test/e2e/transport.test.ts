@@ -3,30 +3,20 @@
 // Latencies are printed for the reader, never asserted (make bench measures them).
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { TestCluster } from '../env/cluster';
+import { TestCluster } from '../../tools/testenv/cluster';
+import {
+  echoRoundTrip,
+  EchoServer,
+  randomPayload,
+  sha256,
+  startEchoServer,
+  startSilentServer,
+} from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
-import { echoRoundTrip, EchoServer, randomPayload, sha256, startEchoServer } from '../support/tcp';
-import { applyPortForward, deletePortForward, waitForStatus } from './support';
+import { applyPortForward, deletePortForward, waitForStatus } from '../support/portforward';
+import { waitFor } from '../support/wait';
 
 const MiB = 1024 * 1024;
-
-/** A TCP server that accepts and never reads: the target of a stalled connection. */
-async function startSink(): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    s.pause();
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -38,14 +28,14 @@ describe('operator: transports (SPDY sessions before they are needed, SPDY over 
   let cluster: TestCluster;
   let ns: string;
   let echo: EchoServer;
-  let sink: { port: number; close(): Promise<void> };
+  let sink: EchoServer;
   const ops: OperatorProcess[] = [];
 
   before(async function () {
     cluster = TestCluster.connect();
     ns = await cluster.createNamespace('e2e-transport');
     echo = await startEchoServer();
-    sink = await startSink();
+    sink = await startSilentServer();
     await cluster.createPod(ns, 'app', [
       { port: 8080, name: 'echo', targetPort: echo.port },
       { port: 9090, name: 'sink', targetPort: sink.port },
@@ -125,16 +115,13 @@ describe('operator: transports (SPDY sessions before they are needed, SPDY over 
       ),
     );
     for (const s of stalled) s.write(randomPayload(16 * MiB));
-    await new Promise<void>((resolve, reject) => {
-      // Poll until the pushes back up into the clients' own buffers (the path is full), with a deadline.
-      const deadline = Date.now() + 20_000;
-      const check = (): void => {
-        if (stalled.every((s) => s.writableLength > 0)) return resolve();
-        if (Date.now() > deadline) return reject(new Error('the pushes to the sink never backed up'));
-        setTimeout(check, 50);
-      };
-      check();
-    });
+    // Until the pushes back up into the clients' own buffers (the path is full).
+    await waitFor(
+      'the pushes to the sink to back up',
+      () => stalled.every((s) => s.writableLength > 0),
+      20_000,
+      50,
+    );
 
     const during = await roundTrips(40);
     console.log(

@@ -6,8 +6,8 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { KubectlResult, TestCluster } from '../env/cluster';
-import { repoRoot } from '../env/paths';
+import { KubectlResult, TestCluster } from '../../tools/testenv/cluster';
+import { repoRoot } from '../../tools/testenv/paths';
 import { API_VERSION, KIND, PortForward } from '../../src/api/v1alpha1';
 
 const CRD_FILE = path.join(repoRoot, 'crds', 'portforward.yaml');

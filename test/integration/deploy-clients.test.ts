@@ -7,11 +7,12 @@ import * as k8s from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
-import { KubectlResult, poll, TestCluster } from '../env/cluster';
-import { repoRoot } from '../env/paths';
-import { applyPortForward, patchSpec, waitForStatus } from '../e2e/support';
+import { KubectlResult, TestCluster } from '../../tools/testenv/cluster';
+import { repoRoot } from '../../tools/testenv/paths';
+import { EchoServer, lineFrom, servedFrom, startEchoServer } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
-import { EchoServer, lineFrom, servedFrom, startEchoServer } from '../support/tcp';
+import { applyPortForward, patchSpec, waitForStatus } from '../support/portforward';
+import { poll } from '../support/wait';
 
 const DEPLOY = path.join(repoRoot, 'deploy');
 const NS = 'portforward-system';

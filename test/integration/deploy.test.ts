@@ -11,11 +11,12 @@ import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { DEFAULT_LEASE_NAME, LeaderElector } from '../../src/kube/leader';
-import { KubectlResult, poll, TestCluster } from '../env/cluster';
-import { repoRoot } from '../env/paths';
-import { applyPortForward, waitForStatus } from '../e2e/support';
+import { KubectlResult, TestCluster } from '../../tools/testenv/cluster';
+import { repoRoot } from '../../tools/testenv/paths';
+import { echoRoundTrip, EchoServer, randomPayload, sha256, startEchoServer } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
-import { echoRoundTrip, EchoServer, randomPayload, sha256, startEchoServer } from '../support/tcp';
+import { applyPortForward, waitForStatus } from '../support/portforward';
+import { poll } from '../support/wait';
 
 const DEPLOY = path.join(repoRoot, 'deploy');
 const NS = 'portforward-system';

@@ -8,8 +8,9 @@ import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { LeaderElector, LeaderElectorOptions } from '../../src/kube/leader';
-import { poll, TestCluster } from '../env/cluster';
-import { repoRoot } from '../env/paths';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { repoRoot } from '../../tools/testenv/paths';
+import { poll } from '../support/wait';
 
 const FAST = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 500 };
 

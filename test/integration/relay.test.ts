@@ -12,10 +12,20 @@ import type WebSocket from 'ws';
 import { WebSocketDialer } from '../../src/relay/dialer';
 import { createRelayEngine } from '../../src/relay/engine';
 import { PortForwardError } from '../../src/relay/errors';
-import { closed, connect, startTcpServer, TcpServer, waitFor } from '../../src/relay/testing/harness';
 import type { RelayEngine, RelayEvent } from '../../src/relay/types';
-import { poll, TestCluster } from '../env/cluster';
-import { echoRoundTrip, EchoServer, randomPayload, sha256, startEchoServer } from '../support/tcp';
+import { TestCluster } from '../../tools/testenv/cluster';
+import {
+  closed,
+  connect,
+  echoRoundTrip,
+  EchoServer,
+  randomPayload,
+  sha256,
+  startEchoServer,
+  startTcpServer,
+  TcpServer,
+} from '../support/net';
+import { poll, waitFor } from '../support/wait';
 
 const MiB = 1024 * 1024;
 

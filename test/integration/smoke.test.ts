@@ -1,11 +1,12 @@
 // Smoke tests of the path the operator will use, before the operator exists: the real kubectl
 // port-forward through the real kube-apiserver to a kwok pod, node-side failures, and RBAC.
 import * as assert from 'node:assert/strict';
-import { applyPortForward } from '../e2e/support';
 import * as net from 'node:net';
-import { TestCluster, poll } from '../env/cluster';
-import { NODE_NAME, POD_CIDR } from '../env/controlplane';
-import { echoRoundTrip, EchoServer, randomPayload, sha256, startEchoServer } from '../support/tcp';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { NODE_NAME, POD_CIDR } from '../../tools/testenv/controlplane';
+import { echoRoundTrip, EchoServer, randomPayload, sha256, startEchoServer } from '../support/net';
+import { applyPortForward } from '../support/portforward';
+import { poll } from '../support/wait';
 
 describe('test control plane', function () {
   let cluster: TestCluster;

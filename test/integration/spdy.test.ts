@@ -7,9 +7,16 @@ import { PortForwardError } from '../../src/relay/errors';
 import { dialSpdy, dialSpdyOverWebSocket, SpdyDialOptions } from '../../src/relay/spdy/dial';
 import { openPortForward } from '../../src/relay/spdy/portforward';
 import type { SpdySession } from '../../src/relay/spdy/session';
-import { startTcpServer, TcpServer, waitFor } from '../../src/relay/testing/harness';
-import { TestCluster } from '../env/cluster';
-import { EchoServer, randomPayload, sha256, startEchoServer } from '../support/tcp';
+import { TestCluster } from '../../tools/testenv/cluster';
+import {
+  EchoServer,
+  randomPayload,
+  sha256,
+  startEchoServer,
+  startTcpServer,
+  TcpServer,
+} from '../support/net';
+import { waitFor } from '../support/wait';
 
 const MiB = 1024 * 1024;
 

@@ -3,9 +3,9 @@
 // the status of a forward that moved to another class, even with a write already on its way.
 import * as assert from 'node:assert/strict';
 import { StatusWriteError, StatusWriter, statusFieldManager } from '../../src/kube/status';
-import { TestCluster } from '../env/cluster';
-import { applyPortForward, getPortForward, patchSpec } from '../e2e/support';
+import { TestCluster } from '../../tools/testenv/cluster';
 import type { PortForwardSpec } from '../../src/api/v1alpha1';
+import { applyPortForward, getPortForward, patchSpec } from '../support/portforward';
 
 describe('status writer: writes only for its class', function () {
   let cluster: TestCluster;

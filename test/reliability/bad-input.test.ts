@@ -7,14 +7,15 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { PortForward } from '../../src/api/v1alpha1';
-import { poll, TestCluster } from '../env/cluster';
-import { freePort, httpGet } from '../env/procs';
-import { applyPortForward, waitForStatus } from '../e2e/support';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { freePort, httpGet } from '../../tools/testenv/procs';
 import { fuzzReport, fuzzSeed, Random } from '../support/fuzz';
+import { EchoServer, startEchoServer } from '../support/net';
 import { freshPortRange, OperatorProcess, startOperator } from '../support/operator';
+import { applyPortForward, waitForStatus } from '../support/portforward';
 import { randomSpec, World } from '../support/spec-gen';
-import { EchoServer, startEchoServer } from '../support/tcp';
 import { verifiedEcho } from '../support/traffic';
+import { poll } from '../support/wait';
 import { assertAlive, figure, size } from './support';
 
 type LogLine = {

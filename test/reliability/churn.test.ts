@@ -2,11 +2,12 @@
 // time, the operator holds what it held before: the same number of file descriptors and listeners,
 // and no more memory than a garbage collector's slack.
 import * as assert from 'node:assert/strict';
-import { poll, TestCluster } from '../env/cluster';
-import { applyPortForward, getPortForward, waitForStatus } from '../e2e/support';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { EchoServer, startEchoServer } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
-import { EchoServer, startEchoServer } from '../support/tcp';
+import { applyPortForward, getPortForward, waitForStatus } from '../support/portforward';
 import { describeReport, summarize, verifiedEcho, type Attempt } from '../support/traffic';
+import { poll } from '../support/wait';
 import { assertAlive, figure, footprint, FULL, heapAfterGc, mib, ProcessFootprint, size } from './support';
 
 const CONCURRENCY = 20;

@@ -2,19 +2,13 @@
 // operator running throughout. Connections may fail only while the restarted component is down
 // (every connection goes through kube-apiserver, and through the node); afterwards the watches have
 // resumed: a change made after the restart is acted on (nothing stale), a new PortForward is served.
-import * as assert from 'node:assert/strict';
-import { TestCluster } from '../env/cluster';
-import { Component, restartComponent } from '../env/components';
-import {
-  applyPortForward,
-  connectRefused,
-  deletePortForward,
-  patchSpec,
-  waitForStatus,
-} from '../e2e/support';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { Component, restartComponent } from '../../tools/testenv/components';
+import { connectRefused, EchoServer, startEchoServer } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
-import { EchoServer, startEchoServer } from '../support/tcp';
+import { applyPortForward, deletePortForward, patchSpec, waitForStatus } from '../support/portforward';
 import { SteadyTraffic } from '../support/traffic';
+import { poll } from '../support/wait';
 import { assertAlive, assertFailuresExplained, figure, servedAgain, size } from './support';
 
 const PER_SECOND = 8;
@@ -112,13 +106,8 @@ describe('reliability: control-plane components restarted under steady traffic',
       await servedAgain(newPort, 'the new PortForward to serve', 30_000);
       await waitForStatus(cluster, ns, `${tag}-pause`, 'Suspended', (p) => p.status?.phase === 'Suspended');
       await servedAgain(port, 'the steady forward', 10_000);
-      const closed = async (p: number, what: string): Promise<void> => {
-        const deadline = Date.now() + 20_000;
-        while (!(await connectRefused(p))) {
-          assert.ok(Date.now() < deadline, `${what}: port ${p} still open 20 s later`);
-          await new Promise((res) => setTimeout(res, 100));
-        }
-      };
+      const closed = (p: number, what: string): Promise<void> =>
+        poll(`${what}: port ${p} to close`, 20_000, () => connectRefused(p));
       await closed(gonePort, 'the deleted PortForward');
       await closed(pausePort, 'the suspended PortForward');
       figure(

@@ -2,11 +2,12 @@
 // again and again: connections fail only while it is down, and each forward comes back on its port.
 // SIGTERM with connections open: the listeners close at once, the open connections finish (drained).
 import * as assert from 'node:assert/strict';
-import { poll, TestCluster } from '../env/cluster';
-import { applyPortForward, connectRefused, getPortForward, waitForStatus } from '../e2e/support';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { connectRefused, EchoServer, startEchoServer } from '../support/net';
 import { freshPortRange, OperatorProcess, startOperator } from '../support/operator';
-import { EchoServer, startEchoServer } from '../support/tcp';
+import { applyPortForward, getPortForward, waitForStatus } from '../support/portforward';
 import { LongTransfer, SteadyTraffic, summarize, Window } from '../support/traffic';
+import { poll } from '../support/wait';
 import { assertFailuresExplained, figure, servedAgain, size } from './support';
 
 const PER_SECOND = 8;

@@ -4,13 +4,13 @@
 // connections wait for the pod instead of failing.
 import * as k8s from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
-import { poll, TestCluster } from '../env/cluster';
-import { NODE_NAME } from '../env/controlplane';
-import { getPortForward } from '../e2e/support';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { NODE_NAME } from '../../tools/testenv/controlplane';
+import { EchoServer, startEchoServer } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
-import { EchoServer, startEchoServer } from '../support/tcp';
+import { applyPortForward, getPortForward, waitForStatus } from '../support/portforward';
 import { describeReport, SteadyTraffic } from '../support/traffic';
-import { applyPortForward, waitForStatus } from '../e2e/support';
+import { poll } from '../support/wait';
 import { assertAlive, figure, size } from './support';
 
 const PER_SECOND = 8;

@@ -5,10 +5,8 @@
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
-import { TestCluster } from '../env/cluster';
-import { freePort } from '../env/procs';
-import { applyPortForward, waitForStatus } from '../e2e/support';
-import { OperatorProcess, startOperator } from '../support/operator';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { freePort } from '../../tools/testenv/procs';
 import {
   EchoServer,
   SourceServer,
@@ -17,8 +15,11 @@ import {
   startSilentServer,
   startSourceServer,
   startStallableEchoServer,
-} from '../support/tcp';
+} from '../support/net';
+import { OperatorProcess, startOperator } from '../support/operator';
+import { applyPortForward, waitForStatus } from '../support/portforward';
 import { describeReport, LongTransfer, SteadyTraffic } from '../support/traffic';
+import { waitFor } from '../support/wait';
 import { assertAlive, figure, footprint, mib, sampleBuffered, sampleRss, size } from './support';
 
 const PER_SECOND = 8;
@@ -129,14 +130,18 @@ describe('reliability: stalled targets and slow clients', function () {
   it('keeps a transfer whose target stops answering, and it resumes intact when the target does', async function () {
     const fine = new SteadyTraffic({ port: ports.fine, perSecond: PER_SECOND }).start();
     const t = LongTransfer.start(ports.stallable);
-    const flowing = async (more: number): Promise<void> => {
+    const flowing = (more: number): Promise<void> => {
       const mark = t.received;
-      const deadline = Date.now() + 15_000;
-      while (t.received < mark + more) {
-        assert.ok(t.alive, `the transfer ended: ${t.error ?? 'closed'}`);
-        assert.ok(Date.now() < deadline, 'the transfer did not move');
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      return waitFor(
+        'the transfer to move',
+        () => {
+          if (t.received >= mark + more) return true;
+          assert.ok(t.alive, `the transfer ended: ${t.error ?? 'closed'}`);
+          return false;
+        },
+        15_000,
+        50,
+      );
     };
     await flowing(64 * 1024);
     stallable.stall();

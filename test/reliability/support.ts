@@ -4,10 +4,10 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import WebSocket from 'ws';
-import { poll } from '../env/cluster';
-import { httpGet } from '../env/procs';
+import { httpGet } from '../../tools/testenv/procs';
 import type { OperatorProcess } from '../support/operator';
 import { describeReport, failuresOutside, TrafficReport, verifiedEcho, Window } from '../support/traffic';
+import { poll } from '../support/wait';
 
 /** make test-reliability sets RELIABILITY_FULL=1: every scenario at its full size. */
 export const FULL = process.env.RELIABILITY_FULL === '1';

@@ -3,10 +3,10 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { poll } from '../env/cluster';
-import { TestEnvError } from '../env/errors';
-import { stateDir, repoRoot } from '../env/paths';
-import { freePort, httpGet } from '../env/procs';
+import { TestEnvError } from '../../tools/testenv/errors';
+import { stateDir, repoRoot } from '../../tools/testenv/paths';
+import { freePort, httpGet } from '../../tools/testenv/procs';
+import { poll } from './wait';
 
 export interface OperatorProcess {
   child: ChildProcess;
@@ -29,7 +29,7 @@ let counter = 0;
  * ephemeral ports (Linux: 32768-60999), which outgoing connections take at random, so that a port
  * recorded in status is still free when a restarted operator or a standby binds it again; apart from
  * the operator's default --port-range (20000-29999, `make demo`) and from the benchmarks' ports
- * (10000-19999, test/bench/relays.ts).
+ * (10000-19999, tools/bench/relays.ts).
  */
 export function freshPortRange(): { min: number; max: number } {
   const base = 30000 + ((process.pid * 7 + counter++ * 50) % 2700);

@@ -5,7 +5,7 @@
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { repoRoot } from '../env/paths';
+import { repoRoot } from '../../tools/testenv/paths';
 
 const SCRIPT = path.join(repoRoot, 'deploy', 'argocd', 'health.lua');
 

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 // classes, which rename `default`, `enum` and `x-kubernetes-*` (to `_default`, `_enum`, `x_kubernetes_*`).
 import { load } from 'js-yaml';
 import { envName, flagDefs } from '../../src/config/flags';
-import { repoRoot } from '../env/paths';
+import { repoRoot } from '../../tools/testenv/paths';
 
 interface Schema {
   type?: string;
@@ -195,8 +195,8 @@ describe('docs/troubleshooting.md and the reasons', function () {
 describe('README.md', function () {
   it('names only make targets that the Makefile has', function () {
     const makefile = read('Makefile');
-    const targets = new Set([...makefile.matchAll(/^([a-zA-Z_-]+):/gm)].map((m) => m[1]));
-    const named = [...read('README.md').matchAll(/(?:^|`)make ([a-z][a-z-]*)/gm)].map((m) => m[1]);
+    const targets = new Set([...makefile.matchAll(/^([a-zA-Z0-9_-]+):/gm)].map((m) => m[1]));
+    const named = [...read('README.md').matchAll(/(?:^|`)make ([a-z][a-z0-9-]*)/gm)].map((m) => m[1]);
     assert.ok(named.includes('demo') && named.includes('test'));
     assert.deepEqual(
       named.filter((t) => !targets.has(t)),

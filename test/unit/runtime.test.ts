@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { repoRoot } from '../env/paths';
+import { repoRoot } from '../../tools/testenv/paths';
 
 const read = (f: string): string => fs.readFileSync(path.join(repoRoot, f), 'utf8');
 

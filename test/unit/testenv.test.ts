@@ -6,11 +6,11 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { down, TestEnvState, writeState } from '../env/controlplane';
-import { TestEnvError } from '../env/errors';
-import { assertPortFree, isAlive, ProcessRef, startTicks } from '../env/procs';
-import { createServer, mintToken, verifyToken } from '../env/token-webhook';
-import { readVersions } from '../env/versions';
+import { down, TestEnvState, writeState } from '../../tools/testenv/controlplane';
+import { TestEnvError } from '../../tools/testenv/errors';
+import { assertPortFree, isAlive, ProcessRef, startTicks } from '../../tools/testenv/procs';
+import { createServer, mintToken, verifyToken } from '../../tools/testenv/token-webhook';
+import { readVersions } from '../../tools/testenv/versions';
 
 describe('token webhook', function () {
   const secret = 'test-secret';

@@ -1,9 +1,10 @@
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { Duplex } from 'node:stream';
+import { startTcpServer, TcpServer } from '../../../test/support/net';
+import { waitFor, waitStable } from '../../../test/support/wait';
 import { PortForwardError } from '../errors';
 import { startFakeSpdyServer, FakeSpdyServer } from '../testing/fake-spdy-server';
-import { startTcpServer, TcpServer, waitFor, waitStable } from '../testing/harness';
 import { dialSpdy, dialSpdyOverWebSocket } from './dial';
 import {
   encodeDataHeader,

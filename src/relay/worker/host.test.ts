@@ -5,10 +5,11 @@
 import * as assert from 'node:assert/strict';
 import type * as https from 'node:https';
 import type { Worker } from 'node:worker_threads';
+import { connect, readAll, startTcpServer, TcpServer } from '../../../test/support/net';
+import { waitFor } from '../../../test/support/wait';
 import { RelaySpecError } from '../errors';
 import type { RelayLogger } from '../logger';
 import { FakeSpdyServer, startFakeSpdyServer } from '../testing/fake-spdy-server';
-import { connect, readAll, startTcpServer, TcpServer, waitFor } from '../testing/harness';
 import type { RelayEvent, SessionSpec } from '../types';
 import { RelayWorker, startRelayWorker } from './host';
 

@@ -11,6 +11,7 @@ import { NODE_NAME, readState, TestEnvState } from './controlplane';
 import { TestEnvError } from './errors';
 import { stateDir } from './paths';
 import { mintToken } from './token-webhook';
+import { poll } from './wait';
 
 export interface PodPort {
   /** The container port the pod declares (what port-forward asks for). */
@@ -261,26 +262,6 @@ export interface KubectlPortForward {
   stderr(): string;
   exited: Promise<number>;
   stop(): Promise<void>;
-}
-
-/** Polls `check` every 100 ms until it returns true; a thrown error is retried until the deadline. */
-export async function poll(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-      last = undefined;
-    } catch (err) {
-      if (err instanceof TestEnvError) throw err;
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      const why = last instanceof Error ? `: ${last.message}` : last ? `: ${JSON.stringify(last)}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** The kwok ClusterPortForward that serves one pod's ports (cluster-scoped, so namespace and name). */

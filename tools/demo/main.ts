@@ -1,5 +1,5 @@
 // `make demo`: the operator end to end on a laptop with only Node and Go. Starts the test control plane
-// (test/env) in its own state folder, a kuard-like web server behind pod demo/kuard, the operator as
+// (tools/testenv) in its own state folder, a kuard-like web server behind pod demo/kuard, the operator as
 // `node dist/main.js`, applies examples/kuard.yaml, waits for Ready, then prints `kubectl get pf`, a curl
 // command with its answer, and how to use kubectl on it. Runs until Ctrl-C (or, with DEMO_ONESHOT=1,
 // exits after the curl) and then stops everything it started, also after a failure.
@@ -15,12 +15,13 @@ import * as path from 'node:path';
 import { loadAll } from 'js-yaml';
 import type { PortForward } from '../../src/api/v1alpha1';
 import { statusCode } from '../../src/kube/client';
-import { poll, TestCluster } from '../env/cluster';
-import { down, up } from '../env/controlplane';
-import { getPortForward } from '../e2e/support';
-import { TestEnvError } from '../env/errors';
-import { repoRoot } from '../env/paths';
-import { freePort, httpGet, lastLines } from '../env/procs';
+import { TestCluster } from '../testenv/cluster';
+import { down, up } from '../testenv/controlplane';
+import { getPortForward } from '../testenv/portforward';
+import { TestEnvError } from '../testenv/errors';
+import { repoRoot } from '../testenv/paths';
+import { freePort, httpGet, lastLines } from '../testenv/procs';
+import { poll } from '../testenv/wait';
 import { DemoServer, startDemoServer } from './kuard';
 import { stopProcessesUsing } from './processes';
 

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { repoRoot } from '../env/paths';
+import { repoRoot } from '../testenv/paths';
 
 function run(cmd: string, args: string[], cwd?: string): string | undefined {
   try {

@@ -9,7 +9,7 @@
 import { kubeAccess, startRelayWorker } from '../../src/relay';
 import type { RelayWorker } from '../../src/relay';
 import { silentLogger } from '../../src/relay/logger';
-import type { TestCluster } from '../env/cluster';
+import type { TestCluster } from '../testenv/cluster';
 import type { LoadClient, Targets } from './children';
 import { fmt, mdTable, spread } from './stats';
 

@@ -3,7 +3,7 @@
 // direct TCP) and reports figures over IPC. Timing starts at connect(), so a relay's connection set-up
 // is part of every figure.
 //
-//   node build/test/bench/client.js SEED_HEX      (forked; requests and replies over IPC)
+//   node build/tools/bench/client.js SEED_HEX      (forked; requests and replies over IPC)
 //
 // Guarantees: every request has a deadline; a connection that errors, closes early or misses the
 // deadline is counted as failed, never waited on; every byte that comes back is checked (against the

@@ -3,8 +3,8 @@
 // direct TCP measured in the same run, and reports medians of several runs with their spread, since
 // the machines are noisy. Nothing here asserts a time.
 //
-//   node build/test/bench/run.js [relay] [controller] [scale] [limits]
-//                               (default: relay, controller and scale; limits runs when named)
+//   node build/tools/bench/run.js [relay] [controller] [scale] [limits]
+//                                (default: relay, controller and scale; limits runs when named)
 //
 // Environment (defaults in brackets):
 //   BENCH_RUNS [3]              runs of every relay measure; the order of the systems rotates per run
@@ -29,9 +29,9 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TestCluster } from '../env/cluster';
-import { down, runningState, up } from '../env/controlplane';
-import { repoRoot } from '../env/paths';
+import { TestCluster } from '../testenv/cluster';
+import { down, runningState, up } from '../testenv/controlplane';
+import { repoRoot } from '../testenv/paths';
 import { startLoadClient, startTargets } from './children';
 import { controllerBench } from './controller';
 import { limitsBench } from './limits';

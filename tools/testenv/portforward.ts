@@ -1,8 +1,10 @@
-// Helpers of the end-to-end suites: PortForward objects through the real API, waits on their status.
+// PortForward objects on the test control plane through the real API: create, read, patch the spec,
+// delete, and wait on their status. The benchmarks and the demo use them, and the tests through
+// test/support/portforward.ts.
 import * as k8s from '@kubernetes/client-node';
-import * as net from 'node:net';
 import { PortForward, PortForwardSpec } from '../../src/api/v1alpha1';
-import { poll, TestCluster } from '../env/cluster';
+import { TestCluster } from './cluster';
+import { poll } from './wait';
 
 export async function applyPortForward(
   cluster: TestCluster,
@@ -86,37 +88,4 @@ export async function waitForStatus(
     });
   }
   return last!;
-}
-
-export function condition(pf: PortForward, type: string): { status: string; reason: string } | undefined {
-  return pf.status?.conditions?.find((c) => c.type === type);
-}
-
-/** Resolves true when a TCP connect to the port is refused (nothing listens). */
-export function connectRefused(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, host);
-    s.on('connect', () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-  });
-}
-
-/** A connection that reads until the peer closes; resolves with what it read. */
-export function connectAndRead(
-  port: number,
-  send?: Buffer,
-  host = '127.0.0.1',
-): Promise<{ data: Buffer; error?: string }> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    const s = net.connect(port, host, () => {
-      if (send) s.write(send);
-    });
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('error', (err) => resolve({ data: Buffer.concat(chunks), error: err.message }));
-    s.on('close', () => resolve({ data: Buffer.concat(chunks) }));
-  });
 }

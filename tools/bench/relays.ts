@@ -2,16 +2,16 @@
 // (`node <main.js>`, one process per transport) and the pinned `kubectl port-forward` with several
 // ports at once. Also the process CPU counters of /proc and free local port ranges.
 //
-// Adapted from test/support/operator.ts and TestCluster.portForward (test/env/cluster.ts): the
+// Adapted from test/support/operator.ts and TestCluster.portForward (tools/testenv/cluster.ts): the
 // benchmark needs what those do not offer (a start-up that reports a rejected flag instead of
 // throwing, the operator's main file chosen at run time, every "Forwarding from" line of kubectl).
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { poll } from '../env/cluster';
-import { repoRoot } from '../env/paths';
-import { freePort, httpGet } from '../env/procs';
+import { poll } from '../testenv/wait';
+import { repoRoot } from '../testenv/paths';
+import { freePort, httpGet } from '../testenv/procs';
 
 /** The operator entry point: BENCH_OPERATOR, else build/src/main.js (compiled with the benchmark). */
 export function operatorMain(): string {

@@ -1,6 +1,6 @@
 // Command line of the test control plane, used by the Makefile:
-//   node build/test/env/cli.js up|down|status|assets
-//   node build/test/env/cli.js restart|stop|start COMPONENT [--down=SECONDS] [--kill]
+//   node build/tools/testenv/cli.js up|down|status|assets
+//   node build/tools/testenv/cli.js restart|stop|start COMPONENT [--down=SECONDS] [--kill]
 import { parseArgs } from 'node:util';
 import { ensureAssets } from './assets';
 import { isComponent, restartComponent, RESTARTABLE, startComponent, stopComponent } from './components';

@@ -1,6 +1,7 @@
-// Mocha global fixture of the integration suites: start the test control plane, or reuse the one
-// `make testenv-up` left running. One this suite started is stopped at the end unless TESTENV_KEEP=1.
-import { down, up } from '../env/controlplane';
+// Mocha global fixture of the suites on the test control plane (test/mocharc.integration.json,
+// mocharc.e2e.json, mocharc.reliability.json): start the control plane, or reuse the one `make testenv-up`
+// left running. One this run started is stopped at the end unless TESTENV_KEEP=1.
+import { down, up } from '../../tools/testenv/controlplane';
 
 let startedHere = false;
 

@@ -3,7 +3,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-/** The repository root (this file is compiled to build/test/env/paths.js). */
+/** The repository root (this file is compiled to build/tools/testenv/paths.js). */
 export const repoRoot = path.resolve(__dirname, '..', '..', '..');
 
 /** The Go helper module whose go.mod pins every control-plane version (one file, one truth). */

@@ -2,9 +2,10 @@
 // status.lastError, a deleted pod -> another pod, a SIGKILL -> every forward back on its old port),
 // against the targets of the issues. One operator (its default transport) in a namespace of its own.
 import * as net from 'node:net';
-import { poll, TestCluster } from '../env/cluster';
-import { applyPortForward, waitForStatus } from '../e2e/support';
-import { echoRoundTrip, startNamedEchoServer, whoAnswers } from '../support/tcp';
+import { TestCluster } from '../testenv/cluster';
+import { applyPortForward, waitForStatus } from '../testenv/portforward';
+import { echoRoundTrip, startNamedEchoServer, whoAnswers } from '../testenv/peers';
+import { poll } from '../testenv/wait';
 import { Targets } from './children';
 import { freePortRange, OperatorProcess, startOperator, tail } from './relays';
 import { mdTable, spread, timed } from './stats';

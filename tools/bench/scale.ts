@@ -1,11 +1,12 @@
 // The scale benchmark: N PortForwards (BENCH_SCALE_N, default 1000) in one namespace, one operator:
 // time to all Ready, operator memory, and whether it stays responsive under that load.
 import * as fs from 'node:fs';
-import { poll, TestCluster } from '../env/cluster';
-import { TestEnvError } from '../env/errors';
-import { httpGet } from '../env/procs';
-import { applyPortForward, waitForStatus } from '../e2e/support';
-import { echoRoundTrip, randomPayload } from '../support/tcp';
+import { TestCluster } from '../testenv/cluster';
+import { TestEnvError } from '../testenv/errors';
+import { httpGet } from '../testenv/procs';
+import { applyPortForward, waitForStatus } from '../testenv/portforward';
+import { echoRoundTrip, randomPayload } from '../testenv/peers';
+import { poll } from '../testenv/wait';
 import { Targets } from './children';
 import { freePortRange, startOperator, tail } from './relays';
 import { fmt, mdTable, timed } from './stats';

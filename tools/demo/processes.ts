@@ -1,7 +1,7 @@
 // Processes of a demo: every one the demo starts names its state folder on its command line (the
 // control plane's data, certificate and kubeconfig paths, the operator's --kubeconfig), so a /proc scan
 // finds them, also after a crashed run. Used by the demo's clean-up and by the test that proves it.
-import { processesUsing, sleep, stopProcess } from '../env/procs';
+import { processesUsing, sleep, stopProcess } from '../testenv/procs';
 
 /** Stops every process that still names `dir` (SIGTERM, then SIGKILL); returns how many there were. */
 export async function stopProcessesUsing(dir: string, graceMs = 5000): Promise<number> {

@@ -7,8 +7,8 @@
 // Guarantees: a failed measure is reported (in the table's notes), never retried and never hidden;
 // echoes are verified by sha256. Caveats: each operator serves its own namespace (there is no --class
 // flag to share one), so each has its own pod "target"; every pod maps its ports to the same servers.
-import { TestCluster } from '../env/cluster';
-import { applyPortForward, waitForStatus } from '../e2e/support';
+import { TestCluster } from '../testenv/cluster';
+import { applyPortForward, waitForStatus } from '../testenv/portforward';
 import { LoadClient, Targets } from './children';
 import { TargetPorts } from './proto';
 import { cpuSeconds, freePortRange, startKubectl, startOperator, tail } from './relays';

@@ -1,7 +1,7 @@
 // The target servers of the relay benchmark, in a child process of their own (forked by children.ts):
 // kwok maps the benchmark pod's ports to them, and direct TCP reaches them without Kubernetes.
 //
-//   node build/test/bench/targets.js STREAM_BYTES SEED_HEX
+//   node build/tools/bench/targets.js STREAM_BYTES SEED_HEX
 //
 // Guarantees: every write respects backpressure (write() false -> wait for 'drain'); a peer that goes
 // away mid-transfer costs only its own socket. The process exits when the benchmark disconnects.
