@@ -27,6 +27,9 @@ describe('operator: expiry while kube-apiserver is down', function () {
   after(async function () {
     if (!componentRunning('kube-apiserver')) await startComponent('kube-apiserver');
     await op?.stop();
+    // kwok's watches come back after the API server with a backoff of their own: leave the node
+    // forwarding new pods' ports to the next test.
+    await cluster.waitNodeForwards();
     await echo?.close();
     if (ns) await cluster.deleteNamespace(ns);
   });

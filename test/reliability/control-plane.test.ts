@@ -47,6 +47,9 @@ describe('reliability: control-plane components restarted under steady traffic',
     await op?.stop();
     await echo?.close();
     if (ns) await cluster.deleteNamespace(ns);
+    // kwok's watches come back after a restart with a backoff of their own: leave the node
+    // forwarding new pods' ports to the next test.
+    await cluster.waitNodeForwards();
   });
 
   afterEach(function () {

@@ -10,6 +10,7 @@ import { statusCode } from '../../src/kube/client';
 import { NODE_NAME, readState, TestEnvState } from './controlplane';
 import { TestEnvError } from './errors';
 import { stateDir } from './paths';
+import { startNamedEchoServer, whoAnswers } from './peers';
 import { mintToken } from './token-webhook';
 import { poll } from './wait';
 
@@ -215,6 +216,42 @@ export class TestCluster {
     base.users = [{ name: 'pfo-testenv-admin', user: { token } }];
     fs.writeFileSync(file, JSON.stringify(base, null, 2), { mode: 0o600 });
     return file;
+  }
+
+  /**
+   * Waits until kwok forwards the ports of a pod created now. After kube-apiserver or etcd restarts,
+   * kwok's watches of ClusterPortForwards come back with a backoff of their own (client-go's
+   * reflector), and until then a new pod's port-forward fails on the node with "no forward found for
+   * port" (seen for tens of seconds). A test that restarts a component calls this before it leaves
+   * the control plane to the next test. Checked with the pinned kubectl, not the operator.
+   */
+  async waitNodeForwards(timeoutMs = 90_000): Promise<void> {
+    const ns = await this.createNamespace('testenv-probe');
+    const server = await startNamedEchoServer('probe');
+    try {
+      await this.createPod(ns, 'probe', [{ port: 8080, targetPort: server.port }]);
+      await poll('kwok to forward the port of a new pod', timeoutMs, async () => {
+        // kubectl ends its whole session on a node-side error: a new one for each try.
+        const pf = await this.portForward(['-n', ns, 'pod/probe', ':8080']).catch(() => undefined);
+        if (!pf) return false;
+        try {
+          return (await whoAnswers(pf.localPort, 5_000)) === 'probe';
+        } finally {
+          await pf.stop();
+        }
+      });
+    } finally {
+      await server.close();
+      await this.custom
+        .deleteClusterCustomObject({
+          group: 'kwok.x-k8s.io',
+          version: 'v1alpha1',
+          plural: 'clusterportforwards',
+          name: podForwardName(ns, 'probe'),
+        })
+        .catch(() => undefined);
+      await this.deleteNamespace(ns);
+    }
   }
 
   /**

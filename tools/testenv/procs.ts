@@ -196,7 +196,26 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** A TCP port that is free now (the kernel's choice), for a process that cannot bind port 0 itself. */
-export function freePort(): Promise<number> {
+/**
+ * Ports freePort handed out in this process. The kernel may offer a port again as soon as it is
+ * closed, so two calls in a row could name the same port for two servers (seen: the demo's metrics
+ * and health ports); a port is never handed out twice.
+ */
+const handedOut = new Set<number>();
+
+/** A TCP port on 127.0.0.1 that nothing listened on just now, and that no earlier call returned. */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const port = await unusedPort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new TestEnvError('found no free TCP port on 127.0.0.1 in 100 tries');
+}
+
+function unusedPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
