@@ -4,9 +4,10 @@ import type { V1Pod } from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
 import * as winston from 'winston';
 import { PortForward, PortForwardStatus } from '../api/v1alpha1';
-import type { ListenerState, RelayEngine, SessionSpec, SessionStats } from '../relay/types';
+import type { SessionStats } from '../relay/types';
 import { PortAllocator } from './ports';
 import { Reconciler } from './reconciler';
+import { FakeRelay } from './testing/fake-relay';
 
 const silent = winston.createLogger({ silent: true });
 
@@ -16,47 +17,6 @@ function pod(name: string): V1Pod {
     spec: { containers: [{ name: 'c', ports: [{ name: 'http', containerPort: 8080 }] }] },
     status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
   };
-}
-
-class FakeRelay implements RelayEngine {
-  specs = new Map<string, SessionSpec>();
-  statsByKey = new Map<string, SessionStats>();
-  /** Ports another program holds: binding them fails with EADDRINUSE. */
-  taken = new Set<number>();
-  ensure(key: string, spec: SessionSpec): Promise<ListenerState[]> {
-    this.specs.set(key, spec);
-    return Promise.resolve(
-      spec.listeners.map((l): ListenerState =>
-        this.taken.has(l.localPort)
-          ? {
-              id: l.id,
-              state: 'error',
-              address: l.address,
-              localPort: l.localPort,
-              code: 'EADDRINUSE',
-              message: 'in use',
-            }
-          : { id: l.id, state: 'bound', address: l.address, localPort: l.localPort },
-      ),
-    );
-  }
-  stop(key: string): Promise<void> {
-    this.specs.delete(key);
-    return Promise.resolve();
-  }
-  stats(key: string): SessionStats | undefined {
-    return this.statsByKey.get(key);
-  }
-  keys(): string[] {
-    return [...this.specs.keys()];
-  }
-  onEvent(): void {}
-  stopAccepting(): Promise<void> {
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
 }
 
 function setup(opts: { pods?: V1Pod[]; statusIntervalMs?: number } = {}) {

@@ -5,14 +5,7 @@ import * as k8s from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
 import { TestCluster } from '../../tools/testenv/cluster';
 import { freePort, httpGet } from '../../tools/testenv/procs';
-import {
-  connectRefused,
-  echoRoundTrip,
-  EchoServer,
-  randomPayload,
-  sha256,
-  startEchoServer,
-} from '../support/net';
+import { connectRefused, echoRoundTrip, EchoServer, randomPayload, sha256 } from '../support/net';
 import { freshPortRange, OperatorProcess, startOperator } from '../support/operator';
 import type { PortForward, PortForwardSpec } from '../../src/api/v1alpha1';
 import { applyPortForward, getPortForward, patchSpec, waitForStatus } from '../support/portforward';
@@ -76,8 +69,7 @@ describe('operator classes: --class and spec.className', function () {
   before(async function () {
     cluster = TestCluster.connect();
     ns = await cluster.createNamespace('e2e-class');
-    echo = await startEchoServer();
-    await cluster.createPod(ns, 'echo', [{ port: 8080, targetPort: echo.port }]);
+    echo = await cluster.createEchoPod(ns);
     const start = async (extra: string[]): Promise<OperatorProcess> => {
       const port = await freePort();
       const op = await startOperator({

@@ -4,7 +4,7 @@
 import * as assert from 'node:assert/strict';
 import { TestCluster } from '../../tools/testenv/cluster';
 import { componentRunning, startComponent, stopComponent } from '../../tools/testenv/components';
-import { connectRefused, EchoServer, startEchoServer } from '../support/net';
+import { connectRefused, EchoServer } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { applyPortForward, waitForStatus } from '../support/portforward';
 import { poll } from '../support/wait';
@@ -19,8 +19,7 @@ describe('operator: expiry while kube-apiserver is down', function () {
   before(async function () {
     cluster = TestCluster.connect();
     ns = await cluster.createNamespace('e2e-expiry-down');
-    echo = await startEchoServer();
-    await cluster.createPod(ns, 'echo', [{ port: 8080, targetPort: echo.port }]);
+    echo = await cluster.createEchoPod(ns);
     op = await startOperator({ kubeconfig: cluster.state.kubeconfig, namespaces: [ns] });
   });
 

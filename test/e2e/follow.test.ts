@@ -217,8 +217,7 @@ describe('operator: lifetime, restarts and access rules', function () {
   before(async function () {
     cluster = TestCluster.connect();
     ns = await cluster.createNamespace('e2e-life');
-    echo = await startEchoServer();
-    await cluster.createPod(ns, 'echo', [{ port: 8080, targetPort: echo.port }]);
+    echo = await cluster.createEchoPod(ns);
     op = await startOperator({ kubeconfig: cluster.state.kubeconfig, namespaces: [ns], portRange: range });
   });
 

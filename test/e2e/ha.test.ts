@@ -4,14 +4,7 @@
 import * as assert from 'node:assert/strict';
 import { TestCluster } from '../../tools/testenv/cluster';
 import { httpGet } from '../../tools/testenv/procs';
-import {
-  connectRefused,
-  echoRoundTrip,
-  EchoServer,
-  randomPayload,
-  sha256,
-  startEchoServer,
-} from '../support/net';
+import { connectRefused, echoRoundTrip, EchoServer, randomPayload, sha256 } from '../support/net';
 import { freshPortRange, OperatorProcess, startOperator } from '../support/operator';
 import { applyPortForward, waitForStatus } from '../support/portforward';
 import { poll } from '../support/wait';
@@ -48,8 +41,7 @@ describe('operator: leader election and handover', function () {
   before(async function () {
     cluster = TestCluster.connect();
     ns = await cluster.createNamespace('e2e-ha');
-    echo = await startEchoServer();
-    await cluster.createPod(ns, 'echo', [{ port: 8080, targetPort: echo.port }]);
+    echo = await cluster.createEchoPod(ns);
   });
 
   after(async function () {

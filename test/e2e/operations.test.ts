@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { TestCluster } from '../../tools/testenv/cluster';
 import { freePort, httpGet } from '../../tools/testenv/procs';
-import { connectRefused, echoRoundTrip, EchoServer, randomPayload, startEchoServer } from '../support/net';
+import { connectRefused, echoRoundTrip, EchoServer, randomPayload } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { applyPortForward, waitForStatus } from '../support/portforward';
 import { poll } from '../support/wait';
@@ -30,8 +30,7 @@ describe('operator: metrics, readiness and graceful shutdown', function () {
   before(async function () {
     cluster = TestCluster.connect();
     ns = await cluster.createNamespace('e2e-ops');
-    echo = await startEchoServer();
-    await cluster.createPod(ns, 'echo', [{ port: 8080, targetPort: echo.port }]);
+    echo = await cluster.createEchoPod(ns);
     await cluster.createPod(ns, 'no-socat', [{ port: 5432, command: ['socat-not-installed'] }]);
     metricsPort = await freePort();
     op = await startOperator({

@@ -21,7 +21,6 @@ import {
   EchoServer,
   randomPayload,
   sha256,
-  startEchoServer,
   startTcpServer,
   TcpServer,
 } from '../support/net';
@@ -70,8 +69,7 @@ describe('relay engine against the real API server and kwok', function () {
   before(async function () {
     cluster = TestCluster.connect();
     ns = await cluster.createNamespace('relay');
-    echo = await startEchoServer();
-    await cluster.createPod(ns, 'echo', [{ port: 8080, targetPort: echo.port }]);
+    echo = await cluster.createEchoPod(ns);
     // kwok runs this command per stream, as the kubelet once ran socat; it does not exist.
     await cluster.createPod(ns, 'no-socat', [
       { port: 5432, command: ['socat-not-installed', '-', 'TCP4:127.0.0.1:5432'] },

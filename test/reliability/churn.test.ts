@@ -3,7 +3,7 @@
 // and no more memory than a garbage collector's slack.
 import * as assert from 'node:assert/strict';
 import { TestCluster } from '../../tools/testenv/cluster';
-import { EchoServer, startEchoServer } from '../support/net';
+import { EchoServer } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { applyPortForward, getPortForward, waitForStatus } from '../support/portforward';
 import { describeReport, summarize, verifiedEcho, type Attempt } from '../support/traffic';
@@ -36,8 +36,7 @@ describe('reliability: many short connections', function () {
   before(async function () {
     cluster = TestCluster.connect();
     ns = await cluster.createNamespace('rel-churn');
-    echo = await startEchoServer();
-    await cluster.createPod(ns, 'echo', [{ port: 8080, targetPort: echo.port }]);
+    echo = await cluster.createEchoPod(ns);
     op = await startOperator({
       kubeconfig: cluster.state.kubeconfig,
       namespaces: [ns],

@@ -4,7 +4,7 @@
 // resumed: a change made after the restart is acted on (nothing stale), a new PortForward is served.
 import { TestCluster } from '../../tools/testenv/cluster';
 import { Component, restartComponent } from '../../tools/testenv/components';
-import { connectRefused, EchoServer, startEchoServer } from '../support/net';
+import { connectRefused, EchoServer } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { applyPortForward, deletePortForward, patchSpec, waitForStatus } from '../support/portforward';
 import { SteadyTraffic } from '../support/traffic';
@@ -24,8 +24,7 @@ describe('reliability: control-plane components restarted under steady traffic',
   before(async function () {
     cluster = TestCluster.connect();
     ns = await cluster.createNamespace('rel-controlplane');
-    echo = await startEchoServer();
-    await cluster.createPod(ns, 'echo', [{ port: 8080, targetPort: echo.port }]);
+    echo = await cluster.createEchoPod(ns);
     op = await startOperator({
       kubeconfig: cluster.state.kubeconfig,
       namespaces: [ns],

@@ -3,7 +3,7 @@
 // SIGTERM with connections open: the listeners close at once, the open connections finish (drained).
 import * as assert from 'node:assert/strict';
 import { TestCluster } from '../../tools/testenv/cluster';
-import { connectRefused, EchoServer, startEchoServer } from '../support/net';
+import { connectRefused, EchoServer } from '../support/net';
 import { freshPortRange, OperatorProcess, startOperator } from '../support/operator';
 import { applyPortForward, getPortForward, waitForStatus } from '../support/portforward';
 import { LongTransfer, SteadyTraffic, summarize, Window } from '../support/traffic';
@@ -30,8 +30,7 @@ describe('reliability: the operator killed and stopped under steady traffic', fu
   before(async function () {
     cluster = TestCluster.connect();
     ns = await cluster.createNamespace('rel-operator');
-    echo = await startEchoServer();
-    await cluster.createPod(ns, 'echo', [{ port: 8080, targetPort: echo.port }]);
+    echo = await cluster.createEchoPod(ns);
     op = await start();
   });
 

@@ -9,60 +9,14 @@ import * as winston from 'winston';
 import { PortForward, PortForwardStatus } from '../../src/api/v1alpha1';
 import { PortAllocator } from '../../src/reconcile/ports';
 import { Reconciler } from '../../src/reconcile/reconciler';
-import type { ListenerState, RelayEngine, SessionSpec } from '../../src/relay/types';
 import { fuzzCases, fuzzReport, fuzzSeed, Random } from '../support/fuzz';
 import { randomSpec, World } from '../support/spec-gen';
+import { FakeRelay } from '../../src/reconcile/testing/fake-relay';
 
 const PHASES = new Set(['Pending', 'Ready', 'Degraded', 'Suspended', 'Expired', 'Failed']);
 const RANGE = { min: 20000, max: 20063 };
 
 /** A relay that binds what it is asked to, except ports "another program" holds. */
-class FakeRelay implements RelayEngine {
-  readonly specs = new Map<string, SessionSpec>();
-  /** The local ports each session has bound. */
-  readonly bound = new Map<string, number[]>();
-  constructor(private readonly taken: Set<number>) {}
-  ensure(key: string, spec: SessionSpec): Promise<ListenerState[]> {
-    this.specs.set(key, spec);
-    this.bound.set(
-      key,
-      spec.listeners.map((l) => l.localPort).filter((p) => !this.taken.has(p)),
-    );
-    return Promise.resolve(
-      spec.listeners.map((l): ListenerState =>
-        this.taken.has(l.localPort)
-          ? {
-              id: l.id,
-              state: 'error',
-              address: l.address,
-              localPort: l.localPort,
-              code: 'EADDRINUSE',
-              message: 'in use',
-            }
-          : { id: l.id, state: 'bound', address: l.address, localPort: l.localPort },
-      ),
-    );
-  }
-  stop(key: string): Promise<void> {
-    this.specs.delete(key);
-    this.bound.delete(key);
-    return Promise.resolve();
-  }
-  stats(): undefined {
-    return undefined;
-  }
-  keys(): string[] {
-    return [...this.specs.keys()];
-  }
-  onEvent(): void {}
-  stopAccepting(): Promise<void> {
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
 function pod(rnd: Random, name: string, labels: Record<string, string>, portNames: string[]): V1Pod {
   const ready = rnd.bool(0.7);
   return {
@@ -225,7 +179,7 @@ describe('fuzz: random PortForward specs through the reconciler', function () {
             1,
             pod(rnd, rnd.pick(world.pods), rnd.pick(labels), portNames),
           );
-        const bound = [...relay.bound.values()].flat();
+        const bound = relay.boundPorts();
         assert.equal(
           new Set(bound).size,
           bound.length,

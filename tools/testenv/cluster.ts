@@ -10,7 +10,7 @@ import { statusCode } from '../../src/kube/client';
 import { NODE_NAME, readState, TestEnvState } from './controlplane';
 import { TestEnvError } from './errors';
 import { stateDir } from './paths';
-import { startNamedEchoServer, whoAnswers } from './peers';
+import { EchoServer, startEchoServer, startNamedEchoServer, whoAnswers } from './peers';
 import { mintToken } from './token-webhook';
 import { poll } from './wait';
 
@@ -137,6 +137,13 @@ export class TestCluster {
       },
     });
     return this.waitPodReady(ns, name);
+  }
+
+  /** A new echo server, and pod `name` whose container port `port` kwok sends to it (Running and Ready). */
+  async createEchoPod(ns: string, name = 'echo', port = 8080): Promise<EchoServer> {
+    const echo = await startEchoServer();
+    await this.createPod(ns, name, [{ port, targetPort: echo.port }]);
+    return echo;
   }
 
   /**
