@@ -206,21 +206,27 @@ describe('reliability: bad input', function () {
     );
   });
 
-  it('waits for an API server it cannot reach, with growing retry delays and clear log lines, and serves once it is reachable', async function () {
-    const port = await freePort();
-    const real = new URL(cluster.state.server);
-    const file = withServer(cluster.state.kubeconfig, `https://127.0.0.1:${port}`);
+  /** An operator that cannot list PortForwards with `kubeconfig`, once it retried its watch 4 times. */
+  async function startRetrying(kubeconfig: string): Promise<OperatorProcess> {
     const op = await startOperator({
-      kubeconfig: file,
+      kubeconfig,
       namespaces: [ns],
       ready: false,
       extraArgs: ['--log-level=info'],
     });
     ops.push(op);
-    // The API server is unreachable for a while: the operator stays up, not ready, and retries.
     await poll('a few retries', 30_000, () =>
       Promise.resolve(lines(op).filter((l) => /watch of PortForward/.test(l.message)).length >= 4),
     );
+    return op;
+  }
+
+  it('waits for an API server it cannot reach, with growing retry delays and clear log lines, and serves once it is reachable', async function () {
+    const port = await freePort();
+    const real = new URL(cluster.state.server);
+    const file = withServer(cluster.state.kubeconfig, `https://127.0.0.1:${port}`);
+    // The API server is unreachable for a while: the operator stays up, not ready, and retries.
+    const op = await startRetrying(file);
     assertAlive(op);
     const ready = await httpGet(`http://127.0.0.1:${op.healthPort}/readyz`);
     assert.notEqual(ready.status, 200, 'not ready while it cannot list');
@@ -269,16 +275,7 @@ describe('reliability: bad input', function () {
 
   it('says so when its token is refused, retries with growing delays and stays up, at start and after a revocation', async function () {
     // A token the API server does not know, from the start.
-    const op = await startOperator({
-      kubeconfig: withServer(cluster.state.kubeconfig, undefined, 'not-a-valid-token'),
-      namespaces: [ns],
-      ready: false,
-      extraArgs: ['--log-level=info'],
-    });
-    ops.push(op);
-    await poll('a few retries', 30_000, () =>
-      Promise.resolve(lines(op).filter((l) => /watch of PortForward/.test(l.message)).length >= 4),
-    );
+    const op = await startRetrying(withServer(cluster.state.kubeconfig, undefined, 'not-a-valid-token'));
     assertAlive(op);
     const refusedAtStart = lines(op).filter((l) => /watch of PortForward/.test(l.message));
     assert.ok(

@@ -94,31 +94,14 @@ export class TestCluster {
     // A pod re-created under the same name gets its forwards anew. A ClusterPortForward selecting
     // this one pod, not kwok's namespaced PortForward, whose CRD would shadow ours (controlplane.ts).
     const forward = podForwardName(ns, name);
-    await this.custom
-      .deleteClusterCustomObject({
-        group: 'kwok.x-k8s.io',
-        version: 'v1alpha1',
-        plural: 'clusterportforwards',
-        name: forward,
-      })
-      .catch(() => undefined);
-    await this.custom.createClusterCustomObject({
-      group: 'kwok.x-k8s.io',
-      version: 'v1alpha1',
-      plural: 'clusterportforwards',
-      body: {
-        apiVersion: 'kwok.x-k8s.io/v1alpha1',
-        kind: 'ClusterPortForward',
-        metadata: { name: forward },
-        spec: {
-          selector: { matchNamespaces: [ns], matchNames: [name] },
-          forwards: ports.map((p) =>
-            p.command
-              ? { ports: [p.port], command: p.command }
-              : { ports: [p.port], target: { port: p.targetPort, address: '127.0.0.1' } },
-          ),
-        },
-      },
+    await this.deleteForward(forward);
+    await this.createForward(forward, {
+      selector: { matchNamespaces: [ns], matchNames: [name] },
+      forwards: ports.map((p) =>
+        p.command
+          ? { ports: [p.port], command: p.command }
+          : { ports: [p.port], target: { port: p.targetPort, address: '127.0.0.1' } },
+      ),
     });
     await this.core.createNamespacedPod({
       namespace: ns,
@@ -151,29 +134,34 @@ export class TestCluster {
    * are not known in advance) to a local TCP port: a kwok ClusterPortForward for that namespace.
    */
   async forwardNamespacePods(ns: string, port: number, targetPort: number): Promise<void> {
-    await this.custom.createClusterCustomObject({
-      group: 'kwok.x-k8s.io',
-      version: 'v1alpha1',
-      plural: 'clusterportforwards',
-      body: {
-        apiVersion: 'kwok.x-k8s.io/v1alpha1',
-        kind: 'ClusterPortForward',
-        metadata: { name: `${ns}-${port}` },
-        spec: {
-          selector: { matchNamespaces: [ns] },
-          forwards: [{ ports: [port], target: { port: targetPort, address: '127.0.0.1' } }],
-        },
-      },
+    await this.createForward(`${ns}-${port}`, {
+      selector: { matchNamespaces: [ns] },
+      forwards: [{ ports: [port], target: { port: targetPort, address: '127.0.0.1' } }],
     });
   }
 
   async deleteNamespacePodForwards(ns: string, port: number): Promise<void> {
+    await this.deleteForward(`${ns}-${port}`);
+  }
+
+  /** Creates a kwok ClusterPortForward: which pods (`spec.selector`) send which ports where. */
+  private async createForward(name: string, spec: Record<string, unknown>): Promise<void> {
+    await this.custom.createClusterCustomObject({
+      group: 'kwok.x-k8s.io',
+      version: 'v1alpha1',
+      plural: 'clusterportforwards',
+      body: { apiVersion: 'kwok.x-k8s.io/v1alpha1', kind: 'ClusterPortForward', metadata: { name }, spec },
+    });
+  }
+
+  /** Deletes a kwok ClusterPortForward, if there is one. */
+  private async deleteForward(name: string): Promise<void> {
     await this.custom
       .deleteClusterCustomObject({
         group: 'kwok.x-k8s.io',
         version: 'v1alpha1',
         plural: 'clusterportforwards',
-        name: `${ns}-${port}`,
+        name,
       })
       .catch(() => undefined);
   }
@@ -249,14 +237,7 @@ export class TestCluster {
       });
     } finally {
       await server.close();
-      await this.custom
-        .deleteClusterCustomObject({
-          group: 'kwok.x-k8s.io',
-          version: 'v1alpha1',
-          plural: 'clusterportforwards',
-          name: podForwardName(ns, 'probe'),
-        })
-        .catch(() => undefined);
+      await this.deleteForward(podForwardName(ns, 'probe'));
       await this.deleteNamespace(ns);
     }
   }
