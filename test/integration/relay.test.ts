@@ -24,7 +24,7 @@ import {
   startTcpServer,
   TcpServer,
 } from '../support/net';
-import { poll, waitFor } from '../support/wait';
+import { poll, waitFor, waitStable } from '../support/wait';
 
 const MiB = 1024 * 1024;
 
@@ -104,6 +104,9 @@ describe('relay engine against the real API server and kwok', function () {
       assert.deepEqual([...error], [1, 8080 & 0xff, 8080 >> 8]);
     } finally {
       ws.terminate();
+      // kwok dials the pod's port for this WebSocket's stream too, at times after it closed: let that
+      // settle, so that the next test counts only its own connections to the echo server.
+      await waitStable("kwok's dial for this stream", () => echo.accepted());
     }
   });
 
