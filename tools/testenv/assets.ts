@@ -114,7 +114,7 @@ function fromPath(versions: Versions): Assets | undefined {
   };
 }
 
-function goVersion(): string {
+export function goVersion(): string {
   const out = spawnSync('go', ['version'], { encoding: 'utf8', cwd: controlPlaneModule });
   if (out.error || out.status !== 0) {
     throw new TestEnvError(
@@ -126,7 +126,8 @@ function goVersion(): string {
   return out.stdout.trim();
 }
 
-function ldflags(v: Versions): string {
+/** The -ldflags that give Kubernetes binaries their version (`kube-apiserver --version` prints it). */
+export function ldflags(v: Versions): string {
   const [major, minor] = v.kubernetes.slice(1).split('.');
   const kv = [`gitVersion=${v.kubernetes}`, `gitMajor=${major}`, `gitMinor=${minor}`, 'gitTreeState=clean'];
   const pkgs = ['k8s.io/component-base/version', 'k8s.io/client-go/pkg/version'];
@@ -147,37 +148,18 @@ async function build(dir: string, versions: Versions, log: Log): Promise<void> {
 
   const started = Date.now();
   const pkgs = [...BINARIES.map((b) => PACKAGES[b]), './cmd/kwok-assets'];
-  const args = ['build', '-trimpath', '-v', '-ldflags', ldflags(versions), '-o', tmp + path.sep, ...pkgs];
-  const out = fs.openSync(logFile, 'w');
-  let compiled = 0;
-  let tail: string[] = [];
-  const code = await new Promise<number>((resolve) => {
-    const child = spawn('go', args, { cwd: controlPlaneModule, stdio: ['ignore', out, 'pipe'] });
-    const stderr = child.stderr!;
-    const ticker = setInterval(() => {
-      log(`  ... ${compiled} packages compiled, ${Math.round((Date.now() - started) / 1000)} s`);
-    }, 30_000);
-    stderr.setEncoding('utf8');
-    stderr.on('data', (chunk: string) => {
-      fs.writeSync(out, chunk);
-      const lines = chunk.split('\n').filter(Boolean);
-      compiled += lines.filter((l) => !l.startsWith('go: ') && !l.includes(' ')).length;
-      tail = [...tail, ...lines].slice(-8);
+  try {
+    await goBuild({
+      moduleDir: controlPlaneModule,
+      pkgs,
+      outDir: tmp,
+      ldflags: ldflags(versions),
+      logFile,
+      log,
     });
-    child.on('error', () => resolve(-1));
-    child.on('close', (c) => {
-      clearInterval(ticker);
-      resolve(c ?? -1);
-    });
-  });
-  fs.closeSync(out);
-  if (code !== 0) {
+  } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    throw new TestEnvError(
-      `building the control-plane binaries failed (go build exit ${code}); its last lines were:\n  ` +
-        tail.join('\n  ') +
-        `\nRead ${logFile}, fix the cause (reach to the Go module proxy, disk space, Go version) and run again.`,
-    );
+    throw err;
   }
   // `go build -o dir/` names a binary after the last path element that is not a major version suffix.
   fs.renameSync(path.join(tmp, 'server'), path.join(tmp, 'etcd'));
@@ -198,4 +180,67 @@ async function build(dir: string, versions: Versions, log: Log): Promise<void> {
     if (!isComplete(dir)) throw new TestEnvError(`could not move the build into ${dir}`, { cause: err });
   }
   log(`  built in ${Math.round((Date.now() - started) / 1000)} s`);
+}
+
+export interface GoBuild {
+  /** The helper module to build in (its go.mod pins every version). */
+  moduleDir: string;
+  pkgs: string[];
+  /** A folder: each package's binary is written into it under the package's name. */
+  outDir: string;
+  ldflags?: string;
+  /** Extra environment (CGO_ENABLED=0 for a static binary). */
+  env?: Record<string, string>;
+  logFile: string;
+  log: Log;
+}
+
+/**
+ * `go build` of `pkgs` in `moduleDir` into `outDir`, with a progress line every 30 s and the whole
+ * output in `logFile`; a failure throws with the last lines of the output and what to check.
+ */
+export async function goBuild(b: GoBuild): Promise<void> {
+  const started = Date.now();
+  const args = [
+    'build',
+    '-trimpath',
+    '-v',
+    ...(b.ldflags ? ['-ldflags', b.ldflags] : []),
+    '-o',
+    b.outDir + path.sep,
+  ];
+  const out = fs.openSync(b.logFile, 'w');
+  let compiled = 0;
+  let tail: string[] = [];
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn('go', [...args, ...b.pkgs], {
+      cwd: b.moduleDir,
+      env: { ...process.env, ...b.env },
+      stdio: ['ignore', out, 'pipe'],
+    });
+    const stderr = child.stderr!;
+    const ticker = setInterval(() => {
+      b.log(`  ... ${compiled} packages compiled, ${Math.round((Date.now() - started) / 1000)} s`);
+    }, 30_000);
+    stderr.setEncoding('utf8');
+    stderr.on('data', (chunk: string) => {
+      fs.writeSync(out, chunk);
+      const lines = chunk.split('\n').filter(Boolean);
+      compiled += lines.filter((l) => !l.startsWith('go: ') && !l.includes(' ')).length;
+      tail = [...tail, ...lines].slice(-8);
+    });
+    child.on('error', () => resolve(-1));
+    child.on('close', (c) => {
+      clearInterval(ticker);
+      resolve(c ?? -1);
+    });
+  });
+  fs.closeSync(out);
+  if (code !== 0) {
+    throw new TestEnvError(
+      `go build in ${b.moduleDir} failed (exit ${code}); its last lines were:\n  ` +
+        tail.join('\n  ') +
+        `\nRead ${b.logFile}, fix the cause (reach to the Go module proxy, disk space, Go version) and run again.`,
+    );
+  }
 }

@@ -9,6 +9,18 @@ import * as path from 'node:path';
 import { loadAll } from 'js-yaml';
 import { Assets, ensureAssets } from './assets';
 import { TestEnvError } from './errors';
+import {
+  assertRoot,
+  ensureNodeAssets,
+  GATEWAY,
+  kubeletClientPki,
+  SERVICE_CIDR,
+  setUpNetwork,
+  startRealNode,
+  tearDownRealNode,
+  wantRealNode,
+} from './node';
+import type { NodeAssets } from './node/assets';
 import { repoRoot, stateDir } from './paths';
 import { adminToken, ProcessRecord, readState, TestEnvState, writeState } from './state';
 import {
@@ -67,14 +79,19 @@ export async function up(log: Log = console.log): Promise<{ state: TestEnvState;
   }
   if (fixedPort) await assertPortFree(Number(fixedPort), 'kube-apiserver', 'TESTENV_APISERVER_PORT');
 
+  if (wantRealNode()) assertRoot();
   const assets = await ensureAssets(log);
   log(`binaries from ${assets.source}`);
+  const nodeAssets = wantRealNode() ? await ensureNodeAssets(log) : undefined;
+  if (nodeAssets) log(`real node's binaries from ${nodeAssets.source}`);
   const started: Started[] = [];
   try {
-    const state = await start(dir, assets, fixedPort ? Number(fixedPort) : await freePort(), started, log);
+    const apiPort = fixedPort ? Number(fixedPort) : await freePort();
+    const state = await start(dir, assets, apiPort, started, log, nodeAssets);
     return { state, started: true };
   } catch (err) {
     for (const p of started.reverse()) await stopProcess(p, 3000);
+    await tearDownRealNode(dir, () => undefined);
     const keep = path.join(path.dirname(dir), `${path.basename(dir)}-failed`);
     fs.rmSync(keep, { recursive: true, force: true });
     if (fs.existsSync(dir)) fs.renameSync(dir, keep);
@@ -91,6 +108,7 @@ async function start(
   apiPort: number,
   started: Started[],
   log: Log,
+  nodeAssets?: NodeAssets,
 ): Promise<TestEnvState> {
   const t0 = Date.now();
   const logs = path.join(dir, 'logs');
@@ -160,15 +178,19 @@ async function start(
   );
   log(`  etcd ${assets.versions.etcd} on 127.0.0.1:${etcdPort}`);
 
-  // 3. kube-apiserver.
-  const server = `https://127.0.0.1:${apiPort}`;
+  // 3. kube-apiserver. With a real node it listens on the bridge's address, where pods reach it, and
+  //    calls the kubelet with a client certificate; kwok's node needs neither.
+  const host = nodeAssets ? GATEWAY : '127.0.0.1';
+  if (nodeAssets) setUpNetwork(dir);
+  const kubeletPki = nodeAssets ? kubeletClientPki(pki) : undefined;
+  const server = `https://${host}:${apiPort}`;
   const apiserver = run(
     'kube-apiserver',
     assets.bin['kube-apiserver'],
     [
       `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      `--bind-address=${host}`,
+      `--advertise-address=${host}`,
       `--secure-port=${apiPort}`,
       `--cert-dir=${pki}`, // a self-signed serving certificate for 127.0.0.1 and localhost
       `--token-auth-file=${path.join(pki, 'tokens.csv')}`,
@@ -178,9 +200,11 @@ async function start(
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-account-key-file=${path.join(pki, 'sa.pub')}`,
       `--service-account-signing-key-file=${path.join(pki, 'sa.key')}`,
-      '--service-cluster-ip-range=10.96.0.0/16',
+      `--service-cluster-ip-range=${nodeAssets ? SERVICE_CIDR : '10.96.0.0/16'}`,
       '--kubelet-preferred-address-types=InternalIP', // kwok's node answers on its InternalIP, 127.0.0.1
-      '--endpoint-reconciler-type=none', // 127.0.0.1 may not be an endpoint of the kubernetes Service
+      ...(kubeletPki
+        ? [`--kubelet-client-certificate=${kubeletPki.cert}`, `--kubelet-client-key=${kubeletPki.key}`]
+        : ['--endpoint-reconciler-type=none']), // 127.0.0.1 may not be an endpoint of the kubernetes Service
       '--allow-privileged=true',
       '--profiling=false',
     ],
@@ -244,7 +268,7 @@ async function start(
     30_000,
     async () => (await httpGet(`http://127.0.0.1:${kwokPort}/healthz`)).status === 200,
   );
-  kubectl(['apply', '-f', '-'], nodeManifest());
+  kubectl(['apply', '-f', '-'], nodeManifest(!!nodeAssets));
   await waitReady(kwok, `turning node ${NODE_NAME} Ready`, 30_000, async () =>
     kubectlOk(assets.bin.kubectl, kubeconfig, [
       'wait',
@@ -265,6 +289,26 @@ async function start(
   await waitReady(kcm, 'creating ServiceAccounts', 60_000, async () =>
     kubectlOk(assets.bin.kubectl, kubeconfig, ['get', 'serviceaccount', 'default', '-n', 'default']),
   );
+
+  // 7. The real node, when asked for (REAL_NODE=1).
+  if (nodeAssets) {
+    const images = (process.env.NODE_IMAGES ?? '').split(':').filter(Boolean);
+    await startRealNode(
+      {
+        dir,
+        kubeconfig,
+        kubectl,
+        kubectlOk: (args) => kubectlOk(assets.bin.kubectl, kubeconfig, args),
+        apiPort,
+        clientCA: kubeletPki!.ca,
+        run: (name, command, args, url) => run(name, command, args, url),
+        freePort,
+        images,
+        log,
+      },
+      nodeAssets,
+    );
+  }
 
   // kubectl of the pinned release, next to the kubeconfig, for people at a terminal.
   fs.mkdirSync(path.join(dir, 'bin'), { recursive: true });
@@ -308,6 +352,7 @@ export async function down(log: Log = console.log): Promise<void> {
     log(`stopping ${p.name} (pid ${p.pid})`);
     await stopProcess(p);
   }
+  await tearDownRealNode(dir, log);
   fs.rmSync(dir, { recursive: true, force: true });
   log(
     state || procs.length
@@ -333,10 +378,14 @@ export function ownProcesses(
   return [...recorded, ...found];
 }
 
-function nodeManifest(): string {
+/** kwok's node; beside a real node it is tainted, so that the scheduler places pods on the real one. */
+function nodeManifest(tainted: boolean): string {
   return JSON.stringify({
     apiVersion: 'v1',
     kind: 'Node',
+    spec: tainted
+      ? { taints: [{ key: 'portforward.dev/testenv-node', value: 'kwok', effect: 'NoSchedule' }] }
+      : {},
     metadata: {
       name: NODE_NAME,
       annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
