@@ -58,6 +58,16 @@ test-unit: build ## Unit tests (no cluster)
 testenv-assets: build ## Find or build etcd, kube-apiserver, kube-controller-manager, kubectl and kwok (cached outside the repo)
 	$(TESTENV) assets
 
+.PHONY: image
+image: ## Build the operator image from the Dockerfile with buildah (no daemon, no registry) and save it as an OCI archive
+	@hack/image/build.sh >/dev/null
+
+# The real node's suite runs on a control plane of its own (.testenv-node/), with the image imported.
+.PHONY: test-node
+test-node: testenv-assets ## The operator from deploy/ in pods on a real node (kubelet, containerd, runc, CNI), built image
+	archive=$$(hack/image/build.sh) && TESTENV_DIR=$(CURDIR)/.testenv-node REAL_NODE=1 NODE_IMAGES=$$archive \
+	  $(MOCHA) --config test/mocharc.node.json
+
 # The suites on the test control plane start it, or reuse the one `make testenv-up` left running (test/support/fixtures.ts).
 .PHONY: test-integration
 test-integration: testenv-assets ## Integration tests: parts (relay, SPDY, leader election, status writer, CRD, deploy/) on the test control plane
@@ -81,10 +91,11 @@ test: ## Everything from a fresh clone: npm ci, build, lint, unit tests, control
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-integration
 	$(MAKE) --no-print-directory test-e2e
+	$(MAKE) --no-print-directory test-node
 
 .PHONY: testenv-up
-testenv-up: testenv-assets ## Start etcd, kube-apiserver, kube-controller-manager and kwok in the background; writes .testenv/kubeconfig
-	$(TESTENV) up
+testenv-up: testenv-assets ## Start etcd, kube-apiserver, kube-controller-manager and kwok in the background (REAL_NODE=1: and a real node); writes .testenv/kubeconfig
+	$(if $(filter 1 true,$(REAL_NODE)),NODE_IMAGES=$$(hack/image/build.sh)) $(TESTENV) up
 
 .PHONY: testenv-down
 testenv-down: ## Stop every test control-plane process (also after a crashed run) and remove .testenv/

@@ -1,0 +1,169 @@
+// Fixtures on the real node (REAL_NODE=1, `make test-node`): the operator installed from deploy/ as a
+// user installs it (only the pull policy changed: no registry here), and pods that run the operator's
+// own image with a small Node.js program (a TCP server, or an idle client that `kubectl exec` runs
+// one-shot clients in). Everything a test sees crosses the real path: kube-apiserver -> kubelet ->
+// containerd -> the pod's network namespace.
+import * as k8s from '@kubernetes/client-node';
+import * as path from 'node:path';
+import { dump, loadAll } from 'js-yaml';
+import { TestCluster } from '../../tools/testenv/cluster';
+import { REAL_NODE_NAME } from '../../tools/testenv/node';
+import { repoRoot } from '../../tools/testenv/paths';
+import { poll } from './wait';
+
+export const IMAGE = 'ghcr.io/portforward-dev/portforward-operator:0.1.0';
+export const OPERATOR_NS = 'portforward-system';
+export const OPERATOR_LABELS =
+  'app.kubernetes.io/name=portforward-operator,app.kubernetes.io/component=operator';
+
+/**
+ * A TCP server for port 8080 (and any port in PORTS): echoes what it reads; when the client's side
+ * ends it prints `EOF after N bytes` (read back with `kubectl logs`) and closes.
+ */
+export const SERVER_JS = `
+const net = require('net');
+for (const port of (process.env.PORTS || '8080').split(',')) {
+  net.createServer({ allowHalfOpen: true }, (s) => {
+    let n = 0;
+    s.on('data', (d) => { n += d.length; s.write(d); });
+    s.on('end', () => { console.log('EOF after ' + n + ' bytes at ' + Date.now()); s.end(); });
+    s.on('error', () => {});
+  }).listen(Number(port));
+}`;
+
+/** One connection: sends argv[3], half-closes, prints what came back and how the connection ended. */
+const CLIENT_JS = `
+const net = require('net');
+const [host, port, msg] = process.argv.slice(1);
+const t0 = Date.now();
+let out = '';
+const done = (result, code) => { console.log(JSON.stringify({ result, code, out, ms: Date.now() - t0 })); process.exit(0); };
+const s = net.connect({ host, port: Number(port), allowHalfOpen: true });
+const timer = setTimeout(() => done('timeout'), Number(process.env.CLIENT_TIMEOUT_MS || 5000));
+s.on('connect', () => s.end(msg));
+s.on('data', (d) => (out += d));
+s.on('end', () => { clearTimeout(timer); done('end'); });
+s.on('error', (e) => { clearTimeout(timer); done('error', e.code); });`;
+
+export interface ClientResult {
+  result: 'end' | 'error' | 'timeout';
+  code?: string;
+  out: string;
+  ms: number;
+}
+
+/** deploy/ rendered by kustomize, with the operator's pull policy IfNotPresent (the image is imported). */
+export function applyDeploy(cluster: TestCluster): void {
+  const rendered = cluster.kubectl(['kustomize', path.join(repoRoot, 'deploy')]);
+  if (rendered.code !== 0) throw new Error(`kubectl kustomize deploy/ failed: ${rendered.stderr}`);
+  const docs = (loadAll(rendered.stdout) as k8s.KubernetesObject[]).map((d) => {
+    if (d.kind === 'Deployment') {
+      for (const c of (d as k8s.V1Deployment).spec!.template.spec!.containers)
+        c.imagePullPolicy = 'IfNotPresent';
+    }
+    return d;
+  });
+  const out = cluster.kubectl(['apply', '--server-side', '-f', '-'], {
+    input: docs.map((d) => dump(d)).join('---\n'),
+  });
+  if (out.code !== 0) throw new Error(`applying deploy/ failed: ${out.stderr}`);
+}
+
+export async function operatorPods(cluster: TestCluster): Promise<k8s.V1Pod[]> {
+  const list = await cluster.core.listNamespacedPod({
+    namespace: OPERATOR_NS,
+    labelSelector: OPERATOR_LABELS,
+  });
+  return list.items.filter((p) => !p.metadata?.deletionTimestamp);
+}
+
+export const isReady = (p: k8s.V1Pod): boolean =>
+  !!p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+
+/** Waits until the Deployment runs `replicas` pods, all Running, exactly one Ready; returns the leader. */
+export async function waitOperator(
+  cluster: TestCluster,
+  replicas = 2,
+  timeoutMs = 120_000,
+): Promise<k8s.V1Pod> {
+  let leader: k8s.V1Pod | undefined;
+  await poll(`${replicas} operator pods Running, one Ready`, timeoutMs, async () => {
+    const pods = await operatorPods(cluster);
+    const ready = pods.filter(isReady);
+    leader = ready[0];
+    return pods.length === replicas && pods.every((p) => p.status?.phase === 'Running') && ready.length === 1;
+  });
+  return leader!;
+}
+
+/** A pod on the real node running `node -e script` in the operator's image. */
+export async function createNodePod(
+  cluster: TestCluster,
+  ns: string,
+  name: string,
+  script: string,
+  opts: {
+    labels?: Record<string, string>;
+    ports?: { name?: string; containerPort: number }[];
+    env?: Record<string, string>;
+  } = {},
+): Promise<k8s.V1Pod> {
+  await cluster.core.createNamespacedPod({
+    namespace: ns,
+    body: {
+      metadata: { name, namespace: ns, labels: opts.labels ?? {} },
+      spec: {
+        nodeSelector: { 'kubernetes.io/hostname': REAL_NODE_NAME },
+        terminationGracePeriodSeconds: 1,
+        containers: [
+          {
+            name: 'app',
+            image: IMAGE,
+            imagePullPolicy: 'Never',
+            command: ['node', '-e', script],
+            env: Object.entries(opts.env ?? {}).map(([k, v]) => ({ name: k, value: v })),
+            ports: opts.ports,
+            securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+          },
+        ],
+      },
+    },
+  });
+  return cluster.waitPodReady(ns, name, 60_000);
+}
+
+/** An idle pod to run clients in. */
+export function createClientPod(
+  cluster: TestCluster,
+  ns: string,
+  name = 'client',
+  labels: Record<string, string> = {},
+): Promise<k8s.V1Pod> {
+  return createNodePod(cluster, ns, name, 'setInterval(() => {}, 1 << 30)', { labels });
+}
+
+/** One TCP connection from inside a pod (kubectl exec): sends `msg`, half-closes, reads to the end. */
+export function connectFrom(
+  cluster: TestCluster,
+  ns: string,
+  pod: string,
+  host: string,
+  port: number,
+  msg = 'hello',
+): ClientResult {
+  const out = cluster.kubectl([
+    'exec',
+    '-n',
+    ns,
+    pod,
+    '--',
+    'node',
+    '-e',
+    CLIENT_JS,
+    host,
+    String(port),
+    msg,
+  ]);
+  if (out.code !== 0) throw new Error(`kubectl exec ${ns}/${pod} failed: ${out.stderr}`);
+  return JSON.parse(out.stdout.trim().split('\n').pop()!) as ClientResult;
+}
