@@ -9,6 +9,7 @@ import type { ListenerState, RelayEngine, SessionSpec } from '../relay/types';
 import type { ClientDirectory } from './clients';
 import { PortAllocator } from './ports';
 import { Reconciler } from './reconciler';
+import { objectsOf } from '../targets/testing/objects';
 
 function pod(name: string, ip: string): V1Pod {
   return {
@@ -58,13 +59,7 @@ function setup() {
   const writes: PortForwardStatus[] = [];
   const rec = new Reconciler({
     getPortForward: () => pf,
-    caches: {
-      pod: (_ns, name) => pods.find((p) => p.metadata?.name === name),
-      pods: () => pods,
-      service: () => undefined,
-      deployment: () => undefined,
-      statefulSet: () => undefined,
-    },
+    caches: objectsOf({ Pod: pods }),
     clients,
     relay,
     allocator: new PortAllocator({ min: 20000, max: 20009 }),

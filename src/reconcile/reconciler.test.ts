@@ -8,6 +8,7 @@ import type { SessionStats } from '../relay/types';
 import { PortAllocator } from './ports';
 import { Reconciler } from './reconciler';
 import { FakeRelay } from './testing/fake-relay';
+import { objectsOf } from '../targets/testing/objects';
 
 const silent = winston.createLogger({ silent: true });
 
@@ -28,13 +29,7 @@ function setup(opts: { pods?: V1Pod[]; statusIntervalMs?: number } = {}) {
   const relay = new FakeRelay();
   const rec = new Reconciler({
     getPortForward: (ns, name) => pfs.get(`${ns}/${name}`),
-    caches: {
-      pod: (_ns, name) => pods.find((p) => p.metadata?.name === name),
-      pods: () => pods,
-      service: () => undefined,
-      deployment: () => undefined,
-      statefulSet: () => undefined,
-    },
+    caches: objectsOf({ Pod: pods }),
     relay,
     allocator: new PortAllocator({ min: 20000, max: 20009 }),
     writeStatus: (ns, name, status) => {

@@ -12,7 +12,8 @@ import type { PriorListener } from './listener-ids';
 import { Outcome, Plan, plan, PlanConfig } from './plan';
 import { assignPort, PortAllocator, recordedPort } from './ports';
 import { ClientRefusals, Refusal } from './refusals';
-import { Caches, resolveTarget } from './resolve';
+import { NO_OBJECTS } from '../targets/kinds';
+import { resolveTarget, TargetObjects } from '../targets/resolve';
 import {
   bindOutcome,
   buildStatus,
@@ -28,7 +29,8 @@ const PORT_RETRY_MS = 5_000;
 
 export interface ReconcilerDeps {
   getPortForward(namespace: string, name: string): PortForward | undefined;
-  caches: Caches;
+  /** The objects of the cluster targets are resolved in (the watch caches). */
+  caches: TargetObjects;
   /** Namespaces and pod addresses, for who may connect (clients.ts). Default: none known. */
   clients?: ClientDirectory;
   relay: RelayEngine;
@@ -337,12 +339,3 @@ function soonest(...after: (number | undefined)[]): Result {
   const next = after.filter((x): x is number => x !== undefined);
   return next.length ? { requeueAfterMs: Math.max(0, Math.min(...next)) } : done;
 }
-
-/** Caches with nothing in them: for planning without looking at targets. */
-const NO_OBJECTS: Caches = {
-  pod: () => undefined,
-  pods: () => [],
-  service: () => undefined,
-  deployment: () => undefined,
-  statefulSet: () => undefined,
-};

@@ -14,11 +14,13 @@ const MAY_IMPORT: Record<string, string[]> = {
   config: ['api'],
   // The relay knows nothing of CRDs, flags or the controller: it is given listeners and pods.
   relay: [],
+  // The target kinds: what each reads, maps and resolves to, in the cluster it is given.
+  targets: ['api'],
   observability: ['api', 'config', 'relay'],
   kube: ['api', 'config', 'observability'],
-  reconcile: ['api', 'config', 'kube', 'observability', 'relay'],
-  controller: ['api', 'config', 'kube', 'observability', 'reconcile', 'relay'],
-  '': ['api', 'config', 'kube', 'observability', 'reconcile', 'relay', 'controller'],
+  reconcile: ['api', 'config', 'kube', 'observability', 'relay', 'targets'],
+  controller: ['api', 'config', 'kube', 'observability', 'reconcile', 'relay', 'targets'],
+  '': ['api', 'config', 'kube', 'observability', 'reconcile', 'relay', 'targets', 'controller'],
   // Fakes for unit tests (fake timers): used by tests only, importing nothing of the product.
   testing: [],
 };
