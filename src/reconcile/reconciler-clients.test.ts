@@ -5,7 +5,7 @@ import * as assert from 'node:assert/strict';
 import * as winston from 'winston';
 import { PortForward, PortForwardStatus } from '../api/v1alpha1';
 import { PodAddressIndex } from './pod-addresses';
-import type { ListenerState, RelayEngine, SessionSpec } from '../relay/types';
+import type { ListenerState, RelayEngine, SessionSpec } from '../relay';
 import type { ClientDirectory } from './clients';
 import { PortAllocator } from './ports';
 import { Reconciler } from './reconciler';

@@ -3,10 +3,17 @@
 // changed. Only this file writes status; relay events merely bring the key back.
 import type { V1Pod } from '@kubernetes/client-node';
 import { Condition, PortForward, PortForwardStatus } from '../api/v1alpha1';
-import { done, Result } from './result';
+import { done, Result, TerminalError } from './result';
 import { EventRecorder } from '../kube/events';
 import type { Logger } from '../observability/logger';
-import type { ClientRule, ListenerSpec, ListenerState, RelayEngine } from '../relay/types';
+import {
+  ClientRule,
+  ListenerSpec,
+  ListenerState,
+  RelayClosedError,
+  RelayEngine,
+  RelaySpecError,
+} from '../relay';
 import { AdmittedAddresses, ClientDirectory, EMPTY_DIRECTORY } from './clients';
 import type { PriorListener } from './listener-ids';
 import { Outcome, Plan, plan, PlanConfig } from './plan';
@@ -103,6 +110,14 @@ export class Reconciler {
    * when it is due; look again at the soonest time any step asked for.
    */
   async reconcile(key: string): Promise<Result> {
+    try {
+      return await this.pass(key);
+    } catch (err) {
+      throw inContract(err);
+    }
+  }
+
+  private async pass(key: string): Promise<Result> {
     const { namespace, name } = parseKey(key);
     const pf = this.deps.getPortForward(namespace, name);
     if (!pf || pf.metadata.deletionTimestamp) return this.forget(key);
@@ -332,6 +347,17 @@ export class Reconciler {
     }
     return mem;
   }
+}
+
+/**
+ * The relay's errors in the reconcile contract: a spec it refuses (a bug of the caller) or a relay
+ * closed at shut-down (no later try would find it open) cannot be fixed by retrying.
+ */
+function inContract(err: unknown): unknown {
+  if (err instanceof RelaySpecError || err instanceof RelayClosedError) {
+    return new TerminalError(err.message, { cause: err });
+  }
+  return err;
 }
 
 /** Done, or requeued at the soonest of the times asked for (never in the past). */

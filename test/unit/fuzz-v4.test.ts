@@ -7,9 +7,9 @@ import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { PortForwardError } from '../../src/relay/errors';
-import { DATA_CHANNEL, ERROR_CHANNEL, PortForwardDecoder } from '../../src/relay/framing';
+import { DATA_CHANNEL, ERROR_CHANNEL, PortForwardDecoder } from '../../src/relay/v4/v4-framing';
 import { silentLogger } from '../../src/relay/logger';
-import { Tunnel } from '../../src/relay/tunnel';
+import { Tunnel } from '../../src/relay/v4/v4-tunnel';
 import { fuzzCases, fuzzReport, fuzzSeed, Random } from '../support/fuzz';
 
 const KINDS = new Set(['protocol', 'nodeError']);
