@@ -1,4 +1,4 @@
-// Fuzz of the v4.channel.k8s.io side of the relay (src/relay/framing.ts, src/relay/tunnel.ts): what an
+// Fuzz of the v4.channel.k8s.io side of the relay (src/relay/v4/v4-framing.ts, src/relay/v4/v4-tunnel.ts): what an
 // API server or node could send, well formed or not (truncated and empty messages, wrong port
 // prefixes, unknown channels, error text, damaged bytes, any close). The decoder may only return data
 // or raise a typed PortForwardError; a tunnel may only end, cleanly or with such an error, closing its
