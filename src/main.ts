@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // portforward-operator: `node dist/main.js [flags]` (see --help). A bad flag stops start-up with one
-// line on stderr and exit code 2; SIGTERM and SIGINT close every listener and exit 0.
+// line on stderr and exit code 2; SIGTERM and SIGINT close every listener and exit 0; a start-up
+// failure, or a part that cannot work at all, exits 1. The only place that ends the process.
 import { ConfigError, parseConfig, usage } from './config/flags';
 import { loadKubeConfig } from './kube/client';
 import { createLogger, errorMessage } from './observability/logger';
@@ -46,6 +47,11 @@ async function main(argv: string[]): Promise<number> {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    // A part that cannot work at all (the relay's worker thread did not start): exit 1 at once.
+    operator.onFatal((message, err) => {
+      log.error(message, { error: errorMessage(err) });
+      resolve(1);
+    });
   });
   try {
     await operator.run();

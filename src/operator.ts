@@ -2,10 +2,12 @@
 // the reconciler with the relay engine behind it. @dot-i/k8s-operator is the base class (lifecycle and
 // kubeconfig), but three of its parts are bypassed, each where it is used below (ADR 2).
 //
-// Watch caches run on every replica; watch events become keys through controller/mappers.ts. The work
-// queue, the relay (listeners) and the reconciler form a serving term (controller/term.ts) that runs
-// while this replica serves: always without --leader-elect, and while it holds the Lease with it.
-// Losing the Lease ends the term at once; SIGTERM ends it with a drain. This file only composes.
+// The composition root: every part of the operator is built here, top to bottom. Watch caches run on
+// every replica; watch events become keys through controller/mappers.ts. The work queue, the relay
+// (listeners) and the reconciler form a serving term (controller/term.ts; its relay and reconciler
+// are built in newTerm below) that runs while this replica serves: always without --leader-elect,
+// and while it holds the Lease with it. Losing the Lease ends the term at once; SIGTERM ends it with
+// a drain. Nothing here exits the process: a failure that must end it goes to main.ts (onFatal).
 //
 // An operator serves the PortForwards of its class only (--class, spec.className): the reconciler sees
 // no other, so it never binds, writes status for or records Events about another class's forward, and
@@ -14,6 +16,7 @@ import Operator from '@dot-i/k8s-operator';
 import * as k8s from '@kubernetes/client-node';
 import type * as http from 'node:http';
 import * as os from 'node:os';
+import { keyOf } from './api/key';
 import type { PortForward } from './api/v1alpha1';
 import type { Config } from './config/flags';
 import { WatchCaches } from './controller/caches';
@@ -28,10 +31,17 @@ import { serveMetrics, serveProbes } from './observability/http';
 import type { Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
 import { isLoopbackOnly } from './reconcile/clients';
+import { PortAllocator } from './reconcile/ports';
+import { Reconciler } from './reconcile/reconciler';
+import { kubeAccess, RelayLogger, RelayWorker } from './relay';
+
+/** What every serving term shares, and what a term's reconciler writes status with. */
+type Shared = TermDeps & { statusWriter: StatusWriter };
 
 export class PortForwardOperator extends Operator {
   /** What every serving term shares, set by init(). */
-  private shared: TermDeps | undefined;
+  private shared: Shared | undefined;
+  private fatal: (message: string, err: unknown) => void = () => undefined;
   private readonly metrics = new Metrics();
   private elector: LeaderElector | undefined;
   private term: ServingTerm | undefined;
@@ -78,7 +88,7 @@ export class PortForwardOperator extends Operator {
     const events = new EventRecorder(kc, instance, this.log);
     const statusWriter = new StatusWriter(kc, statusFieldManager(cfg.className));
     const { metrics, log } = this;
-    this.shared = { cfg, kubeConfig: kc, caches, events, statusWriter, metrics, log, serves };
+    this.shared = { workers: cfg.workers, caches, events, statusWriter, metrics, log, serves };
     // Events that must not be lost are sent at once when the API server is back (a relist).
     routeWatchEvents(
       caches,
@@ -123,6 +133,11 @@ export class PortForwardOperator extends Operator {
     void this.elector.run();
   }
 
+  /** `handler` learns of a failure that leaves the operator unable to work; main.ts decides the exit. */
+  onFatal(handler: (message: string, err: unknown) => void): void {
+    this.fatal = handler;
+  }
+
   /** Starts the probe and metrics endpoints, then the controller. */
   async run(): Promise<void> {
     if (this.cfg.healthProbeBindAddress) {
@@ -164,8 +179,48 @@ export class PortForwardOperator extends Operator {
   private startServing(): void {
     if (this.term || !this.shared) return;
     const { caches, serves } = this.shared;
-    this.term = new ServingTerm(this.shared);
+    this.term = new ServingTerm(this.shared, this.newTerm(this.shared));
     this.term.start(caches.portForwards().filter((pf) => serves(pf)));
+  }
+
+  /** A term's own relay (on a worker thread) and the reconciler in front of it. */
+  private newTerm(d: Shared): { relay: RelayWorker; reconciler: Reconciler } {
+    const { cfg, kubeConfig: kc } = this;
+    const { caches, log } = d;
+    const relay = new RelayWorker({
+      transport: cfg.transport,
+      access: kubeAccess(kc),
+      proxyUrl: kc.getCurrentCluster()?.proxyUrl,
+      logger: relayLogger(log),
+      logLevel: cfg.logLevel,
+    });
+    // The worker thread is part of the program: one that cannot start at all is a broken install.
+    relay.ready().catch((err: unknown) => this.fatal('the relay could not start', err));
+    const reconciler: Reconciler = new Reconciler({
+      getPortForward: (ns, name) => {
+        const pf = caches.portForward(ns, name);
+        if (!pf || d.serves(pf)) return pf;
+        const key = keyOf({ namespace: ns, name });
+        if (reconciler.holds(key)) {
+          log.info('PortForward moved to another class: closing its listeners', {
+            portforward: key,
+            class: pf.spec.className ?? '(none)',
+          });
+        }
+        return undefined; // another operator's: to this one as if deleted
+      },
+      caches,
+      clients: caches,
+      relay,
+      allocator: new PortAllocator(cfg.portRange),
+      // Not dot-i's patchResourceStatus: it swallows errors, and a lost status write must be retried.
+      writeStatus: (ns, name, status) => d.statusWriter.replace(ns, name, status, cfg.className),
+      events: d.events,
+      config: cfg,
+      logger: log,
+      onRetarget: (key) => d.metrics.retarget(key),
+    });
+    return { relay, reconciler };
   }
 
   private async stopServing(graceMs: number): Promise<void> {
@@ -173,4 +228,19 @@ export class PortForwardOperator extends Operator {
     this.term = undefined;
     await term?.stop(graceMs);
   }
+}
+
+/** The relay names a session `key`; the operator's log lines name it `portforward`, on every line. */
+function relayLogger(log: Logger): RelayLogger {
+  const rename = (meta?: Record<string, unknown>): Record<string, unknown> | undefined => {
+    if (!meta || !('key' in meta)) return meta;
+    const { key, ...rest } = meta;
+    return { portforward: key, ...rest };
+  };
+  return {
+    debug: (m, meta) => log.debug(m, rename(meta)),
+    info: (m, meta) => log.info(m, rename(meta)),
+    warn: (m, meta) => log.warn(m, rename(meta)),
+    error: (m, meta) => log.error(m, rename(meta)),
+  };
 }

@@ -4,6 +4,7 @@
 import * as net from 'node:net';
 import { parseArgs } from 'node:util';
 import { durationMs } from '../api/duration';
+import { TRANSPORT_NAMES, TransportName } from '../relay';
 import { ConfigError } from './errors';
 
 export { ConfigError };
@@ -38,7 +39,7 @@ export interface Config {
   /** On SIGTERM: how long open connections may finish after listeners closed. */
   shutdownGraceMs: number;
   /** How connections reach pods: auto (spdy, then spdy-websocket, then websocket) or one of them. */
-  transport: 'auto' | 'spdy' | 'spdy-websocket' | 'websocket';
+  transport: 'auto' | TransportName;
   /** The class of PortForwards served (spec.className); '' serves those without one. */
   className: string;
 }
@@ -129,7 +130,7 @@ export function flagDefs(): FlagDef[] {
     },
     {
       name: 'transport',
-      help: 'how connections reach pods: auto (spdy, else spdy-websocket, else websocket, chosen once and kept), spdy, spdy-websocket or websocket',
+      help: `how connections reach pods: auto (${TRANSPORT_NAMES.join(', else ')}, chosen once and kept), ${TRANSPORT_NAMES.slice(0, -1).join(', ')} or ${TRANSPORT_NAMES.at(-1)}`,
       default: 'auto',
     },
     {
@@ -214,12 +215,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     holdMs: parseDuration('hold-timeout', get('hold-timeout')),
     shutdownGraceMs: parseDuration('shutdown-grace-period', get('shutdown-grace-period')),
     className: className ? parseClassName(className) : '',
-    transport: parseEnum('transport', get('transport'), [
-      'auto',
-      'spdy',
-      'spdy-websocket',
-      'websocket',
-    ] as const),
+    transport: parseEnum('transport', get('transport'), ['auto', ...TRANSPORT_NAMES] as const),
   };
 }
 

@@ -1,5 +1,6 @@
-// The operator's watch caches: PortForwards, pods, services, deployments and statefulsets of the
-// watched namespaces (all, or those of --namespace), each kept by a ResilientInformer, and, when some
+// The operator's watch caches: PortForwards and every resource a target kind reads (targets/kinds.ts:
+// pods, services, deployments, statefulsets) in the watched namespaces (all, or those of --namespace),
+// each kept by a ResilientInformer, and, when some
 // listener may be reached from other hosts, every Namespace (for allowedClients' namespaceSelector).
 // Reconciles read targets and who may connect from here, never with per-connection API calls; the
 // pods' addresses are indexed as their events arrive (PodAddressIndex).
@@ -7,13 +8,13 @@ import * as k8s from '@kubernetes/client-node';
 import { GROUP, PLURAL, PortForward, VERSION } from '../api/v1alpha1';
 import type { Logger } from '../observability/logger';
 import type { ClientDirectory } from '../reconcile/clients';
-import type { Caches } from '../reconcile/resolve';
+import { listerOf, resourcePath, ResourceKind, TargetObjects, WATCHED_RESOURCES } from '../targets/kinds';
 import { ResilientInformer } from './informer';
 import { PodAddressIndex } from '../reconcile/pod-addresses';
 
 type ListResult<T extends k8s.KubernetesObject> = Promise<k8s.KubernetesListObject<T>>;
 
-export type Kind = 'PortForward' | 'Pod' | 'Service' | 'Deployment' | 'StatefulSet' | 'Namespace';
+export type Kind = 'PortForward' | ResourceKind | 'Namespace';
 
 export interface WatchCachesOptions {
   /**
@@ -23,7 +24,7 @@ export interface WatchCachesOptions {
   namespaces?: boolean;
 }
 
-export class WatchCaches implements Caches, ClientDirectory {
+export class WatchCaches implements TargetObjects, ClientDirectory {
   private readonly informers = new Map<Kind, ResilientInformer<k8s.KubernetesObject>[]>();
   private readonly podAddresses = new PodAddressIndex();
   private readonly clientHandlers: ((namespaces: string[] | 'all') => void)[] = [];
@@ -31,13 +32,11 @@ export class WatchCaches implements Caches, ClientDirectory {
 
   constructor(kc: k8s.KubeConfig, namespaces: string[], logger: Logger, options: WatchCachesOptions = {}) {
     const core = kc.makeApiClient(k8s.CoreV1Api);
-    const apps = kc.makeApiClient(k8s.AppsV1Api);
     const custom = kc.makeApiClient(k8s.CustomObjectsApi);
     const scopes: (string | undefined)[] = namespaces.length ? namespaces : [undefined];
     const add = <T extends k8s.KubernetesObject>(
       kind: Kind,
-      base: string,
-      plural: string,
+      path: (ns: string | undefined) => string,
       list: (ns: string | undefined) => ListResult<T>,
     ): void => {
       this.informers.set(
@@ -46,7 +45,7 @@ export class WatchCaches implements Caches, ClientDirectory {
           (ns) =>
             new ResilientInformer<k8s.KubernetesObject>({
               kind,
-              path: ns ? `${base}/namespaces/${ns}/${plural}` : `${base}/${plural}`,
+              path: path(ns),
               list: () => list(ns),
               kubeConfig: kc,
               logger,
@@ -54,10 +53,10 @@ export class WatchCaches implements Caches, ClientDirectory {
         ),
       );
     };
+    const crd = `/apis/${GROUP}/${VERSION}`;
     add(
       'PortForward',
-      `/apis/${GROUP}/${VERSION}`,
-      PLURAL,
+      (ns) => (ns ? `${crd}/namespaces/${ns}/${PLURAL}` : `${crd}/${PLURAL}`),
       (ns) =>
         (ns
           ? custom.listNamespacedCustomObject({
@@ -72,18 +71,7 @@ export class WatchCaches implements Caches, ClientDirectory {
               plural: PLURAL,
             })) as ListResult<k8s.KubernetesObject>,
     );
-    add('Pod', '/api/v1', 'pods', (ns) =>
-      ns ? core.listNamespacedPod({ namespace: ns }) : core.listPodForAllNamespaces(),
-    );
-    add('Service', '/api/v1', 'services', (ns) =>
-      ns ? core.listNamespacedService({ namespace: ns }) : core.listServiceForAllNamespaces(),
-    );
-    add('Deployment', '/apis/apps/v1', 'deployments', (ns) =>
-      ns ? apps.listNamespacedDeployment({ namespace: ns }) : apps.listDeploymentForAllNamespaces(),
-    );
-    add('StatefulSet', '/apis/apps/v1', 'statefulsets', (ns) =>
-      ns ? apps.listNamespacedStatefulSet({ namespace: ns }) : apps.listStatefulSetForAllNamespaces(),
-    );
+    for (const kind of WATCHED_RESOURCES) add(kind, (ns) => resourcePath(kind, ns), listerOf(kind, kc));
     if (options.namespaces) {
       const inf = new ResilientInformer<k8s.KubernetesObject>({
         kind: 'Namespace',
@@ -172,23 +160,11 @@ export class WatchCaches implements Caches, ClientDirectory {
     return this.list('Pod', namespace);
   }
 
-  service(namespace: string, name: string): k8s.V1Service | undefined {
-    return this.get('Service', namespace, name);
-  }
-
-  deployment(namespace: string, name: string): k8s.V1Deployment | undefined {
-    return this.get('Deployment', namespace, name);
-  }
-
-  statefulSet(namespace: string, name: string): k8s.V1StatefulSet | undefined {
-    return this.get('StatefulSet', namespace, name);
-  }
-
   private all(): ResilientInformer<k8s.KubernetesObject>[] {
     return [...this.informers.values()].flat();
   }
 
-  private get(kind: Kind, namespace: string, name: string): k8s.KubernetesObject | undefined {
+  get(kind: Kind, namespace: string, name: string): k8s.KubernetesObject | undefined {
     for (const inf of this.informers.get(kind) ?? []) {
       const obj = inf.get(name, namespace);
       if (obj) return obj;
@@ -196,7 +172,7 @@ export class WatchCaches implements Caches, ClientDirectory {
     return undefined;
   }
 
-  private list(kind: Kind, namespace?: string): k8s.KubernetesObject[] {
+  list(kind: Kind, namespace?: string): k8s.KubernetesObject[] {
     return (this.informers.get(kind) ?? []).flatMap((i) => [...i.list(namespace)]);
   }
 }

@@ -1,22 +1,19 @@
 // The one place that turns the outcome of a reconcile into what happens next, as controller-runtime's
 // reconcileHandler does: a result (run again after requeueAfterMs, or not), an error that retrying can
-// fix (run again after the key's backoff), or one it cannot (a TerminalError, or the relay saying the
-// caller's spec was invalid, or the relay closed at shut-down: not retried; a change to the object brings the key back). It also keeps
-// the reconcile metrics and writes the one log line a failed reconcile gets.
+// fix (run again after the key's backoff), or one it cannot (a TerminalError: not retried; a change to
+// the object brings the key back). It knows only the reconcile contract (reconcile/result.ts): which
+// other errors cannot be fixed by retrying is the reconciler's to say. It also keeps the reconcile
+// metrics and writes the one log line a failed reconcile gets.
 import { apiHint } from '../kube/client';
 import { errorMessage } from '../observability/logger';
 import { Result, TerminalError } from '../reconcile/result';
-import { RelayClosedError, RelaySpecError } from '../relay/errors';
 import type { WorkQueue } from './workqueue';
 
 export type Verdict = 'retry' | 'giveUp';
 
 /** Whether retrying can fix `err`. */
 export function errorPolicy(err: unknown): Verdict {
-  if (err instanceof TerminalError || err instanceof RelaySpecError) return 'giveUp';
-  // The operator is shutting down: no later try would find the relay open.
-  if (err instanceof RelayClosedError) return 'giveUp';
-  return 'retry';
+  return err instanceof TerminalError ? 'giveUp' : 'retry';
 }
 
 export interface HandlerLog {

@@ -6,8 +6,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { keyOf, ObjectKey } from '../api/key';
 import type { PortForward } from '../api/v1alpha1';
 import { involvesNamespace, selectsNamespaces } from '../reconcile/clients';
-
-export type TargetKind = 'Pod' | 'Service' | 'Deployment' | 'StatefulSet';
+import { kindOf, ResourceKind } from '../targets/kinds';
 
 export interface MapperContext {
   /** The PortForwards of a namespace (all namespaces when undefined), from the cache. */
@@ -20,26 +19,17 @@ export interface MapperContext {
 }
 
 /**
- * A pod, service, deployment or statefulset changed: the served PortForwards of its namespace whose
- * target may involve it. A pod change runs every non-pod target of the namespace too, since a label
- * change can move a pod into or out of a selector.
+ * An object a target kind reads changed (a pod, service, deployment ...): the served PortForwards of its
+ * namespace whose target may involve it, as each kind says (targets/kinds.ts). A pod change runs every
+ * target of the namespace that selects pods too, since a label change can move a pod into or out of a
+ * selector.
  */
-export function keysForTarget(ctx: MapperContext, kind: TargetKind, obj: KubernetesObject): ObjectKey[] {
+export function keysForTarget(ctx: MapperContext, kind: ResourceKind, obj: KubernetesObject): ObjectKey[] {
   const ns = obj.metadata?.namespace;
   const name = obj.metadata?.name;
   if (!ns) return [];
-  const involves = (t: PortForward['spec']['target']): boolean => {
-    switch (kind) {
-      case 'Pod':
-        return !t.pod || t.pod === name;
-      case 'Service':
-        return t.service === name;
-      case 'Deployment':
-        return t.deployment === name;
-      case 'StatefulSet':
-        return t.statefulSet === name;
-    }
-  };
+  const involves = (t: PortForward['spec']['target']): boolean =>
+    kindOf(t)?.involves(t, kind, name) ?? kind === 'Pod';
   return ctx
     .portForwards(ns)
     .filter((pf) => pf.spec?.target && ctx.serves(pf) && involves(pf.spec.target))

@@ -1,35 +1,35 @@
 // A serving term: the work queue, the reconciler and the relay (its listeners) while this replica
 // serves the forwards, always without --leader-elect and while it holds the Lease with it. The
-// operator starts one and ends it (at once when the Lease is lost, with a drain on SIGTERM); watch
-// events reach it as keys (mappers.ts), relay events as keys plus metrics and Events.
-import type * as k8s from '@kubernetes/client-node';
+// operator builds the parts of one (operator.ts, the composition root), starts it and ends it (at
+// once when the Lease is lost, with a drain on SIGTERM); watch events reach it as keys (mappers.ts),
+// relay events as keys plus metrics and Events.
 import { keyOf, ObjectKey, parseKey } from '../api/key';
 import type { PortForward } from '../api/v1alpha1';
-import type { Config } from '../config/flags';
 import type { EventRecorder } from '../kube/events';
-import type { StatusWriter } from '../kube/status';
-import { errorMessage, Logger } from '../observability/logger';
+import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import { LogSampler } from '../observability/sampler';
-import { PortAllocator } from '../reconcile/ports';
-import { Reconciler } from '../reconcile/reconciler';
-import { kubeAccess, RelayWorker } from '../relay';
-import type { RelayLogger } from '../relay/logger';
-import type { ClientRule, RelayEngine, RelayEvent } from '../relay/types';
+import type { Reconciler } from '../reconcile/reconciler';
+import type { ClientRule, RelayEngine, RelayEvent } from '../relay';
 import type { WatchCaches } from './caches';
 import { reconcileHandler } from './handler';
 import { WorkQueue } from './workqueue';
 
+/** What every term shares. */
 export interface TermDeps {
-  cfg: Config;
-  kubeConfig: k8s.KubeConfig;
+  workers: number;
   caches: WatchCaches;
   events: EventRecorder;
-  statusWriter: StatusWriter;
   metrics: Metrics;
   log: Logger;
   /** Whether this operator serves `pf` (its class). */
   serves: (pf: PortForward) => boolean;
+}
+
+/** What one term owns: a relay of its own, and the reconciler in front of it. */
+export interface TermParts {
+  relay: RelayEngine;
+  reconciler: Reconciler;
 }
 
 export class ServingTerm {
@@ -39,47 +39,13 @@ export class ServingTerm {
   /** Refused clients are logged at most once per PortForward and interval. */
   private readonly refusalLog = new LogSampler(10_000);
 
-  constructor(private readonly d: TermDeps) {
-    const { cfg, caches, log } = d;
-    const relay = new RelayWorker({
-      transport: cfg.transport,
-      access: kubeAccess(d.kubeConfig),
-      proxyUrl: d.kubeConfig.getCurrentCluster()?.proxyUrl,
-      logger: relayLogger(log),
-      logLevel: cfg.logLevel,
-    });
-    // The worker thread is part of the program: one that cannot start at all is a broken install.
-    relay.ready().catch((err: unknown) => {
-      log.error('the relay could not start', { error: errorMessage(err) });
-      process.exit(1);
-    });
+  constructor(
+    private readonly d: TermDeps,
+    { relay, reconciler }: TermParts,
+  ) {
     this.relay = relay;
-    this.queue = new WorkQueue({ workers: cfg.workers });
-    const reconciler: Reconciler = new Reconciler({
-      getPortForward: (ns, name) => {
-        const pf = caches.portForward(ns, name);
-        if (!pf || d.serves(pf)) return pf;
-        const key = keyOf({ namespace: ns, name });
-        if (reconciler.holds(key)) {
-          log.info('PortForward moved to another class: closing its listeners', {
-            portforward: key,
-            class: pf.spec.className ?? '(none)',
-          });
-        }
-        return undefined; // another operator's: to this one as if deleted
-      },
-      caches,
-      clients: caches,
-      relay,
-      allocator: new PortAllocator(cfg.portRange),
-      // Not dot-i's patchResourceStatus: it swallows errors, and a lost status write must be retried.
-      writeStatus: (ns, name, status) => d.statusWriter.replace(ns, name, status, cfg.className),
-      events: d.events,
-      config: cfg,
-      logger: log,
-      onRetarget: (key) => d.metrics.retarget(key),
-    });
     this.reconciler = reconciler;
+    this.queue = new WorkQueue({ workers: d.workers });
     d.metrics.observeSessions(relay);
     relay.onEvent((ev) => this.onRelayEvent(ev));
   }
@@ -172,19 +138,4 @@ export class ServingTerm {
       ...(held > 0 ? { alsoRefusedSinceLastLine: held } : {}),
     });
   }
-}
-
-/** The relay names a session `key`; the operator's log lines name it `portforward`, on every line. */
-function relayLogger(log: Logger): RelayLogger {
-  const rename = (meta?: Record<string, unknown>): Record<string, unknown> | undefined => {
-    if (!meta || !('key' in meta)) return meta;
-    const { key, ...rest } = meta;
-    return { portforward: key, ...rest };
-  };
-  return {
-    debug: (m, meta) => log.debug(m, rename(meta)),
-    info: (m, meta) => log.info(m, rename(meta)),
-    warn: (m, meta) => log.warn(m, rename(meta)),
-    error: (m, meta) => log.error(m, rename(meta)),
-  };
 }

@@ -3,6 +3,7 @@
 import type { ObjectKey } from '../api/key';
 import type { PortForward } from '../api/v1alpha1';
 import type { WatchCaches } from './caches';
+import { WATCHED_RESOURCES } from '../targets/kinds';
 import { allKeys, keysForClients, keysForPortForward, keysForTarget, MapperContext } from './mappers';
 
 export interface KeySink {
@@ -27,7 +28,7 @@ export function routeWatchEvents(
   const holds = (key: ObjectKey): boolean => sink()?.holds(key) ?? false;
   caches.onChange('PortForward', (pf) => sink()?.enqueue(keysForPortForward(ctx, pf as PortForward, holds)));
   caches.onClientsChange((namespaces) => sink()?.enqueue(keysForClients(ctx, namespaces)));
-  for (const kind of ['Pod', 'Service', 'Deployment', 'StatefulSet'] as const)
+  for (const kind of WATCHED_RESOURCES)
     caches.onChange(kind, (obj) => sink()?.enqueue(keysForTarget(ctx, kind, obj)));
   // After an API server outage, every PortForward's key may be deep in a backoff (its status writes
   // failed, again and again while connections failed) and a relist reports only objects that changed:

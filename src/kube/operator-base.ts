@@ -1,4 +1,5 @@
-// @dot-i/k8s-operator's base class, constructed on the operator's own KubeConfig (ADR 2).
+// @dot-i/k8s-operator's base class, constructed on the operator's own KubeConfig (ADR 2; why the
+// prototype swap below stays: ADR 10).
 //
 // dot-i's constructor calls `new KubeConfig().loadFromDefault()` and `makeApiClient()` on it. With a
 // broken $KUBECONFIG or ~/.kube/config that throws (ENOENT, a YAML error, or client-node 2.x's "No

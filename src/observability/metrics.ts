@@ -3,7 +3,7 @@
 // are read from the relay at scrape time; they restart from zero when a session is re-created
 // (Prometheus counters allow resets).
 import * as client from 'prom-client';
-import type { SessionStats, TunnelErrorKind } from '../relay/types';
+import type { SessionStats, TunnelErrorKind } from '../relay';
 import { parseKey } from '../api/key';
 
 export interface SessionSource {

@@ -17,7 +17,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import * as net from 'node:net';
 import type { ClientPeer, PortForward } from '../api/v1alpha1';
 import { podClientAddresses } from './pod-addresses';
-import { matchesSelector } from './resolve';
+import { matchesSelector } from '../targets/selector';
 import { keyOf } from '../api/key';
 
 /** What the access rules read from the watch caches. */

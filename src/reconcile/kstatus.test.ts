@@ -7,7 +7,8 @@ import type { V1Pod } from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
 import { PortForward, PortForwardStatus } from '../api/v1alpha1';
 import { Outcome, Plan, plan } from './plan';
-import { Caches, resolveTarget } from './resolve';
+import { resolveTarget, TargetObjects } from '../targets/resolve';
+import { objectsOf } from '../targets/testing/objects';
 import { bindOutcome, buildStatus } from './status';
 
 type KStatus = 'InProgress' | 'Failed' | 'Current';
@@ -26,13 +27,7 @@ const pod: V1Pod = {
   spec: { containers: [{ name: 'c', ports: [{ name: 'http', containerPort: 80 }] }] },
   status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
 };
-const caches = (pods: V1Pod[]): Caches => ({
-  pod: (_n, name) => pods.find((p) => p.metadata?.name === name),
-  pods: () => pods,
-  service: () => undefined,
-  deployment: () => undefined,
-  statefulSet: () => undefined,
-});
+const caches = (pods: V1Pod[]): TargetObjects => objectsOf({ Pod: pods });
 const cfg = { listenAddress: '127.0.0.1', allowedListenAddresses: [], holdMs: 1000 };
 const now = new Date('2026-11-30T10:00:00Z');
 

@@ -2,7 +2,8 @@ import type { V1Pod } from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
 import { PortForward, PortForwardSpec } from '../api/v1alpha1';
 import { plan } from './plan';
-import { Caches, resolveTarget } from './resolve';
+import { resolveTarget, TargetObjects } from '../targets/resolve';
+import { objectsOf } from '../targets/testing/objects';
 import { bindOutcome, buildStatus, countersChanged, significantChange } from './status';
 
 const cfg = { listenAddress: '127.0.0.1', allowedListenAddresses: ['0.0.0.0'], holdMs: 30_000 };
@@ -48,13 +49,7 @@ function pod(
 }
 
 /** Caches holding just `p` (or nothing). */
-const lookup = (p?: V1Pod): Caches => ({
-  pod: (_ns, name) => (p && p.metadata?.name === name ? p : undefined),
-  pods: () => (p ? [p] : []),
-  service: () => undefined,
-  deployment: () => undefined,
-  statefulSet: () => undefined,
-});
+const lookup = (p?: V1Pod): TargetObjects => objectsOf({ Pod: p ? [p] : [] });
 
 describe('resolveTarget', function () {
   it('maps numbered and named ports of a ready pod', function () {

@@ -2,9 +2,9 @@
 // reconciler executes the plan (binds, allocates, writes status).
 import { Phase, PortForward } from '../api/v1alpha1';
 import { durationMs } from '../api/duration';
-import type { LoadBalance, PodTarget } from '../relay/types';
+import type { LoadBalance, PodTarget } from '../relay';
 import { matchListeners, PriorListener } from './listener-ids';
-import { Resolution, targetDescription } from './resolve';
+import { Resolution, targetDescription } from '../targets/resolve';
 
 export interface PlanConfig {
   listenAddress: string;

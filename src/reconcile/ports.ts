@@ -2,7 +2,7 @@
 // (kept across operator restarts) and ports allocated from --port-range. Two PortForwards never get
 // the same port from the allocator, and an allocated port stays with its listener until released.
 
-import type { ListenerSpec, ListenerState } from '../relay/types';
+import type { ListenerSpec, ListenerState } from '../relay';
 import type { PlannedListener } from './plan';
 
 export interface PortRange {

@@ -5,10 +5,11 @@ import * as assert from 'node:assert/strict';
 import * as winston from 'winston';
 import { PortForward, PortForwardStatus } from '../api/v1alpha1';
 import { PodAddressIndex } from './pod-addresses';
-import type { ListenerState, RelayEngine, SessionSpec } from '../relay/types';
+import type { ListenerState, RelayEngine, SessionSpec } from '../relay';
 import type { ClientDirectory } from './clients';
 import { PortAllocator } from './ports';
 import { Reconciler } from './reconciler';
+import { objectsOf } from '../targets/testing/objects';
 
 function pod(name: string, ip: string): V1Pod {
   return {
@@ -58,13 +59,7 @@ function setup() {
   const writes: PortForwardStatus[] = [];
   const rec = new Reconciler({
     getPortForward: () => pf,
-    caches: {
-      pod: (_ns, name) => pods.find((p) => p.metadata?.name === name),
-      pods: () => pods,
-      service: () => undefined,
-      deployment: () => undefined,
-      statefulSet: () => undefined,
-    },
+    caches: objectsOf({ Pod: pods }),
     clients,
     relay,
     allocator: new PortAllocator({ min: 20000, max: 20009 }),

@@ -4,10 +4,12 @@ import type { V1Pod } from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
 import * as winston from 'winston';
 import { PortForward, PortForwardStatus } from '../api/v1alpha1';
-import type { SessionStats } from '../relay/types';
+import { RelayClosedError, RelaySpecError, SessionStats } from '../relay';
 import { PortAllocator } from './ports';
 import { Reconciler } from './reconciler';
+import { TerminalError } from './result';
 import { FakeRelay } from './testing/fake-relay';
+import { objectsOf } from '../targets/testing/objects';
 
 const silent = winston.createLogger({ silent: true });
 
@@ -28,13 +30,7 @@ function setup(opts: { pods?: V1Pod[]; statusIntervalMs?: number } = {}) {
   const relay = new FakeRelay();
   const rec = new Reconciler({
     getPortForward: (ns, name) => pfs.get(`${ns}/${name}`),
-    caches: {
-      pod: (_ns, name) => pods.find((p) => p.metadata?.name === name),
-      pods: () => pods,
-      service: () => undefined,
-      deployment: () => undefined,
-      statefulSet: () => undefined,
-    },
+    caches: objectsOf({ Pod: pods }),
     relay,
     allocator: new PortAllocator({ min: 20000, max: 20009 }),
     writeStatus: (ns, name, status) => {
@@ -171,6 +167,23 @@ describe('Reconciler', function () {
     t.failWrites(false);
     await t.rec.reconcile('ns/a');
     assert.equal(t.writes.at(-1)?.phase, 'Ready');
+  });
+
+  it('turns the relay refusing a spec, or closed at shut-down, into a TerminalError (not retried)', async function () {
+    for (const err of [
+      new RelaySpecError('listener id "a" appears twice'),
+      new RelayClosedError('the relay is closed'),
+    ]) {
+      const t = setup();
+      t.apply('a');
+      t.relay.ensure = () => Promise.reject(err);
+      await assert.rejects(t.rec.reconcile('ns/a'), (got: unknown) => {
+        assert.ok(got instanceof TerminalError, `${err.name}: a TerminalError`);
+        assert.equal(got.cause, err);
+        assert.equal(got.message, err.message);
+        return true;
+      });
+    }
   });
 
   it('gives ports recorded in status back after a restart, whatever order keys run in', async function () {

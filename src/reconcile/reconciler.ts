@@ -3,16 +3,24 @@
 // changed. Only this file writes status; relay events merely bring the key back.
 import type { V1Pod } from '@kubernetes/client-node';
 import { Condition, PortForward, PortForwardStatus } from '../api/v1alpha1';
-import { done, Result } from './result';
+import { done, Result, TerminalError } from './result';
 import { EventRecorder } from '../kube/events';
 import type { Logger } from '../observability/logger';
-import type { ClientRule, ListenerSpec, ListenerState, RelayEngine } from '../relay/types';
+import {
+  ClientRule,
+  ListenerSpec,
+  ListenerState,
+  RelayClosedError,
+  RelayEngine,
+  RelaySpecError,
+} from '../relay';
 import { AdmittedAddresses, ClientDirectory, EMPTY_DIRECTORY } from './clients';
 import type { PriorListener } from './listener-ids';
 import { Outcome, Plan, plan, PlanConfig } from './plan';
 import { assignPort, PortAllocator, recordedPort } from './ports';
 import { ClientRefusals, Refusal } from './refusals';
-import { Caches, resolveTarget } from './resolve';
+import { NO_OBJECTS } from '../targets/kinds';
+import { resolveTarget, TargetObjects } from '../targets/resolve';
 import {
   bindOutcome,
   buildStatus,
@@ -28,7 +36,8 @@ const PORT_RETRY_MS = 5_000;
 
 export interface ReconcilerDeps {
   getPortForward(namespace: string, name: string): PortForward | undefined;
-  caches: Caches;
+  /** The objects of the cluster targets are resolved in (the watch caches). */
+  caches: TargetObjects;
   /** Namespaces and pod addresses, for who may connect (clients.ts). Default: none known. */
   clients?: ClientDirectory;
   relay: RelayEngine;
@@ -101,6 +110,14 @@ export class Reconciler {
    * when it is due; look again at the soonest time any step asked for.
    */
   async reconcile(key: string): Promise<Result> {
+    try {
+      return await this.pass(key);
+    } catch (err) {
+      throw inContract(err);
+    }
+  }
+
+  private async pass(key: string): Promise<Result> {
     const { namespace, name } = parseKey(key);
     const pf = this.deps.getPortForward(namespace, name);
     if (!pf || pf.metadata.deletionTimestamp) return this.forget(key);
@@ -332,17 +349,19 @@ export class Reconciler {
   }
 }
 
+/**
+ * The relay's errors in the reconcile contract: a spec it refuses (a bug of the caller) or a relay
+ * closed at shut-down (no later try would find it open) cannot be fixed by retrying.
+ */
+function inContract(err: unknown): unknown {
+  if (err instanceof RelaySpecError || err instanceof RelayClosedError) {
+    return new TerminalError(err.message, { cause: err });
+  }
+  return err;
+}
+
 /** Done, or requeued at the soonest of the times asked for (never in the past). */
 function soonest(...after: (number | undefined)[]): Result {
   const next = after.filter((x): x is number => x !== undefined);
   return next.length ? { requeueAfterMs: Math.max(0, Math.min(...next)) } : done;
 }
-
-/** Caches with nothing in them: for planning without looking at targets. */
-const NO_OBJECTS: Caches = {
-  pod: () => undefined,
-  pods: () => [],
-  service: () => undefined,
-  deployment: () => undefined,
-  statefulSet: () => undefined,
-};

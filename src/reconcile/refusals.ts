@@ -7,7 +7,7 @@
 //   wrote them before), like the connection counters.
 // - forget() drops a PortForward this operator no longer serves; its counts are in its status.
 import type { PortForward, RefusalReason, RefusedClients } from '../api/v1alpha1';
-import type { ClientRule } from '../relay/types';
+import type { ClientRule } from '../relay';
 import type { ClientDirectory } from './clients';
 import { keyOf } from '../api/key';
 

@@ -2,7 +2,7 @@
 // Stalled, Reconciling) from the plan, the listeners' states and the relay's counters. Pure.
 import type { V1Pod } from '@kubernetes/client-node';
 import { Condition, Endpoint, PortForward, PortForwardStatus, RefusedClients } from '../api/v1alpha1';
-import type { ListenerState, SessionStats } from '../relay/types';
+import type { ListenerState, SessionStats } from '../relay';
 import { Outcome, Plan } from './plan';
 import type { ListenerOwner } from './ports';
 

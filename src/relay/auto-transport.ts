@@ -5,8 +5,8 @@
 import type * as net from 'node:net';
 import { PortForwardError } from './errors';
 import type { RelayLogger } from './logger';
-import type { RelayTunnel, StreamTarget, Transport, TransportName, TunnelHooks } from './transport';
-import type { PodRef } from './types';
+import type { RelayTunnel, StreamTarget, Transport, TunnelHooks } from './transport';
+import type { PodRef, TransportName } from './types';
 
 /** HTTP statuses with which a proxy or an older API server refuses an upgrade it does not carry. */
 const UNSUPPORTED_STATUS = new Set([400, 405, 426, 501, 502]);

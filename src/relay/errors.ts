@@ -1,6 +1,9 @@
 // Typed errors of the relay. Every failure of a tunnel becomes one PortForwardError whose `kind` says
 // what a person can do about it (fix RBAC, wait for the pod, install socat in the image ...).
-import type { TunnelErrorKind } from './types';
+
+/** What a person can do about a failed tunnel: fix RBAC, wait for the pod, fix the node's image ... */
+export type TunnelErrorKind =
+  'refused' | 'timeout' | 'forbidden' | 'notFound' | 'nodeError' | 'protocol' | 'network';
 
 export interface PortForwardErrorOptions {
   cause?: unknown;

@@ -3,13 +3,14 @@
 import type * as https from 'node:https';
 import { ApiServerAccess, kubeAccess, KubeConfigLike } from './access';
 import { AutoTransport } from './auto-transport';
-import { WebSocketDialer } from './dialer';
+import { WebSocketDialer } from './v4/v4-dialer';
 import type { RelayLogger } from './logger';
 import { dialSpdy, dialSpdyOverWebSocket, SpdyDialOptions } from './spdy/dial';
-import type { SpdySessionOptions } from './spdy/session';
-import { SpdyTransport, SpdyTransportOptions } from './spdy-transport';
-import type { Transport, TransportName } from './transport';
-import { DEFAULT_WEBSOCKET_TUNNEL, WebSocketTransport } from './websocket-transport';
+import type { SpdySessionOptions } from './spdy/spdy-session';
+import { SpdyTransport, SpdyTransportOptions } from './spdy/spdy-transport';
+import type { Transport } from './transport';
+import type { TransportName } from './types';
+import { DEFAULT_WEBSOCKET_TUNNEL, WebSocketTransport } from './v4/v4-transport';
 
 export type TransportChoice = TransportName | 'auto';
 
@@ -17,7 +18,7 @@ export interface KubeTransportOptions {
   logger: RelayLogger;
   /** Tuning of the SPDY session pools (defaults in spdy-transport.ts). */
   spdy?: Omit<SpdyTransportOptions, 'name' | 'dial' | 'logger'>;
-  /** Tuning of each SPDY session (defaults in spdy/session.ts). */
+  /** Tuning of each SPDY session (defaults in spdy/spdy-session.ts). */
   session?: Pick<SpdySessionOptions, 'streamHighWaterMark' | 'maxFrameBytes'>;
 }
 

@@ -5,10 +5,7 @@
 import type * as net from 'node:net';
 import type { PortForwardError } from './errors';
 import type { RelayLogger } from './logger';
-import type { PodRef } from './types';
-
-export type TransportName = 'spdy' | 'spdy-websocket' | 'websocket';
-export const TRANSPORT_NAMES: readonly TransportName[] = ['spdy', 'spdy-websocket', 'websocket'];
+import type { PodRef, TransportName } from './types';
 
 /** Where one connection goes: a pod (by name, and by uid when known) and one of its ports. */
 export interface StreamTarget {

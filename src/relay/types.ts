@@ -1,6 +1,14 @@
 // The relay engine's small interface. It knows nothing of CRDs: a session is a set of TCP listeners
 // whose accepted connections are relayed to a pod's port through the API server.
-import type { TransportName } from './transport';
+import type { TunnelErrorKind } from './errors';
+
+/**
+ * How connections reach pods through the API server, in the order the automatic choice tries them
+ * (auto-transport.ts). The list of record: the operator's --transport flag and the CRD's
+ * status.transport enum are checked against it.
+ */
+export const TRANSPORT_NAMES = ['spdy', 'spdy-websocket', 'websocket'] as const;
+export type TransportName = (typeof TRANSPORT_NAMES)[number];
 
 /** Where new connections of a session go; changing it never disturbs open connections. */
 export interface PodRef {
@@ -75,9 +83,6 @@ export interface SessionStats {
   /** The transport of the latest connection (none yet: undefined). */
   transport?: TransportName;
 }
-
-export type TunnelErrorKind =
-  'refused' | 'timeout' | 'forbidden' | 'notFound' | 'nodeError' | 'protocol' | 'network';
 
 export type RelayEvent =
   | { type: 'tunnelError'; key: string; message: string; kind: TunnelErrorKind }

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { PortForwardError } from '../../src/relay/errors';
 import { dialSpdy, dialSpdyOverWebSocket, SpdyDialOptions } from '../../src/relay/spdy/dial';
 import { openPortForward } from '../../src/relay/spdy/portforward';
-import type { SpdySession } from '../../src/relay/spdy/session';
+import type { SpdySession } from '../../src/relay/spdy/spdy-session';
 import { TestCluster } from '../../tools/testenv/cluster';
 import {
   EchoServer,

@@ -11,14 +11,17 @@ const SRC = path.resolve(__dirname, '../../../src');
 /** What each folder of src/ may import ('' is src/ itself: main.ts and operator.ts). */
 const MAY_IMPORT: Record<string, string[]> = {
   api: [],
-  config: ['api'],
+  // The flags read the transport names from the relay.
+  config: ['api', 'relay'],
   // The relay knows nothing of CRDs, flags or the controller: it is given listeners and pods.
   relay: [],
+  // The target kinds: what each reads, maps and resolves to, in the cluster it is given.
+  targets: ['api'],
   observability: ['api', 'config', 'relay'],
   kube: ['api', 'config', 'observability'],
-  reconcile: ['api', 'config', 'kube', 'observability', 'relay'],
-  controller: ['api', 'config', 'kube', 'observability', 'reconcile', 'relay'],
-  '': ['api', 'config', 'kube', 'observability', 'reconcile', 'relay', 'controller'],
+  reconcile: ['api', 'config', 'kube', 'observability', 'relay', 'targets'],
+  controller: ['api', 'config', 'kube', 'observability', 'reconcile', 'relay', 'targets'],
+  '': ['api', 'config', 'kube', 'observability', 'reconcile', 'relay', 'targets', 'controller'],
   // Fakes for unit tests (fake timers): used by tests only, importing nothing of the product.
   testing: [],
 };
@@ -47,6 +50,14 @@ interface Edge {
   to: string;
   file: string;
   spec: string;
+  /** The file imported (its .ts, or a folder's index.ts). */
+  target: string;
+}
+
+/** The source file an import names. */
+function importedFile(target: string): string {
+  if (fs.existsSync(target) && fs.statSync(target).isDirectory()) return path.join(target, 'index.ts');
+  return fs.existsSync(`${target}.ts`) ? `${target}.ts` : target;
 }
 
 function folderEdges(): Edge[] {
@@ -57,13 +68,14 @@ function folderEdges(): Edge[] {
       if (!spec.startsWith('.')) continue;
       const target = path.resolve(path.dirname(file), spec);
       if (!target.startsWith(SRC + path.sep)) {
-        edges.push({ from: folderOf(file), to: '(outside src)', file, spec });
+        edges.push({ from: folderOf(file), to: '(outside src)', file, spec, target });
         continue;
       }
       const to = folderOf(
         fs.existsSync(target) && fs.statSync(target).isDirectory() ? path.join(target, 'x') : target,
       );
-      if (to !== folderOf(file)) edges.push({ from: folderOf(file), to, file, spec });
+      if (to !== folderOf(file))
+        edges.push({ from: folderOf(file), to, file, spec, target: importedFile(target) });
     }
   }
   return edges;
@@ -124,6 +136,28 @@ describe('architecture of src/', function () {
       [],
       'a folder of src/ that the rule does not place',
     );
+  });
+
+  it('enters the relay only through its index.ts', function () {
+    const door = path.join(SRC, 'relay', 'index.ts');
+    const bad = edges
+      .filter((e) => e.to === 'relay' && e.target !== door)
+      .map((e) => `${path.relative(SRC, e.file)} imports '${e.spec}'`);
+    assert.deepEqual(bad, [], 'imports past src/relay/index.ts');
+  });
+
+  it('the file import graph has no cycle, type-only imports included', function () {
+    const graph = new Map<string, Set<string>>();
+    for (const file of sourceFiles(SRC).filter(isProduct)) {
+      const deps = new Set<string>();
+      for (const { fileName: spec } of ts.preProcessFile(fs.readFileSync(file, 'utf8'), true, true)
+        .importedFiles) {
+        if (spec.startsWith('.'))
+          deps.add(path.relative(SRC, importedFile(path.resolve(path.dirname(file), spec))));
+      }
+      graph.set(path.relative(SRC, file), deps);
+    }
+    assert.equal(findCycle(graph)?.join(' -> '), undefined);
   });
 
   it('the folder import graph has no cycle', function () {

@@ -7,7 +7,8 @@ import * as path from 'node:path';
 // Plain YAML, as the file has it: client-node's loadYaml (2.x) deserializes a CRD into its model
 // classes, which rename `default`, `enum` and `x-kubernetes-*` (to `_default`, `_enum`, `x_kubernetes_*`).
 import { load } from 'js-yaml';
-import { envName, flagDefs } from '../../src/config/flags';
+import { envName, flagDefs, parseConfig } from '../../src/config/flags';
+import { TRANSPORT_NAMES } from '../../src/relay';
 import { repoRoot } from '../../tools/testenv/paths';
 
 interface Schema {
@@ -136,6 +137,21 @@ describe('docs/api.md and the CRD', function () {
     for (const col of version.additionalPrinterColumns ?? []) {
       assert.match(api, new RegExp(`^\\| ${col.name.toUpperCase()} +\\|`, 'm'), `printer column ${col.name}`);
     }
+  });
+});
+
+describe('the transport names', function () {
+  it("are the CRD's status.transport enum, and what --transport takes besides auto", function () {
+    const crd = load(read('crds/portforward.yaml')) as Crd;
+    const status = crd.spec.versions[0].schema.openAPIV3Schema.properties!.status;
+    assert.deepEqual(status.properties?.transport?.enum, [...TRANSPORT_NAMES]);
+    for (const name of ['auto', ...TRANSPORT_NAMES]) {
+      assert.equal(parseConfig([`--transport=${name}`], {}).transport, name);
+    }
+    assert.throws(
+      () => parseConfig(['--transport=quic'], {}),
+      /not one of auto, spdy, spdy-websocket, websocket/,
+    );
   });
 });
 

@@ -29,7 +29,7 @@ import {
   HeaderDecompressor,
 } from '../../src/relay/spdy/headers';
 import { openPortForward, PortForwardConnection } from '../../src/relay/spdy/portforward';
-import { SpdySession } from '../../src/relay/spdy/session';
+import { SpdySession } from '../../src/relay/spdy/spdy-session';
 import { fuzzCases, fuzzReport, fuzzSeed, Random } from '../support/fuzz';
 
 function isProtocolError(err: unknown): boolean {

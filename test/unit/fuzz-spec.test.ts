@@ -12,6 +12,7 @@ import { Reconciler } from '../../src/reconcile/reconciler';
 import { fuzzCases, fuzzReport, fuzzSeed, Random } from '../support/fuzz';
 import { randomSpec, World } from '../support/spec-gen';
 import { FakeRelay } from '../../src/reconcile/testing/fake-relay';
+import { objectsOf } from '../../src/targets/testing/objects';
 
 const PHASES = new Set(['Pending', 'Ready', 'Degraded', 'Suspended', 'Expired', 'Failed']);
 const RANGE = { min: 20000, max: 20063 };
@@ -90,13 +91,12 @@ describe('fuzz: random PortForward specs through the reconciler', function () {
       let now = new Date('2026-12-01T00:00:00Z');
       const rec = new Reconciler({
         getPortForward: (ns, name) => pfs.get(`${ns}/${name}`),
-        caches: {
-          pod: (_ns, name) => pods.find((p) => p.metadata?.name === name),
-          pods: () => pods,
-          service: (_ns, name) => services.find((s) => s.metadata?.name === name),
-          deployment: (_ns, name) => (world.deployments.includes(name) ? workload(name, 0) : undefined),
-          statefulSet: (_ns, name) => (world.statefulSets.includes(name) ? workload(name, 1) : undefined),
-        },
+        caches: objectsOf({
+          Pod: pods,
+          Service: services,
+          Deployment: world.deployments.map((n) => workload(n, 0)),
+          StatefulSet: world.statefulSets.map((n) => workload(n, 1)),
+        }),
         relay,
         allocator: new PortAllocator(RANGE),
         writeStatus: (ns, name, status) => {

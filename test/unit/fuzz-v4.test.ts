@@ -1,4 +1,4 @@
-// Fuzz of the v4.channel.k8s.io side of the relay (src/relay/framing.ts, src/relay/tunnel.ts): what an
+// Fuzz of the v4.channel.k8s.io side of the relay (src/relay/v4/v4-framing.ts, src/relay/v4/v4-tunnel.ts): what an
 // API server or node could send, well formed or not (truncated and empty messages, wrong port
 // prefixes, unknown channels, error text, damaged bytes, any close). The decoder may only return data
 // or raise a typed PortForwardError; a tunnel may only end, cleanly or with such an error, closing its
@@ -7,9 +7,9 @@ import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { PortForwardError } from '../../src/relay/errors';
-import { DATA_CHANNEL, ERROR_CHANNEL, PortForwardDecoder } from '../../src/relay/framing';
+import { DATA_CHANNEL, ERROR_CHANNEL, PortForwardDecoder } from '../../src/relay/v4/v4-framing';
 import { silentLogger } from '../../src/relay/logger';
-import { Tunnel } from '../../src/relay/tunnel';
+import { Tunnel } from '../../src/relay/v4/v4-tunnel';
 import { fuzzCases, fuzzReport, fuzzSeed, Random } from '../support/fuzz';
 
 const KINDS = new Set(['protocol', 'nodeError']);

@@ -1,7 +1,7 @@
 // A relay engine for reconciler tests: records the spec of each session and binds every listener,
 // except on ports "another program" holds (`taken`), which fail with EADDRINUSE as the real engine's
 // do. Counters are whatever a test puts in `statsByKey`.
-import type { ListenerState, RelayEngine, SessionSpec, SessionStats } from '../../relay/types';
+import type { ListenerState, RelayEngine, SessionSpec, SessionStats } from '../../relay';
 
 export class FakeRelay implements RelayEngine {
   readonly specs = new Map<string, SessionSpec>();

@@ -19,11 +19,11 @@ import type { IncomingMessage } from 'node:http';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type * as net from 'node:net';
-import { kindOfError, kindOfStatus, readBody, statusMessage } from '../dialer';
+import { kindOfError, kindOfStatus, readBody, statusMessage } from '../upgrade-errors';
 import { PortForwardError } from '../errors';
 import { PORT_FORWARD_PROTOCOL } from './portforward';
-import { SpdySession, SpdySessionOptions } from './session';
-import { checkHandshake, clientWebSocket, handshakeHeaders, WebSocketDuplex } from './websocket';
+import { SpdySession, SpdySessionOptions } from './spdy-session';
+import { checkHandshake, clientWebSocket, handshakeHeaders, WebSocketDuplex } from './over-websocket';
 
 export { WebSocketDuplex };
 

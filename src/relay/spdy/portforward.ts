@@ -18,7 +18,7 @@
 // - The node reports a failed dial only on the error stream and only after SYN_REPLY; data written
 //   before it is lost with the connection, as with kubectl.
 import { PortForwardError } from '../errors';
-import type { SpdySession } from './session';
+import type { SpdySession } from './spdy-session';
 import type { SpdyStream } from './stream';
 
 export const PORT_FORWARD_PROTOCOL = 'portforward.k8s.io';

@@ -1,7 +1,7 @@
 // A relay engine wired to a fake port-forward server through the real WebSocket dialer, for tests.
 import * as assert from 'node:assert/strict';
-import { WebSocketDialer } from '../dialer';
-import { createRelayEngine, RelayEngineOptions } from '../engine';
+import { WebSocketDialer } from '../v4/v4-dialer';
+import { createRelayEngine, RelayEngineOptions } from '../engine/engine';
 import type { RelayEngine, RelayEvent, SessionSpec } from '../types';
 import { FakePortForwardServer, FakeRoute, startFakePortForwardServer } from './fake-portforward-server';
 

@@ -2,7 +2,7 @@
 // thread.ts). Everything here is structured-clone data: no functions, no sockets, no class instances
 // (errors cross as name + message + kind).
 import type { TransportChoice } from '../kube-transports';
-import type { SpdyTransportOptions } from '../spdy-transport';
+import type { SpdyTransportOptions } from '../spdy/spdy-transport';
 import type { ListenerState, RelayEvent, SessionSpec, SessionStats } from '../types';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -22,7 +22,7 @@ export interface WorkerInit {
   tuning?: RelayTuning;
 }
 
-/** Buffer limits of the relay (defaults: spdy/session.ts and engine.ts). */
+/** Buffer limits of the relay (defaults: spdy/spdy-session.ts and engine/engine.ts). */
 export interface RelayTuning {
   /** Bytes a SPDY stream buffers from the pod before its session stops reading. */
   streamHighWaterMark?: number;

@@ -11,7 +11,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type * as https from 'node:https';
 import type { ApiServerAccess } from '../access';
-import { createRelayEngine } from '../engine';
+import { createRelayEngine } from '../engine/engine';
 import { kubeTransport } from '../kube-transports';
 import type { RelayLogger } from '../logger';
 import type { RelayEngine } from '../types';

@@ -3,10 +3,10 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type * as https from 'node:https';
 import WebSocket from 'ws';
-import { ApiServerAccess, kubeAccess, KubeConfigLike } from './access';
-import { PortForwardError } from './errors';
-import { PORT_FORWARD_SUBPROTOCOL } from './framing';
-import type { TunnelErrorKind } from './types';
+import { ApiServerAccess, kubeAccess, KubeConfigLike } from '../access';
+import { PortForwardError } from '../errors';
+import { kindOfError, kindOfStatus, readBody, statusMessage } from '../upgrade-errors';
+import { PORT_FORWARD_SUBPROTOCOL } from './v4-framing';
 
 export interface TunnelTarget {
   namespace: string;
@@ -127,50 +127,4 @@ export function openWebSocket(ws: WebSocket, what: string, signal: AbortSignal):
 
 function aborted(what: string): PortForwardError {
   return new PortForwardError('network', `${what}: the client went away before the tunnel opened`);
-}
-
-/** The body of a refused upgrade (at most 64 KiB kept), once, however the response ends. */
-export function readBody(res: IncomingMessage, done: (body: string) => void): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let finished = false;
-  const finish = (): void => {
-    if (finished) return;
-    finished = true;
-    done(Buffer.concat(chunks).toString('utf8'));
-  };
-  res.on('data', (c: Buffer) => {
-    if (size < 64 * 1024) chunks.push(c);
-    size += c.length;
-  });
-  res.once('end', finish);
-  res.once('error', finish);
-  res.once('aborted', finish);
-  res.once('close', finish);
-}
-
-/** The `message` of a metav1.Status body, else the body's first line. */
-export function statusMessage(body: string): string {
-  try {
-    const status = JSON.parse(body) as { message?: unknown };
-    if (typeof status.message === 'string') return status.message;
-  } catch {
-    // not JSON: fall through
-  }
-  return body.split('\n')[0].trim().slice(0, 500);
-}
-
-export function kindOfStatus(status: number): TunnelErrorKind {
-  if (status === 401 || status === 403) return 'forbidden';
-  if (status === 404) return 'notFound';
-  if (status === 408 || status === 504) return 'timeout';
-  if (status === 101 || status === 200 || status === 426) return 'protocol';
-  return 'network';
-}
-
-export function kindOfError(err: NodeJS.ErrnoException): TunnelErrorKind {
-  if (err.code === 'ECONNREFUSED') return 'refused';
-  if (err.code === 'ETIMEDOUT' || /timed out/i.test(err.message)) return 'timeout';
-  if (/subprotocol|Sec-WebSocket|Invalid WebSocket frame|Max payload/i.test(err.message)) return 'protocol';
-  return 'network';
 }

@@ -10,14 +10,14 @@
 //   for want of a target); a client refused by allowedSourceRanges or allowedClientAddresses emits
 //   `clientRefused` instead, with its address.
 import * as net from 'node:net';
-import type { Dialer } from './dialer';
-import { RelayClosedError, RelaySpecError } from './errors';
-import { RelayLogger, silentLogger } from './logger';
-import { Session } from './session';
+import type { Dialer } from '../v4/v4-dialer';
+import { RelayClosedError, RelaySpecError } from '../errors';
+import { RelayLogger, silentLogger } from '../logger';
+import { ClientSession } from './client-session';
 import { ClientAccess } from './client-access';
-import type { Transport } from './transport';
-import type { ListenerState, PodTarget, RelayEngine, RelayEvent, SessionSpec, SessionStats } from './types';
-import { WebSocketTransport } from './websocket-transport';
+import type { Transport } from '../transport';
+import type { ListenerState, PodTarget, RelayEngine, RelayEvent, SessionSpec, SessionStats } from '../types';
+import { WebSocketTransport } from '../v4/v4-transport';
 
 export interface RelayEngineOptions {
   /**
@@ -56,7 +56,7 @@ export function createRelayEngine(options: RelayEngineOptions): RelayEngine {
 }
 
 class Engine implements RelayEngine {
-  private readonly sessions = new Map<string, Session>();
+  private readonly sessions = new Map<string, ClientSession>();
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly subscribers: ((event: RelayEvent) => void)[] = [];
   private readonly logger: RelayLogger;
@@ -172,8 +172,8 @@ class Engine implements RelayEngine {
     await this.transport.close();
   }
 
-  private newSession(key: string): Session {
-    return new Session(key, {
+  private newSession(key: string): ClientSession {
+    return new ClientSession(key, {
       transport: this.transport,
       logger: this.logger,
       socketBufferBytes: this.options.socketBufferBytes ?? 64 * 1024,

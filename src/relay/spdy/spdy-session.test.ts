@@ -18,7 +18,7 @@ import {
 import { FrameDecoder } from './decoder';
 import { HeaderCompressor } from './headers';
 import { openPortForward } from './portforward';
-import { SpdySession, SpdySessionOptions } from './session';
+import { SpdySession, SpdySessionOptions } from './spdy-session';
 import { StreamResetError } from './stream';
 
 const ECHO_PORT = 8080;

@@ -24,13 +24,13 @@
 // - A connection sharing a session with one whose target stalls is slowed with it; only
 //   connections placed after the stall was seen avoid it.
 import type * as net from 'node:net';
-import { PortForwardError } from './errors';
-import type { RelayLogger } from './logger';
-import { openPortForward } from './spdy/portforward';
-import type { SpdySession } from './spdy/session';
+import { PortForwardError } from '../errors';
+import type { RelayLogger } from '../logger';
+import { openPortForward } from './portforward';
+import type { SpdySession } from './spdy-session';
 import { SpdyTunnel } from './spdy-tunnel';
-import type { RelayTunnel, StreamTarget, Transport, TunnelHooks } from './transport';
-import type { PodRef } from './types';
+import type { RelayTunnel, StreamTarget, Transport, TunnelHooks } from '../transport';
+import type { PodRef } from '../types';
 
 export type SessionDialer = (pod: PodRef, signal: AbortSignal) => Promise<SpdySession>;
 

@@ -2,11 +2,11 @@
 // and how tunnel failures reach stats and events.
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { closed, connect, readAll, startTcpServer, TcpServer } from '../../test/support/net';
-import { waitFor } from '../../test/support/wait';
-import { RelaySpecError } from './errors';
-import { Rig, startRig } from './testing/rig';
-import type { ListenerSpec } from './types';
+import { closed, connect, readAll, startTcpServer, TcpServer } from '../../../test/support/net';
+import { waitFor } from '../../../test/support/wait';
+import { RelaySpecError } from '../errors';
+import { Rig, startRig } from '../testing/rig';
+import type { ListenerSpec } from '../types';
 
 async function roundTrip(port: number, text: string, host = '127.0.0.1'): Promise<string> {
   const sock = await connect(port, host);

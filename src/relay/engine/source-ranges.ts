@@ -4,7 +4,7 @@
 // single-host range; `::/0` admits every client, IPv4 ones too (BlockList reads them as
 // IPv4-mapped); a zone (`fe80::1%eth0`) does not change the client's address.
 import * as net from 'node:net';
-import { RelaySpecError } from './errors';
+import { RelaySpecError } from '../errors';
 
 export class SourceRanges {
   private readonly list = new net.BlockList();

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { RelaySpecError } from './errors';
+import { RelaySpecError } from '../errors';
 import { SourceRanges } from './source-ranges';
 
 function allowed(address: string, ...ranges: string[]): boolean {

@@ -1,8 +1,8 @@
 // One TCP listener of a session. Binding failures (EADDRINUSE, EACCES, EADDRNOTAVAIL ...) are a state
 // of the listener, reported to the caller, never thrown.
 import * as net from 'node:net';
-import type { RelayLogger } from './logger';
-import type { ListenerSpec, ListenerState } from './types';
+import type { RelayLogger } from '../logger';
+import type { ListenerSpec, ListenerState } from '../types';
 
 export type ConnectionHandler = (socket: net.Socket, listener: RelayListener) => void;
 

@@ -11,9 +11,9 @@
 // - An IPv4-mapped IPv6 client (`::ffff:10.1.2.3`, what a dual-stack listener reports) matches the
 //   IPv4 address, as it does for ranges.
 import * as net from 'node:net';
-import { RelaySpecError } from './errors';
+import { RelaySpecError } from '../errors';
 import { SourceRanges } from './source-ranges';
-import type { ClientRule } from './types';
+import type { ClientRule } from '../types';
 
 export class ClientAccess {
   private readonly ranges: SourceRanges | undefined;

@@ -5,7 +5,7 @@
 // 2-byte little-endian number; it is checked on both channels. Text on the error channel is the node's
 // error (for example `error forwarding port 5432 to pod ...: exec: "socat": executable file not found`)
 // and is raised as a PortForwardError of kind `nodeError`.
-import { PortForwardError } from './errors';
+import { PortForwardError } from '../errors';
 
 export const PORT_FORWARD_SUBPROTOCOL = 'v4.channel.k8s.io';
 export const DATA_CHANNEL = 0;

@@ -1,13 +1,13 @@
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { startTcpServer, TcpServer } from '../../test/support/net';
-import { WebSocketDialer, portForwardPath, TunnelTarget } from './dialer';
-import { PortForwardError } from './errors';
+import { startTcpServer, TcpServer } from '../../../test/support/net';
+import { WebSocketDialer, portForwardPath, TunnelTarget } from './v4-dialer';
+import { PortForwardError } from '../errors';
 import {
   FakePortForwardServer,
   kubeConfigFor,
   startFakePortForwardServer,
-} from './testing/fake-portforward-server';
+} from '../testing/fake-portforward-server';
 
 async function dialError(dialer: WebSocketDialer, target: TunnelTarget): Promise<PortForwardError> {
   const err = await dialer.dial(target, new AbortController().signal).then(

@@ -1,18 +1,18 @@
 // One session: its listeners, its open connections and its counters.
 import type * as net from 'node:net';
 import { ConnectionDeps, RelayConnection } from './connection';
-import type { PortForwardError } from './errors';
+import type { PortForwardError } from '../errors';
 import { RelayListener } from './listener';
 import type { ClientAccess } from './client-access';
-import type { RelayLogger } from './logger';
-import type { ListenerSpec, ListenerState, LoadBalance, PodTarget, RelayEvent, SessionStats } from './types';
+import type { RelayLogger } from '../logger';
+import type { ListenerSpec, ListenerState, LoadBalance, PodTarget, RelayEvent, SessionStats } from '../types';
 
 export interface SessionDeps extends Omit<ConnectionDeps, 'onSent' | 'onReceived' | 'onDialed'> {
   socketBufferBytes: number;
   emit(event: RelayEvent): void;
 }
 
-export class Session {
+export class ClientSession {
   private readonly listeners = new Map<string, RelayListener>();
   /** The last bind failure logged per listener id. */
   private readonly bindFailures = new Map<string, string>();

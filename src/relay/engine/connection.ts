@@ -1,11 +1,11 @@
 // One accepted client connection: open its path to the pod through the transport, relay, and report
 // how it ended.
 import type * as net from 'node:net';
-import type { PortForwardError } from './errors';
-import { asPortForwardError } from './errors';
-import type { RelayLogger } from './logger';
-import type { RelayTunnel, Transport, TransportName } from './transport';
-import type { PodTarget } from './types';
+import type { PortForwardError } from '../errors';
+import { asPortForwardError } from '../errors';
+import type { RelayLogger } from '../logger';
+import type { RelayTunnel, Transport } from '../transport';
+import type { PodTarget, TransportName } from '../types';
 
 export interface ConnectionDeps {
   transport: Transport;

@@ -19,9 +19,10 @@
 //   tunnel closes once the pod side sent nothing for `halfCloseTimeoutMs` (each byte from the pod
 //   restarts the wait); a pod that answers the FIN by closing ends it at once.
 import type * as net from 'node:net';
-import { asPortForwardError, PortForwardError } from './errors';
-import type { PortForwardConnection } from './spdy/portforward';
-import type { RelayTunnel, TransportName, TunnelHooks } from './transport';
+import { asPortForwardError, PortForwardError } from '../errors';
+import type { PortForwardConnection } from './portforward';
+import type { RelayTunnel, TunnelHooks } from '../transport';
+import type { TransportName } from '../types';
 
 export class SpdyTunnel implements RelayTunnel {
   readonly done: Promise<PortForwardError | undefined>;

@@ -20,10 +20,10 @@
 //   not judged then; it is judged again once the client reads.
 import type * as net from 'node:net';
 import type WebSocket from 'ws';
-import { asPortForwardError, PortForwardError } from './errors';
-import { encodeData, PortForwardDecoder } from './framing';
-import type { RelayLogger } from './logger';
-import type { RelayTunnel } from './transport';
+import { asPortForwardError, PortForwardError } from '../errors';
+import { encodeData, PortForwardDecoder } from './v4-framing';
+import type { RelayLogger } from '../logger';
+import type { RelayTunnel } from '../transport';
 
 export interface TunnelOptions {
   /** The pod's port, announced by the server on both channels. */

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
-import { PortForwardError } from './errors';
-import { DATA_CHANNEL, encodeData, ERROR_CHANNEL, PortForwardDecoder } from './framing';
+import { PortForwardError } from '../errors';
+import { DATA_CHANNEL, encodeData, ERROR_CHANNEL, PortForwardDecoder } from './v4-framing';
 
 function msg(channel: number, ...parts: (Buffer | number[] | string)[]): Buffer {
   return Buffer.concat([

@@ -3,9 +3,9 @@
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import type * as net from 'node:net';
-import { closed, connect, readAll, startTcpServer, TcpServer } from '../../test/support/net';
-import { waitFor, waitStable } from '../../test/support/wait';
-import { Rig, startRig } from './testing/rig';
+import { closed, connect, readAll, startTcpServer, TcpServer } from '../../../test/support/net';
+import { waitFor, waitStable } from '../../../test/support/wait';
+import { Rig, startRig } from '../testing/rig';
 
 const MiB = 1024 * 1024;
 const sha = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { ClientAccess } from './client-access';
-import { RelaySpecError } from './errors';
+import { RelaySpecError } from '../errors';
 
 describe('relay client access (allowedSourceRanges and allowedClientAddresses)', function () {
   it('admits everyone when neither list is given', function () {

@@ -3,17 +3,17 @@
 // node-side errors ending one connection, and AutoTransport's fallback order.
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { connect, readAll, startTcpServer, TcpServer } from '../../test/support/net';
-import { waitFor } from '../../test/support/wait';
-import { AutoTransport, transportUnsupported } from './auto-transport';
-import { createRelayEngine } from './engine';
-import { PortForwardError } from './errors';
-import { silentLogger } from './logger';
-import { dialSpdy } from './spdy/dial';
+import { connect, readAll, startTcpServer, TcpServer } from '../../../test/support/net';
+import { waitFor } from '../../../test/support/wait';
+import { AutoTransport, transportUnsupported } from '../auto-transport';
+import { createRelayEngine } from '../engine/engine';
+import { PortForwardError } from '../errors';
+import { silentLogger } from '../logger';
+import { dialSpdy } from './dial';
 import { SpdyTransport, SpdyTransportOptions } from './spdy-transport';
-import { FakeSpdyServer, startFakeSpdyServer } from './testing/fake-spdy-server';
-import type { RelayTunnel, StreamTarget, Transport } from './transport';
-import type { RelayEngine, SessionSpec } from './types';
+import { FakeSpdyServer, startFakeSpdyServer } from '../testing/fake-spdy-server';
+import type { RelayTunnel, StreamTarget, Transport } from '../transport';
+import type { RelayEngine, SessionSpec } from '../types';
 
 const ECHO = 8080;
 const SINK = 9090; // a target that accepts and never reads

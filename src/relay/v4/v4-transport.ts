@@ -2,10 +2,10 @@
 // (TLS, HTTP upgrade, the API server's own dial to the node), then a Tunnel relays it. The slowest
 // transport to connect, but it passes every L7 proxy that passes WebSockets; tried last (ADR 6).
 import type * as net from 'node:net';
-import type { Dialer } from './dialer';
-import { PortForwardError } from './errors';
-import type { RelayTunnel, StreamTarget, Transport, TunnelHooks } from './transport';
-import { Tunnel, TunnelOptions } from './tunnel';
+import type { Dialer } from './v4-dialer';
+import { PortForwardError } from '../errors';
+import type { RelayTunnel, StreamTarget, Transport, TunnelHooks } from '../transport';
+import { Tunnel, TunnelOptions } from './v4-tunnel';
 
 export type WebSocketTunnelOptions = Omit<TunnelOptions, 'port' | 'onSent' | 'onReceived' | 'logger'>;
 

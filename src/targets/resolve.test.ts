@@ -1,7 +1,9 @@
 import type { V1Deployment, V1Pod, V1Service, V1StatefulSet } from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
 import { PortForward, PortForwardSpec } from '../api/v1alpha1';
-import { Caches, matchesSelector, resolveTarget } from './resolve';
+import type { TargetObjects } from './kinds';
+import { resolveTarget } from './resolve';
+import { objectsOf } from './testing/objects';
 
 function pf(spec: Partial<PortForwardSpec>): PortForward {
   return {
@@ -49,18 +51,13 @@ function caches(objs: {
   services?: V1Service[];
   deployments?: V1Deployment[];
   statefulSets?: V1StatefulSet[];
-}): Caches {
-  const by =
-    <T extends { metadata?: { name?: string } }>(list: T[] = []) =>
-    (_ns: string, name: string): T | undefined =>
-      list.find((o) => o.metadata?.name === name);
-  return {
-    pod: by(objs.pods),
-    pods: () => objs.pods ?? [],
-    service: by(objs.services),
-    deployment: by(objs.deployments),
-    statefulSet: by(objs.statefulSets),
-  };
+}): TargetObjects {
+  return objectsOf({
+    Pod: objs.pods,
+    Service: objs.services,
+    Deployment: objs.deployments,
+    StatefulSet: objs.statefulSets,
+  });
 }
 
 const names = (r: ReturnType<typeof resolveTarget>): string[] =>
@@ -190,25 +187,5 @@ describe('resolveTarget across target kinds', function () {
     assert.deepEqual(names(r), ['b']);
     const none = resolveTarget(pf({ target: { pod: 'a' }, ports: [{ port: 'http' }] }), caches({ pods }));
     assert.ok(!none.ok && none.reason === 'NamedPortNotFound' && none.stalled);
-  });
-});
-
-describe('matchesSelector', function () {
-  const labels = { app: 'web', tier: 'front' };
-  const cases: [Parameters<typeof matchesSelector>[1], boolean][] = [
-    [{}, true],
-    [{ matchLabels: { app: 'web' } }, true],
-    [{ matchLabels: { app: 'db' } }, false],
-    [{ matchExpressions: [{ key: 'tier', operator: 'In', values: ['front', 'back'] }] }, true],
-    [{ matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['front'] }] }, false],
-    [{ matchExpressions: [{ key: 'zone', operator: 'NotIn', values: ['a'] }] }, true],
-    [{ matchExpressions: [{ key: 'app', operator: 'Exists' }] }, true],
-    [{ matchExpressions: [{ key: 'app', operator: 'DoesNotExist' }] }, false],
-    [{ matchLabels: { app: 'web' }, matchExpressions: [{ key: 'zone', operator: 'Exists' }] }, false],
-  ];
-  cases.forEach(([sel, want], i) => {
-    it(`case ${i}: ${JSON.stringify(sel)} -> ${want}`, function () {
-      assert.equal(matchesSelector(labels, sel), want);
-    });
   });
 });

@@ -49,9 +49,9 @@ import type {
   SpdySessionEvents,
   SpdySessionOptions,
   SpdySessionStats,
-} from './session-types';
+} from './spdy-session-types';
 
-export type * from './session-types';
+export type * from './spdy-session-types';
 
 export class SpdySession extends EventEmitter<SpdySessionEvents> implements StreamOwner {
   readonly name: string;
