@@ -147,6 +147,17 @@ describe('plan', function () {
     );
   });
 
+  it('keeps the recorded port of a wildcard listener whose endpoint another replica advertised', function () {
+    // In a cluster the listener is on 0.0.0.0 and status advertises the leader's pod IP; the standby
+    // that takes over has another pod IP, and must still bind the port clients were given.
+    const wild = { ...cfg, listenAddress: '0.0.0.0', allowedListenAddresses: [] };
+    const taken = pf({}, { endpoints: [{ port: 8080, address: '198.18.0.22', localPort: 20002, url: '' }] });
+    assert.equal(
+      plan(taken, resolveTarget(taken, lookup(pod())), wild, now).listeners[0].recordedPort,
+      20002,
+    );
+  });
+
   it('fails (stalled) on a listen address the operator does not allow', function () {
     const spec = pf({ listenAddress: '10.1.2.3' });
     const p = plan(spec, resolveTarget(spec, lookup(pod())), cfg, now);

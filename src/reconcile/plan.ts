@@ -115,7 +115,7 @@ export function plan(
       address,
       targetPort: targetPorts[index],
     })),
-    prior ?? priorFromStatus(pf),
+    prior ?? priorFromStatus(pf, address, cfg),
   );
   const listeners = pf.spec.ports.map((p, index): PlannedListener => ({
     id: ids[index].id,
@@ -172,12 +172,22 @@ export function plan(
 /**
  * The listeners recorded in status (endpoints of bound listeners), for a process that has no memory
  * of this PortForward yet: they give allocated ports back, matched as listener-ids.ts says.
+ * An endpoint's address is what clients were told, not where the listener was bound: for a wildcard
+ * listener it is the advertise address of the replica that wrote it (its pod IP in a cluster), which
+ * a standby taking over never has. So while the listener is on a wildcard, an endpoint counts as on
+ * the same address unless it names an address this operator could bind explicitly.
  */
-export function priorFromStatus(pf: PortForward): PriorListener[] {
+export function priorFromStatus(
+  pf: PortForward,
+  address = pf.spec.listenAddress ?? '',
+  cfg?: Pick<PlanConfig, 'listenAddress' | 'allowedListenAddresses'>,
+): PriorListener[] {
+  const explicit = new Set([cfg?.listenAddress, ...(cfg?.allowedListenAddresses ?? [])]);
+  const wildcard = address === '0.0.0.0' || address === '::';
   return (pf.status?.endpoints ?? []).map((e) => ({
     ...(e.name !== undefined ? { name: e.name } : {}),
     port: e.port,
-    address: e.address,
+    address: wildcard && !explicit.has(e.address) ? address : e.address,
     localPort: e.localPort,
     targetPort: e.targetPort,
   }));

@@ -13,11 +13,14 @@ import { applyPortForward, patchSpec, waitForStatus } from '../support/portforwa
 import {
   applyDeploy,
   connectFrom,
+  echoLoadFrom,
   createClientPod,
   createNodePod,
   isReady,
   OPERATOR_NS,
   operatorPods,
+  podUsage,
+  probeFrom,
   SERVER_JS,
   waitOperator,
 } from '../support/real-node';
@@ -245,8 +248,26 @@ describe('the operator in pods on a real node (deploy/, containerd)', function (
     });
   });
 
+  it("stays within deploy/'s resources at idle and under 64 concurrent 4 MiB echoes", async function () {
+    const leader = (await operatorPods(cluster)).find(isReady)!;
+    const ep = (await waitForStatus(cluster, ns, 'server', 'Ready', ready, 20_000)).status!.endpoints![0];
+    const idle = podUsage(leader);
+    const load = echoLoadFrom(cluster, ns, 'client', ep.address, ep.localPort, 64, 4);
+    const after = podUsage(leader);
+    assert.equal(load.intact, 64, 'every echo came back intact');
+    const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
+    const limits = leader.spec!.containers[0].resources!;
+    console.log(
+      `      leader at idle ${mib(idle.memoryBytes)} MiB; 64 x 4 MiB echoes in ${load.seconds.toFixed(2)} s: ` +
+        `${(after.cpuSeconds - idle.cpuSeconds).toFixed(2)} CPU s (${((after.cpuSeconds - idle.cpuSeconds) / load.seconds).toFixed(2)} cores), ` +
+        `peak ${mib(after.peakBytes)} MiB (requests ${limits.requests?.cpu}/${limits.requests?.memory}, limits ${limits.limits?.cpu}/${limits.limits?.memory})`,
+    );
+    assert.ok(after.peakBytes < 256 * 2 ** 20, 'the memory peak stays under the 256Mi limit');
+  });
+
   it('moves every forward to the standby within 20 s when the leader pod is deleted', async function () {
     const old = (await operatorPods(cluster)).find(isReady)!;
+    const before = (await waitForStatus(cluster, ns, 'server', 'Ready', ready, 20_000)).status!.endpoints![0];
     const t0 = Date.now();
     await cluster.core.deleteNamespacedPod({ namespace: OPERATOR_NS, name: old.metadata!.name! });
     let served = 0;
@@ -254,11 +275,34 @@ describe('the operator in pods on a real node (deploy/, containerd)', function (
       const cur = await waitForStatus(cluster, ns, 'server', 'Ready', ready, 20_000);
       const ep = cur.status!.endpoints![0];
       if (ep.address === old.status?.podIP) return false;
+      // The allocated port stays: the standby binds what status recorded (another pod IP notwithstanding).
+      assert.equal(ep.localPort, before.localPort, 'the standby binds the recorded local port');
       const got = connectFrom(cluster, ns, 'client', ep.address, ep.localPort);
       served = Date.now() - t0;
       return got.out === 'hello';
     });
     console.log(`      standby serving ${(served / 1000).toFixed(1)} s after the leader's deletion`);
+    await waitOperator(cluster);
+  });
+
+  it('keeps the forward served through `kubectl rollout restart`, with no gap longer than one takeover', async function () {
+    const ep = (await waitForStatus(cluster, ns, 'server', 'Ready', ready, 20_000)).status!.endpoints![0];
+    const probe = probeFrom(
+      cluster,
+      ns,
+      'client',
+      'portforward-operator.portforward-system.svc',
+      ep.localPort,
+      40_000,
+    );
+    const out = cluster.kubectl(['rollout', 'restart', 'deployment/portforward-operator', '-n', OPERATOR_NS]);
+    assert.equal(out.code, 0, out.stderr);
+    const seen = await probe;
+    console.log(
+      `      rollout restart: ${seen.ok} served, ${seen.failed} not, longest gap ${(seen.longestGapMs / 1000).toFixed(1)} s`,
+    );
+    assert.ok(seen.ok > 0, 'served before and after the rollout');
+    assert.ok(seen.longestGapMs < 20_000, 'no gap longer than one takeover (20 s)');
     await waitOperator(cluster);
   });
 });

@@ -4,10 +4,13 @@
 // one-shot clients in). Everything a test sees crosses the real path: kube-apiserver -> kubelet ->
 // containerd -> the pod's network namespace.
 import * as k8s from '@kubernetes/client-node';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { dump, loadAll } from 'js-yaml';
 import { TestCluster } from '../../tools/testenv/cluster';
 import { REAL_NODE_NAME } from '../../tools/testenv/node';
+import { CGROUP_ROOT } from '../../tools/testenv/node/kubelet';
 import { repoRoot } from '../../tools/testenv/paths';
 import { poll } from './wait';
 
@@ -166,4 +169,132 @@ export function connectFrom(
   ]);
   if (out.code !== 0) throw new Error(`kubectl exec ${ns}/${pod} failed: ${out.stderr}`);
   return JSON.parse(out.stdout.trim().split('\n').pop()!) as ClientResult;
+}
+
+/**
+ * Run inside a client pod: connects to host:port every 100 ms for `ms` milliseconds, each time an echo
+ * of 5 bytes then a full close, and prints how many were served and the longest time with none served.
+ */
+const PROBE_JS = `
+const net = require('net');
+const [host, port, ms] = process.argv.slice(1);
+const end = Date.now() + Number(ms);
+let ok = 0, failed = 0, lastOk = Date.now(), longest = 0;
+const once = () => new Promise((resolve) => {
+  const s = net.connect({ host, port: Number(port) });
+  const t = setTimeout(() => { s.destroy(); resolve(false); }, 1000);
+  s.on('connect', () => s.write('hello'));
+  s.on('data', (d) => { if (String(d) === 'hello') { clearTimeout(t); s.destroy(); resolve(true); } });
+  s.on('error', () => { clearTimeout(t); resolve(false); });
+  s.on('close', () => { clearTimeout(t); resolve(false); });
+});
+(async () => {
+  while (Date.now() < end) {
+    const t0 = Date.now();
+    if (await once()) { ok++; longest = Math.max(longest, Date.now() - lastOk); lastOk = Date.now(); } else failed++;
+    await new Promise((r) => setTimeout(r, Math.max(0, 100 - (Date.now() - t0))));
+  }
+  longest = Math.max(longest, Date.now() - lastOk);
+  console.log(JSON.stringify({ ok, failed, longestGapMs: longest }));
+})();`;
+
+export interface ProbeResult {
+  ok: number;
+  failed: number;
+  longestGapMs: number;
+}
+
+/** Starts PROBE_JS in a client pod; resolves with its result when it ends. */
+export function probeFrom(
+  cluster: TestCluster,
+  ns: string,
+  pod: string,
+  host: string,
+  port: number,
+  ms: number,
+): Promise<ProbeResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cluster.state.kubectl, [
+      '--kubeconfig', cluster.state.kubeconfig, 'exec', '-n', ns, pod, '--', 'node', '-e', PROBE_JS, host, String(port), String(ms),
+    ]); // prettier-ignore
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`probe in ${ns}/${pod} failed: ${err}`));
+      else resolve(JSON.parse(out.trim().split('\n').pop()!) as ProbeResult);
+    });
+  });
+}
+
+/** Run inside a client pod: `n` concurrent echoes of `mib` MiB each, checked byte for byte. */
+const LOAD_JS = `
+const net = require('net');
+const [host, port, n, mib] = process.argv.slice(1);
+const size = Number(mib) * 1024 * 1024;
+const one = (i) => new Promise((resolve) => {
+  const payload = Buffer.alloc(size, i % 251);
+  let got = 0, good = true;
+  // Written whole, never half-closed: containerd closes the pod's side 1 s after a client's FIN, so
+  // an echo still on its way back would be cut (docs/troubleshooting.md). Closed once all came back.
+  const s = net.connect({ host, port: Number(port) }, () => s.write(payload));
+  s.on('data', (d) => {
+    for (const b of d) if (b !== i % 251) { good = false; break; }
+    got += d.length;
+    if (got >= size) s.destroy();
+  });
+  s.on('close', () => resolve(good && got === size));
+  s.on('error', () => {});
+});
+const t0 = Date.now();
+Promise.all(Array.from({ length: Number(n) }, (_, i) => one(i))).then((r) =>
+  console.log(JSON.stringify({ intact: r.filter(Boolean).length, seconds: (Date.now() - t0) / 1000 })));`;
+
+/** `n` concurrent echoes of `mib` MiB from a client pod; how many came back intact, and the wall time. */
+export function echoLoadFrom(
+  cluster: TestCluster,
+  ns: string,
+  pod: string,
+  host: string,
+  port: number,
+  n: number,
+  mib: number,
+): { intact: number; seconds: number } {
+  const out = cluster.kubectl([
+    'exec',
+    '-n',
+    ns,
+    pod,
+    '--',
+    'node',
+    '-e',
+    LOAD_JS,
+    host,
+    String(port),
+    String(n),
+    String(mib),
+  ]);
+  if (out.code !== 0) throw new Error(`echo load from ${ns}/${pod} failed: ${out.stderr}`);
+  return JSON.parse(out.stdout.trim().split('\n').pop()!) as { intact: number; seconds: number };
+}
+
+/** The pod's cgroup (v1) on the real node: CPU seconds used so far, and memory now and at its peak. */
+export function podUsage(pod: k8s.V1Pod): { cpuSeconds: number; memoryBytes: number; peakBytes: number } {
+  const uid = pod.metadata!.uid!;
+  const find = (hierarchy: string): string => {
+    const base = path.join('/sys/fs/cgroup', hierarchy, CGROUP_ROOT, 'kubepods');
+    for (const qos of ['', 'burstable', 'besteffort']) {
+      const dir = path.join(base, qos, `pod${uid}`);
+      if (fs.existsSync(dir)) return dir;
+    }
+    throw new Error(`no ${hierarchy} cgroup for pod ${pod.metadata!.name} (${uid}) under ${base}`);
+  };
+  const read = (dir: string, f: string): number => Number(fs.readFileSync(path.join(dir, f), 'utf8').trim());
+  const mem = find('memory');
+  return {
+    cpuSeconds: read(find('cpuacct'), 'cpuacct.usage') / 1e9,
+    memoryBytes: read(mem, 'memory.usage_in_bytes'),
+    peakBytes: read(mem, 'memory.max_usage_in_bytes'),
+  };
 }

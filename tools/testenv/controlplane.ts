@@ -14,6 +14,7 @@ import {
   ensureNodeAssets,
   GATEWAY,
   kubeletClientPki,
+  reimportImages,
   SERVICE_CIDR,
   setUpNetwork,
   startRealNode,
@@ -67,6 +68,7 @@ export async function up(log: Log = console.log): Promise<{ state: TestEnvState;
   const running = await runningState(dir);
   if (running) {
     log(`test control plane already running at ${running.server} (kubeconfig ${running.kubeconfig})`);
+    await reimportImages(dir, (process.env.NODE_IMAGES ?? '').split(':').filter(Boolean), log);
     return { state: running, started: false };
   }
   if (fs.existsSync(dir)) await down(() => undefined); // leftovers of a crashed run

@@ -133,6 +133,17 @@ export async function startRealNode(ctx: RealNodeContext, assets: NodeAssets): P
   );
 }
 
+/**
+ * Imports the images again into a running real node (an up that reuses it): a rebuilt image must
+ * not leave the pods on the old one. Idempotent; a few seconds.
+ */
+export async function reimportImages(dir: string, images: string[], log: Log): Promise<void> {
+  if (images.length === 0 || !fs.existsSync(runtimePaths(dir).nodeDir)) return;
+  const assets = await ensureNodeAssets(log);
+  for (const archive of images) importImage(assets, runtimePaths(dir), archive);
+  log(`  imported ${images.map((i) => path.basename(i)).join(', ')} into the running node's containerd`);
+}
+
 /** Removes everything a real node of `dir` left: pods' processes, shims, mounts, netns, cgroups, network. */
 export async function tearDownRealNode(dir: string, log: Log = console.log): Promise<void> {
   const rt = runtimePaths(dir);
