@@ -5,10 +5,10 @@
 // Figures (connect times, how long a closed connection still counts, takeover times) are printed
 // for the closing note and docs; what is asserted are the limits the issue sets.
 import * as assert from 'node:assert/strict';
-import * as http from 'node:http';
 import type { PortForward } from '../../src/api/v1alpha1';
 import { TestCluster } from '../../tools/testenv/cluster';
 import { REAL_NODE_NAME } from '../../tools/testenv/node';
+import { httpGet } from '../../tools/testenv/procs';
 import { applyPortForward, patchSpec, waitForStatus } from '../support/portforward';
 import {
   applyDeploy,
@@ -29,26 +29,15 @@ import { poll } from '../support/wait';
 const ready = (pf: PortForward): boolean =>
   pf.status?.phase === 'Ready' && (pf.status?.endpoints?.length ?? 0) > 0;
 
-function metric(url: string, name: string, labels: Record<string, string>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => {
-          const line = body
-            .split('\n')
-            .find(
-              (l) =>
-                l.startsWith(name + '{') &&
-                Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)),
-            );
-          resolve(line ? Number(line.split(' ').pop()) : 0);
-        });
-      })
-      .on('error', reject);
-  });
+/** One sample of a metric of the operator's /metrics (0 when absent). */
+async function metric(url: string, name: string, labels: Record<string, string>): Promise<number> {
+  const { body } = await httpGet(url);
+  const line = body
+    .split('\n')
+    .find(
+      (l) => l.startsWith(name + '{') && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)),
+    );
+  return line ? Number(line.split(' ').pop()) : 0;
 }
 
 describe('the operator in pods on a real node (deploy/, containerd)', function () {

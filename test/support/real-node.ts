@@ -154,21 +154,20 @@ export function connectFrom(
   port: number,
   msg = 'hello',
 ): ClientResult {
-  const out = cluster.kubectl([
-    'exec',
-    '-n',
-    ns,
-    pod,
-    '--',
-    'node',
-    '-e',
-    CLIENT_JS,
-    host,
-    String(port),
-    msg,
-  ]);
+  return runInPod<ClientResult>(cluster, ns, pod, CLIENT_JS, [host, port, msg]);
+}
+
+/** Runs `node -e script args...` in a pod (kubectl exec) and parses the JSON of its last output line. */
+export function runInPod<T>(
+  cluster: TestCluster,
+  ns: string,
+  pod: string,
+  script: string,
+  args: (string | number)[],
+): T {
+  const out = cluster.kubectl(['exec', '-n', ns, pod, '--', 'node', '-e', script, ...args.map(String)]);
   if (out.code !== 0) throw new Error(`kubectl exec ${ns}/${pod} failed: ${out.stderr}`);
-  return JSON.parse(out.stdout.trim().split('\n').pop()!) as ClientResult;
+  return JSON.parse(out.stdout.trim().split('\n').pop()!) as T;
 }
 
 /**
@@ -261,22 +260,7 @@ export function echoLoadFrom(
   n: number,
   mib: number,
 ): { intact: number; seconds: number } {
-  const out = cluster.kubectl([
-    'exec',
-    '-n',
-    ns,
-    pod,
-    '--',
-    'node',
-    '-e',
-    LOAD_JS,
-    host,
-    String(port),
-    String(n),
-    String(mib),
-  ]);
-  if (out.code !== 0) throw new Error(`echo load from ${ns}/${pod} failed: ${out.stderr}`);
-  return JSON.parse(out.stdout.trim().split('\n').pop()!) as { intact: number; seconds: number };
+  return runInPod(cluster, ns, pod, LOAD_JS, [host, port, n, mib]);
 }
 
 /** The pod's cgroup (v1) on the real node: CPU seconds used so far, and memory now and at its peak. */
