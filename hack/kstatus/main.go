@@ -14,6 +14,7 @@ import (
 	"os"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/yaml"
 )
@@ -37,8 +38,13 @@ func run(in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	data, err := yaml.YAMLToJSON(raw)
+	if err != nil {
+		return fmt.Errorf("stdin is not a Kubernetes object: %w", err)
+	}
+	// The API machinery's JSON decoder keeps integers int64, as the objects Flux reads from the API are.
 	var obj map[string]interface{}
-	if err := yaml.Unmarshal(raw, &obj); err != nil {
+	if err := utiljson.Unmarshal(data, &obj); err != nil {
 		return fmt.Errorf("stdin is not a Kubernetes object: %w", err)
 	}
 	u := &unstructured.Unstructured{Object: obj}
