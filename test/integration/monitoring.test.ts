@@ -79,8 +79,9 @@ export function namesIn(expr: string): { metrics: Map<string, Set<string>>; labe
       labels.add(l);
     return ' ';
   });
-  // label_values(selector, label): a Grafana template query.
-  e = e.replace(/label_values\(([^,]+),\s*(\w+)\)/g, (_m, sel: string, label: string) => {
+  // label_values(selector, label): a Grafana template query. A selector with several matchers has commas
+  // of its own: one inside braces does not end the selector.
+  e = e.replace(/label_values\(((?:[^,{}]|\{[^}]*\})+),\s*(\w+)\s*\)/g, (_m, sel: string, label: string) => {
     labels.add(label);
     return ` ${sel} `;
   });
@@ -306,6 +307,13 @@ describe('monitoring: the alerts with promtool, and against the metrics a runnin
       );
       assert.deepEqual([...metrics.keys()].sort(), ['portforward_tunnel_error_total', 'up']);
       assert.deepEqual([...labels].sort(), ['klass', 'namespace', 'pod']);
+      // A Grafana template query whose selector has several matchers: the last argument is a label.
+      const tpl = namesIn(
+        'label_values(portforward_connections_total{job="x", namespace=~"$namespace"}, nmae)',
+      );
+      assert.deepEqual([...tpl.metrics.keys()], ['portforward_connections_total']);
+      assert.deepEqual([...tpl.metrics.get('portforward_connections_total')!].sort(), ['job', 'namespace']);
+      assert.deepEqual([...tpl.labels], ['nmae']);
     });
   });
 });
