@@ -48,7 +48,15 @@ describe('kstatus (Flux health checks) on each phase of a real PortForward', fun
     assert.equal(obj.code, 0, obj.stderr);
     const out = spawnSync(kstatusBin, [], { input: obj.stdout, encoding: 'utf8' });
     assert.equal(out.status, 0, out.stderr);
-    return JSON.parse(out.stdout) as KStatus;
+    const k = JSON.parse(out.stdout) as KStatus;
+    // The observation itself, for the record (issue 23's closing note): phase, conditions, kstatus' verdict.
+    const pf = JSON.parse(obj.stdout) as PortForward;
+    const conds = (pf.status?.conditions ?? []).map((c) => `${c.type}=${c.status}`).join(' ');
+    console.log(
+      `      ${name}: phase ${pf.status?.phase ?? '-'} (generation ${pf.metadata.generation}, observed ` +
+        `${pf.status?.observedGeneration ?? '-'}; ${conds || 'no conditions'}) -> kstatus ${k.status}: ${k.message}`,
+    );
+    return k;
   }
 
   async function phase(
@@ -111,6 +119,7 @@ describe('kstatus (Flux health checks) on each phase of a real PortForward', fun
       'portforward/paused',
     ]);
     assert.notEqual(wait.code, 0, 'kubectl wait for Ready times out on a suspended forward');
+    assert.match(wait.stderr, /timed out/, 'it failed by waiting, not for another reason');
   });
 
   it('reads an expired forward as Current', async function () {
