@@ -345,7 +345,15 @@ describe('charts/portforward-operator: the Helm chart', function () {
           return Promise.resolve(
             res.code !== 0 && res.stderr.includes(`ValidatingAdmissionPolicy '${policy}'`),
           );
-        }).catch((err: Error) => assert.fail(`${err.message}; last answer: ${last}`));
+        }).catch((err: Error) => {
+          const other = /ValidatingAdmissionPolicy '([^']+)'/.exec(last)?.[1];
+          assert.fail(
+            `${err.message}; last answer: ${last}` +
+              (other && other !== policy
+                ? `\n(another policy, ${other}, refused first: it hides the chart's; was it left on this control plane?)`
+                : ''),
+          );
+        });
         const res = cluster.kubectl(['apply', '-f', '-'], { kubeconfig: kc, input: manifest });
         assert.notEqual(res.code, 0);
         assert.match(
