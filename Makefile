@@ -35,6 +35,11 @@ test-tools: ## Install lua5.1 (Debian) for the Argo CD health-check test when mi
 	  { echo "could not install lua5.1: the Argo CD health-check test will be skipped" >&2; }; \
 	else echo "no Lua interpreter (apt-get install lua5.1): the Argo CD health-check test will be skipped" >&2; fi
 
+.PHONY: test-go-tools
+test-go-tools: build ## Find or build Helm 4 and the kstatus program (hack/helm, hack/kstatus; cached outside the repo) and promtool
+	node build/tools/testenv/gotools.js helm kstatus
+	@echo "promtool: $$(hack/ensure-promtool.sh)"
+
 .PHONY: deps
 deps: $(NODE_MODULES) ## Install the npm dependencies exactly as package-lock.json says (npm ci)
 
@@ -70,7 +75,7 @@ test-node: testenv-assets ## The operator from deploy/ in pods on a real node (k
 
 # The suites on the test control plane start it, or reuse the one `make testenv-up` left running (test/support/fixtures.ts).
 .PHONY: test-integration
-test-integration: testenv-assets ## Integration tests: parts (relay, SPDY, leader election, status writer, CRD, deploy/) on the test control plane
+test-integration: testenv-assets test-go-tools ## Integration tests: parts (relay, SPDY, leader election, status writer, CRD, deploy/, the Helm chart, monitoring, kstatus) on the test control plane
 	$(MOCHA) --config test/mocharc.integration.json
 
 .PHONY: test-e2e

@@ -1,8 +1,10 @@
 // Status is kstatus-compatible: sigs.k8s.io/cli-utils' kstatus rules for a custom resource (as Flux
 // and `kubectl wait`-style tools apply them) give the expected result for every phase the operator
-// writes. The rules, written down here from kstatus' documentation: a status whose
+// writes. The rules, written down here from kstatus' status.Compute (cli-utils v0.37.2): a status whose
 // observedGeneration lags metadata.generation is InProgress; a Reconciling=True condition is
-// InProgress; a Stalled=True condition is Failed; otherwise the resource is Current.
+// InProgress; a Stalled=True condition is Failed; then, for a kind kstatus has no rules of its own for,
+// Ready=True is Current and Ready=False or Unknown is InProgress; without any of these, Current.
+// test/integration/kstatus.test.ts runs the real library on real PortForwards; ADR 11 has the decision.
 import type { V1Pod } from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
 import { PortForward, PortForwardStatus } from '../api/v1alpha1';
@@ -19,6 +21,8 @@ function kstatus(generation: number, status: PortForwardStatus): KStatus {
   const cond = (t: string): boolean => !!status.conditions?.some((c) => c.type === t && c.status === 'True');
   if (cond('Reconciling')) return 'InProgress';
   if (cond('Stalled')) return 'Failed';
+  const ready = status.conditions?.find((c) => c.type === 'Ready');
+  if (ready) return ready.status === 'True' ? 'Current' : 'InProgress';
   return 'Current';
 }
 
@@ -132,10 +136,12 @@ describe('kstatus compatibility', function () {
     assert.equal(kstatus(3, statusFor({}, [pod])), 'InProgress');
   });
 
-  it('always says Ready=True or Ready=False, for Flux and Argo CD', function () {
+  it('says Ready=True only when Ready, Ready=False while at work or failed, and no Ready when closed on purpose', function () {
     for (const [, status] of cases) {
       const ready = status.conditions?.find((c) => c.type === 'Ready');
-      assert.ok(ready && (ready.status === 'True') === (status.phase === 'Ready'), status.phase);
+      if (status.phase === 'Suspended' || status.phase === 'Expired')
+        assert.equal(ready, undefined, status.phase);
+      else assert.ok(ready && (ready.status === 'True') === (status.phase === 'Ready'), status.phase);
     }
   });
 });

@@ -40,9 +40,6 @@ export function buildStatus(input: StatusInput): PortForwardStatus {
     condition(prev, { type, status, reason, message, observedGeneration: gen }, now);
 
   const conditions: Condition[] = [
-    outcome.phase === 'Ready'
-      ? cond('Ready', 'True', outcome.reason, outcome.message)
-      : cond('Ready', 'False', outcome.reason, outcome.message),
     cond(
       'TargetResolved',
       input.targetResolved.ok ? 'True' : 'False',
@@ -50,6 +47,13 @@ export function buildStatus(input: StatusInput): PortForwardStatus {
       input.targetResolved.message,
     ),
   ];
+  // A suspended or expired forward has no Ready condition (ADR 11): it is reconciled, so kstatus (which
+  // reads Ready=False as in progress) must see it Current, and it forwards nothing, so Ready=True would lie
+  // to `kubectl wait --for=condition=Ready`. The phase says which it is.
+  if (outcome.phase === 'Ready') conditions.unshift(cond('Ready', 'True', outcome.reason, outcome.message));
+  else if (!closedOnPurpose(outcome.phase)) {
+    conditions.unshift(cond('Ready', 'False', outcome.reason, outcome.message));
+  }
   if (outcome.stalled) conditions.push(cond('Stalled', 'True', outcome.reason, outcome.message));
   // kstatus: the operator is still working on it (it retries), as opposed to Stalled.
   if (
@@ -88,6 +92,11 @@ export function buildStatus(input: StatusInput): PortForwardStatus {
   const transport = stats?.transport ?? pf.status?.transport;
   if (transport) status.transport = transport;
   return status;
+}
+
+/** Phases the spec asked for (spec.suspend, spec.ttl): reconciled, with the listeners closed. */
+export function closedOnPurpose(phase: PortForwardStatus['phase']): boolean {
+  return phase === 'Suspended' || phase === 'Expired';
 }
 
 function endpoints(pf: PortForward, plan: Plan, states: ListenerState[], advertise: string): Endpoint[] {

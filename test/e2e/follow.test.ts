@@ -279,7 +279,8 @@ describe('operator: lifetime, restarts and access rules', function () {
       (p) => p.status?.phase === 'Expired',
       15_000,
     );
-    assert.equal(condition(expired, 'Ready')?.status, 'False');
+    // Closed on purpose: no Ready condition, so kstatus sees it reconciled (ADR 11).
+    assert.equal(condition(expired, 'Ready'), undefined);
     assert.ok(await connectRefused(port), 'the listener is closed');
     await poll('an Expired Event', 5_000, async () =>
       (await cluster.core.listNamespacedEvent({ namespace: ns })).items.some(

@@ -141,6 +141,12 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
 
   after(async function () {
     for (const ns of namespaces) await cluster.deleteNamespace(ns);
+    // deploy/'s admission policy is cluster-wide: left in force on a reused control plane (make testenv-up),
+    // it would answer for the chart's own policy in chart.test.ts and refuse in suites that do not expect it.
+    ok(
+      cluster.kubectl(['delete', '-f', path.join(DEPLOY, 'admission-policy.yaml'), '--ignore-not-found']),
+      "removing deploy/'s admission policy",
+    );
   });
 
   async function namespace(prefix: string): Promise<string> {

@@ -7,6 +7,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { PortForward } from '../../src/api/v1alpha1';
+import { closedOnPurpose } from '../../src/reconcile/status';
 import { TestCluster } from '../../tools/testenv/cluster';
 import { freePort, httpGet } from '../../tools/testenv/procs';
 import { fuzzReport, fuzzSeed, Random } from '../support/fuzz';
@@ -135,11 +136,23 @@ describe('reliability: bad input', function () {
         return names.every((n) => {
           const pf = seen.get(n);
           const ready = pf?.status?.conditions?.find((c) => c.type === 'Ready');
+          // Suspended and Expired carry no Ready condition (ADR 11): their phase is their reason.
           return (
-            !!pf?.status?.phase && !!ready?.reason && pf.status.observedGeneration === pf.metadata.generation
+            !!pf?.status?.phase &&
+            (closedOnPurpose(pf.status.phase) || !!ready?.reason) &&
+            pf.status.observedGeneration === pf.metadata.generation
           );
         });
       });
+      for (const n of names) {
+        const st = seen.get(n)!.status!;
+        if (closedOnPurpose(st.phase))
+          assert.equal(
+            st.conditions?.find((c) => c.type === 'Ready'),
+            undefined,
+            `${n}: a Ready condition on a ${st.phase} forward`,
+          );
+      }
       return seen;
     };
     const first = await settled('every PortForward to get a phase and a reason');
@@ -183,7 +196,7 @@ describe('reliability: bad input', function () {
     assertAlive(op);
     const byReason = new Map<string, number>();
     for (const pf of after.values()) {
-      const k = `${pf.status?.phase}/${pf.status?.conditions?.find((c) => c.type === 'Ready')?.reason}`;
+      const k = `${pf.status?.phase}/${pf.status?.conditions?.find((c) => c.type === 'Ready')?.reason ?? pf.status?.phase}`;
       byReason.set(k, (byReason.get(k) ?? 0) + 1);
     }
     const errors = lines(op).filter((l) => l.level === 'error');

@@ -130,13 +130,19 @@ describe('deploy/argocd/health.lua (Argo CD health of a PortForward)', function 
     ],
     [
       'Suspended when spec.suspend is true',
-      pf({ observedGeneration: 2, phase: 'Suspended', conditions: [cond('Ready', 'False')] }),
+      // As the operator writes it: no Ready condition when closed on purpose (ADR 11).
+      pf({ observedGeneration: 2, phase: 'Suspended', conditions: [cond('TargetResolved', 'True')] }),
       'Suspended',
       /spec\.suspend/,
     ],
     [
       'Suspended when the ttl ran out',
-      pf({ observedGeneration: 2, phase: 'Expired', message: 'ttl 2h ran out at 2026-01-01T02:00:00Z' }),
+      pf({
+        observedGeneration: 2,
+        phase: 'Expired',
+        message: 'ttl 2h ran out at 2026-01-01T02:00:00Z',
+        conditions: [cond('TargetResolved', 'True')],
+      }),
       'Suspended',
       /ttl 2h ran out/,
     ],
