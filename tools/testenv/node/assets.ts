@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { goBuild, goVersion, ldflags } from '../assets';
 import { TestEnvError } from '../errors';
+import { required } from '../gotools';
 import { cacheDir, controlPlaneModule, repoRoot } from '../paths';
 import { readVersions } from '../versions';
 
@@ -52,11 +53,9 @@ export interface NodeAssets {
   source: string;
 }
 
+/** The version a helper module (by absolute path) requires of a module. */
 function moduleVersion(dir: string, module: string): string {
-  const text = fs.readFileSync(path.join(dir, 'go.mod'), 'utf8');
-  const m = new RegExp(`^\\s*(?:require\\s+)?${module.replace(/\./g, '\\.')}\\s+(v\\S+)`, 'm').exec(text);
-  if (!m) throw new TestEnvError(`${dir}/go.mod does not require ${module}; restore it from git.`);
-  return m[1];
+  return required(path.relative(repoRoot, dir), module);
 }
 
 function debianVersion(pkg: string): string {
