@@ -14,6 +14,7 @@ import {
   ensureNodeAssets,
   GATEWAY,
   kubeletClientPki,
+  nodeImages,
   reimportImages,
   SERVICE_CIDR,
   setUpNetwork,
@@ -68,7 +69,7 @@ export async function up(log: Log = console.log): Promise<{ state: TestEnvState;
   const running = await runningState(dir);
   if (running) {
     log(`test control plane already running at ${running.server} (kubeconfig ${running.kubeconfig})`);
-    await reimportImages(dir, (process.env.NODE_IMAGES ?? '').split(':').filter(Boolean), log);
+    await reimportImages(dir, nodeImages(), log);
     return { state: running, started: false };
   }
   if (fs.existsSync(dir)) await down(() => undefined); // leftovers of a crashed run
@@ -294,7 +295,6 @@ async function start(
 
   // 7. The real node, when asked for (REAL_NODE=1).
   if (nodeAssets) {
-    const images = (process.env.NODE_IMAGES ?? '').split(':').filter(Boolean);
     await startRealNode(
       {
         dir,
@@ -303,9 +303,9 @@ async function start(
         kubectlOk: (args) => kubectlOk(assets.bin.kubectl, kubeconfig, args),
         apiPort,
         clientCA: kubeletPki!.ca,
-        run: (name, command, args, url) => run(name, command, args, url),
+        run,
         freePort,
-        images,
+        images: nodeImages(),
         log,
       },
       nodeAssets,

@@ -42,6 +42,11 @@ export interface RealNodeContext {
   log: Log;
 }
 
+/** The OCI archives NODE_IMAGES names (colon-separated), to import besides the sandbox image. */
+export function nodeImages(): string[] {
+  return (process.env.NODE_IMAGES ?? '').split(':').filter(Boolean);
+}
+
 export function wantRealNode(): boolean {
   return process.env.REAL_NODE === '1' || process.env.REAL_NODE === 'true';
 }
