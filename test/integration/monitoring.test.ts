@@ -13,7 +13,7 @@ import { dump, load } from 'js-yaml';
 import { TestCluster } from '../../tools/testenv/cluster';
 import { repoRoot } from '../../tools/testenv/paths';
 import { freePort, httpGet } from '../../tools/testenv/procs';
-import { connectAndRead, echoRoundTrip, EchoServer, startEchoServer } from '../support/net';
+import { connectAndRead, echoRoundTrip, EchoServer } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { applyPortForward, waitForStatus } from '../support/portforward';
 import { poll } from '../support/wait';
@@ -203,8 +203,7 @@ describe('monitoring: the alerts with promtool, and against the metrics a runnin
     before(async function () {
       cluster = TestCluster.connect();
       ns = await cluster.createNamespace('metrics');
-      echo = await startEchoServer();
-      await cluster.createPod(ns, 'echo', [{ port: 8080, targetPort: echo.port }]);
+      echo = await cluster.createEchoPod(ns);
       // A pod whose forward fails on the node side, as when socat is missing there.
       await cluster.createPod(ns, 'no-socat', [{ port: 5432, command: ['socat-not-installed', '-'] }]);
       metricsPort = await freePort();

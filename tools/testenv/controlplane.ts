@@ -32,6 +32,7 @@ import {
   httpGet,
   lastLines,
   processesUsing,
+  runChecked,
   sleep,
   Started,
   startProcess,
@@ -412,17 +413,11 @@ function writeKubeconfig(file: string, server: string, opts: { token?: string; c
 }
 
 export function runKubectl(kubectl: string, kubeconfig: string, args: string[], input?: string): string {
-  const out = spawnSync(kubectl, ['--kubeconfig', kubeconfig, ...args], {
+  return runChecked(kubectl, ['--kubeconfig', kubeconfig, ...args], {
     input,
-    encoding: 'utf8',
-    timeout: 60_000,
+    name: 'kubectl',
+    shownArgs: args,
   });
-  if (out.status !== 0) {
-    throw new TestEnvError(
-      `kubectl ${args.join(' ')} failed: ${(out.stderr || out.error?.message || '').trim()}`,
-    );
-  }
-  return out.stdout;
 }
 
 function kubectlOk(kubectl: string, kubeconfig: string, args: string[]): Promise<boolean> {

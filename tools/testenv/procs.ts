@@ -3,7 +3,7 @@
 // only while that pid is still the process that was started (same binary, same start time, and a
 // command line naming the state folder): a pid the kernel gave to another process since, say another
 // checkout's kwok, is never signalled.
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -263,4 +263,25 @@ export function httpGet(url: string, token?: string): Promise<{ status: number; 
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
   });
+}
+
+/**
+ * Runs a command to its end and returns its stdout; a non-zero exit throws a TestEnvError naming the
+ * command (as `name`, default the binary) with its arguments and what it printed on stderr.
+ */
+export function runChecked(
+  command: string,
+  args: string[],
+  opts: { input?: string; timeoutMs?: number; name?: string; shownArgs?: string[] } = {},
+): string {
+  const out = spawnSync(command, args, {
+    input: opts.input,
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 60_000,
+  });
+  if (out.status !== 0) {
+    const what = `${opts.name ?? path.basename(command)} ${(opts.shownArgs ?? args).join(' ')}`;
+    throw new TestEnvError(`${what} failed: ${(out.stderr || out.error?.message || '').trim()}`);
+  }
+  return out.stdout;
 }

@@ -6,11 +6,10 @@
 //   a test runs (the sandbox image, `make image`'s archive) are imported with `ctr`.
 // - Pods' networks come from the CNI bridge plugin (network.ts holds the bridge, the addresses and
 //   the rules); runc runs containers with the cgroupfs driver (this machine is cgroup v1).
-import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TestEnvError } from '../errors';
+import { runChecked } from '../procs';
 import type { NodeAssets } from './assets';
 import { BRIDGE, GATEWAY, POD_SUBNET } from './network';
 
@@ -145,16 +144,10 @@ function q(s: string): string {
 
 /** `ctr` against this node's containerd, in the Kubernetes namespace. */
 export function ctr(assets: NodeAssets, p: RuntimePaths, args: string[]): string {
-  const out = spawnSync(assets.bin.ctr, ['--address', p.socket, '--namespace', K8S_NAMESPACE, ...args], {
-    encoding: 'utf8',
-    timeout: 300_000,
+  return runChecked(assets.bin.ctr, ['--address', p.socket, '--namespace', K8S_NAMESPACE, ...args], {
+    timeoutMs: 300_000,
+    shownArgs: args,
   });
-  if (out.status !== 0) {
-    throw new TestEnvError(
-      `ctr ${args.join(' ')} failed: ${(out.stderr || out.error?.message || '').trim()}`,
-    );
-  }
-  return out.stdout;
 }
 
 /** Imports an OCI archive into the node's containerd (the CRI plugin sees it at once). */

@@ -9,10 +9,9 @@
 //   (kubelet-client.crt, made here) and the kubelet asks the API server whether it may (Webhook);
 // - pods' DNS: CoreDNS on the bridge's address, resolv.conf with no host name servers (a pod resolves
 //   cluster names and nothing else).
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TestEnvError } from '../errors';
+import { runChecked } from '../procs';
 import { GATEWAY } from './network';
 
 export const REAL_NODE_NAME = 'real-node-0';
@@ -27,10 +26,7 @@ export function kubeletClientPki(pki: string): { ca: string; cert: string; key: 
   const cert = path.join(pki, 'kubelet-client.crt');
   const key = path.join(pki, 'kubelet-client.key');
   const csr = path.join(pki, 'kubelet-client.csr');
-  const openssl = (args: string[]): void => {
-    const out = spawnSync('openssl', args, { encoding: 'utf8' });
-    if (out.status !== 0) throw new TestEnvError(`openssl ${args[0]} failed: ${out.stderr.trim()}`);
-  };
+  const openssl = (args: string[]): string => runChecked('openssl', args);
   openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', ca, '-days', '7',
     '-subj', '/CN=pfo-testenv-kubelet-ca']); // prettier-ignore
   openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr,

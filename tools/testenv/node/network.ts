@@ -12,6 +12,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { TestEnvError } from '../errors';
+import { runChecked } from '../procs';
 
 export const BRIDGE = 'pfo0';
 /** The pods' subnet, on the bridge. 198.18.0.0/15 is reserved for network testing (RFC 2544). */
@@ -29,13 +30,8 @@ const DNAT_CHAIN = 'PFO-TESTENV-APISERVER';
 const OWNER_FILE = '/run/pfo-testenv-node.owner';
 
 function run(cmd: string, args: string[], opts: { check?: boolean } = {}): string {
-  const out = spawnSync(cmd, args, { encoding: 'utf8', timeout: 30_000 });
-  if (opts.check !== false && out.status !== 0) {
-    throw new TestEnvError(
-      `${cmd} ${args.join(' ')} failed: ${(out.stderr || out.error?.message || '').trim()}`,
-    );
-  }
-  return out.stdout ?? '';
+  if (opts.check === false) return spawnSync(cmd, args, { encoding: 'utf8', timeout: 30_000 }).stdout ?? '';
+  return runChecked(cmd, args, { timeoutMs: 30_000 });
 }
 const ok = (cmd: string, args: string[]): boolean =>
   spawnSync(cmd, args, { encoding: 'utf8', timeout: 30_000 }).status === 0;
