@@ -124,8 +124,16 @@ demo: build ## See it work: control plane, demo pod, operator, examples/kuard.ya
 	node build/tools/demo/main.js
 
 .PHONY: bench
-bench: build ## Benchmarks on the test control plane: relay vs kubectl and direct TCP, controller latencies, 1000 PortForwards
+bench: build ## Benchmarks on the test control plane: relay vs kubectl and direct TCP (kwok, then a real node), controller latencies, 1000 PortForwards
 	node build/tools/bench/run.js $(BENCH)
+	@if [ -z "$(BENCH)" ] || [ "$(BENCH)" = relay ]; then $(MAKE) --no-print-directory bench-node; fi
+
+# The relay benchmark again with its target pod on a real node (root; a control plane of its own).
+.PHONY: bench-node
+bench-node: testenv-assets ## The relay benchmark with the target pod on a real node (kubelet, containerd): report in build/bench-node-results.md
+	@if [ "$$(id -u)" != 0 ]; then echo "bench-node: the real node needs root; skipped" >&2; exit 0; fi; \
+	archive=$$(hack/image/build.sh) && TESTENV_DIR=$(CURDIR)/.testenv-node REAL_NODE=1 NODE_IMAGES=$$archive \
+	  BENCH_OUT=$${BENCH_NODE_OUT:-$(CURDIR)/build/bench-node-results.md} node build/tools/bench/run.js relay
 
 .PHONY: clean
 clean: ## Remove build output (not the binary cache)

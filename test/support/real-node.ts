@@ -9,12 +9,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { dump, loadAll } from 'js-yaml';
 import { TestCluster } from '../../tools/testenv/cluster';
-import { REAL_NODE_NAME } from '../../tools/testenv/node';
+import { OPERATOR_IMAGE, REAL_NODE_NAME } from '../../tools/testenv/node';
 import { CGROUP_ROOT } from '../../tools/testenv/node/kubelet';
 import { repoRoot } from '../../tools/testenv/paths';
 import { poll } from './wait';
 
-export const IMAGE = 'ghcr.io/portforward-dev/portforward-operator:0.1.0';
+export const IMAGE = OPERATOR_IMAGE;
 export const OPERATOR_NS = 'portforward-system';
 export const OPERATOR_LABELS =
   'app.kubernetes.io/name=portforward-operator,app.kubernetes.io/component=operator';

@@ -9,6 +9,7 @@ import {
   ClientRequest,
   ConnectsResult,
   EchoesResult,
+  Endpoint,
   StreamResult,
   TargetPorts,
   TargetsMessage,
@@ -61,13 +62,17 @@ export async function startTargets(streamBytes: number, seed: string, timeoutMs 
   return { ports, pid: child.pid!, stop: () => stopChild(child, exited) };
 }
 
+/** A local port (127.0.0.1), or a host and port. */
+export type Destination = number | Endpoint;
+const endpoint = (d: Destination): Endpoint => (typeof d === 'number' ? { host: '127.0.0.1', port: d } : d);
+
 export interface LoadClient {
   pid: number;
   verify: Verify;
-  pull(port: number, bytes: number, timeoutMs: number): Promise<StreamResult>;
-  push(port: number, bytes: number, timeoutMs: number): Promise<StreamResult>;
-  connects(port: number, count: number, timeoutMs: number): Promise<ConnectsResult>;
-  echoes(port: number, concurrency: number, bytes: number, timeoutMs: number): Promise<EchoesResult>;
+  pull(to: Destination, bytes: number, timeoutMs: number): Promise<StreamResult>;
+  push(to: Destination, bytes: number, timeoutMs: number): Promise<StreamResult>;
+  connects(to: Destination, count: number, timeoutMs: number): Promise<ConnectsResult>;
+  echoes(to: Destination, concurrency: number, bytes: number, timeoutMs: number): Promise<EchoesResult>;
   stop(): Promise<void>;
 }
 
@@ -110,12 +115,13 @@ export function startLoadClient(seed: string, verify: Verify): LoadClient {
   return {
     pid: child.pid!,
     verify,
-    pull: (port, bytes, timeoutMs) => request({ op: 'pull', port, bytes, timeoutMs }, timeoutMs),
-    push: (port, bytes, timeoutMs) => request({ op: 'push', port, bytes, verify, timeoutMs }, timeoutMs),
-    connects: (port, count, timeoutMs) =>
-      request({ op: 'connects', port, count, timeoutMs }, timeoutMs * count),
-    echoes: (port, concurrency, bytes, timeoutMs) =>
-      request({ op: 'echoes', port, concurrency, bytes, verify, timeoutMs }, timeoutMs),
+    pull: (to, bytes, timeoutMs) => request({ op: 'pull', to: endpoint(to), bytes, timeoutMs }, timeoutMs),
+    push: (to, bytes, timeoutMs) =>
+      request({ op: 'push', to: endpoint(to), bytes, verify, timeoutMs }, timeoutMs),
+    connects: (to, count, timeoutMs) =>
+      request({ op: 'connects', to: endpoint(to), count, timeoutMs }, timeoutMs * count),
+    echoes: (to, concurrency, bytes, timeoutMs) =>
+      request({ op: 'echoes', to: endpoint(to), concurrency, bytes, verify, timeoutMs }, timeoutMs),
     stop: () => stopChild(child, exited),
   };
 }

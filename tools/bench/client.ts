@@ -20,6 +20,7 @@ import {
   ClientResult,
   ConnectsResult,
   EchoesResult,
+  Endpoint,
   GREETING,
   StreamResult,
 } from './proto';
@@ -30,19 +31,19 @@ const ECHO_STRIDE = 4096;
 const now = (): bigint => process.hrtime.bigint();
 const msSince = (t0: bigint): number => Number(now() - t0) / 1e6;
 
-function connect(port: number): net.Socket {
-  const s = net.connect({ port, host: '127.0.0.1' });
+function connect(to: Endpoint): net.Socket {
+  const s = net.connect(to);
   s.setNoDelay(true);
   return s;
 }
 
 /** Reads `bytes` sent by the source server and checks them; time from connect() to the last byte. */
-function pull(port: number, bytes: number, timeoutMs: number): Promise<StreamResult> {
+function pull(to: Endpoint, bytes: number, timeoutMs: number): Promise<StreamResult> {
   return new Promise((resolve, reject) => {
     const t0 = now();
     let got = 0;
     let done = false;
-    const s = connect(port);
+    const s = connect(to);
     const finish = (err?: Error): void => {
       if (done) return;
       done = true;
@@ -77,10 +78,10 @@ function expectedVerdict(bytes: number, verify: Verify): string {
 }
 
 /** Writes the push header and `bytes` to the sink; time from connect() to its verdict. */
-async function push(port: number, bytes: number, verify: Verify, timeoutMs: number): Promise<StreamResult> {
+async function push(to: Endpoint, bytes: number, verify: Verify, timeoutMs: number): Promise<StreamResult> {
   const want = expectedVerdict(bytes, verify); // before t0: hashing is not the relay's time
   const t0 = now();
-  const s = connect(port);
+  const s = connect(to);
   let reply = '';
   let replied = false; // the sink answers early only with an error: stop writing then
   const timer = setTimeout(() => s.destroy(new Error(`push: no reply after ${timeoutMs} ms`)), timeoutMs);
@@ -120,10 +121,10 @@ async function push(port: number, bytes: number, verify: Verify, timeoutMs: numb
 }
 
 /** One connection: ms from connect() to the first byte of the greeting. */
-function firstByte(port: number, timeoutMs: number): Promise<number> {
+function firstByte(to: Endpoint, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const t0 = now();
-    const s = connect(port);
+    const s = connect(to);
     let done = false;
     const finish = (err?: Error, ms?: number): void => {
       if (done) return;
@@ -144,11 +145,11 @@ function firstByte(port: number, timeoutMs: number): Promise<number> {
   });
 }
 
-async function connects(port: number, count: number, timeoutMs: number): Promise<ConnectsResult> {
+async function connects(to: Endpoint, count: number, timeoutMs: number): Promise<ConnectsResult> {
   const r: ConnectsResult = { latencies: [], failed: 0, errors: [] };
   for (let i = 0; i < count; i++) {
     try {
-      r.latencies.push(await firstByte(port, timeoutMs));
+      r.latencies.push(await firstByte(to, timeoutMs));
     } catch (err) {
       r.failed++;
       if (r.errors.length < 5) r.errors.push((err as Error).message);
@@ -176,7 +177,7 @@ type EchoOutcome = { kind: 'ok' } | { kind: 'failed' | 'corrupted'; error: strin
 
 /** Sends `payload`, reads as many bytes back and checks them: byte for byte, or by sha256 when `hash`. */
 function echoOne(
-  port: number,
+  to: Endpoint,
   payload: Buffer,
   hash: string | undefined,
   deadline: number,
@@ -185,7 +186,7 @@ function echoOne(
     const digest = hash ? crypto.createHash('sha256') : undefined;
     let got = 0;
     let done = false;
-    const s = connect(port);
+    const s = connect(to);
     const finish = (o: EchoOutcome): void => {
       if (done) return;
       done = true;
@@ -223,7 +224,7 @@ function echoOne(
 }
 
 async function echoes(
-  port: number,
+  to: Endpoint,
   concurrency: number,
   bytes: number,
   verify: Verify,
@@ -232,7 +233,7 @@ async function echoes(
   const conns = Array.from({ length: concurrency }, (_, i) => echoPayload(i, bytes, verify)); // before t0
   const t0 = now();
   const deadline = Date.now() + timeoutMs;
-  const outcomes = await Promise.all(conns.map((c) => echoOne(port, c.payload, c.hash, deadline)));
+  const outcomes = await Promise.all(conns.map((c) => echoOne(to, c.payload, c.hash, deadline)));
   const r: EchoesResult = { ms: msSince(t0), ok: 0, failed: 0, corrupted: 0, errors: [] };
   for (const o of outcomes) {
     if (o.kind === 'ok') r.ok++;
@@ -247,13 +248,13 @@ async function echoes(
 function handle(req: ClientRequest): Promise<ClientResult> {
   switch (req.op) {
     case 'pull':
-      return pull(req.port, req.bytes, req.timeoutMs);
+      return pull(req.to, req.bytes, req.timeoutMs);
     case 'push':
-      return push(req.port, req.bytes, req.verify, req.timeoutMs);
+      return push(req.to, req.bytes, req.verify, req.timeoutMs);
     case 'connects':
-      return connects(req.port, req.count, req.timeoutMs);
+      return connects(req.to, req.count, req.timeoutMs);
     case 'echoes':
-      return echoes(req.port, req.concurrency, req.bytes, req.verify, req.timeoutMs);
+      return echoes(req.to, req.concurrency, req.bytes, req.verify, req.timeoutMs);
   }
 }
 

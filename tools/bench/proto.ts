@@ -20,11 +20,17 @@ export const GREETING = 'hello from the target\n';
 
 export type TargetsMessage = { type: 'ready'; ports: TargetPorts } | { type: 'error'; error: string };
 
+/** Where the load client connects: a relay's local port, or the target itself (direct TCP). */
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
 export type ClientRequest =
-  | { op: 'pull'; port: number; bytes: number; timeoutMs: number }
-  | { op: 'push'; port: number; bytes: number; verify: Verify; timeoutMs: number }
-  | { op: 'connects'; port: number; count: number; timeoutMs: number }
-  | { op: 'echoes'; port: number; concurrency: number; bytes: number; verify: Verify; timeoutMs: number };
+  | { op: 'pull'; to: Endpoint; bytes: number; timeoutMs: number }
+  | { op: 'push'; to: Endpoint; bytes: number; verify: Verify; timeoutMs: number }
+  | { op: 'connects'; to: Endpoint; count: number; timeoutMs: number }
+  | { op: 'echoes'; to: Endpoint; concurrency: number; bytes: number; verify: Verify; timeoutMs: number };
 
 export interface StreamResult {
   ms: number;

@@ -1,23 +1,37 @@
 // The relay benchmark: the operator (one process per transport), the pinned `kubectl port-forward`
-// and direct TCP, side by side, on the same target servers behind the same kind of kwok pod. Each
-// run goes through every system, in an order rotated from run to run (run 1: A B C, run 2: B C A,
-// ...) so that no system always runs first or right after another; each figure is the median of the
-// runs with their min-max, and the ratio column pairs the best operator with kubectl run by run.
+// run the two ways people run it (one process for all ports, one process per port) and direct TCP,
+// side by side, on the same target pod: on kwok (a pod whose ports kwok maps to target servers on
+// this host) or on the real node (a pod running the target servers in the operator's image, reached
+// through kubelet and containerd).
+//
+// What it controls, so that a ratio means the same whenever it is measured:
+// - one system at a time: while one is measured every other relaying process is stopped (SIGSTOP), so
+//   no idle operator's PINGs, status writes or timers and no kubectl run beside it;
+// - short, interleaved repetitions: each measure runs in rounds, every round through every system in
+//   an order rotated from round to round, so that a pair (operator, kubectl) is measured minutes apart
+//   at most and the ratio is taken within a round;
+// - the same pod, the same servers, the same load client for every system; relay output goes to files
+//   (none is read while bytes move);
+// - CPU counted per direction: pull and push apart, for the relaying processes (all their threads),
+//   kube-apiserver and the node's side (kwok, or kubelet + containerd).
 //
 // Guarantees: a failed measure is reported (in the table's notes), never retried and never hidden;
-// echoes are verified by sha256. Caveats: each operator serves its own namespace (there is no --class
-// flag to share one), so each has its own pod "target"; every pod maps its ports to the same servers.
+// pulled and pushed bytes and echoes are verified. Nothing here asserts a time.
 import { TestCluster } from '../testenv/cluster';
+import { OPERATOR_IMAGE, REAL_NODE_NAME } from '../testenv/node';
 import { applyPortForward, waitForStatus } from '../testenv/portforward';
-import { LoadClient, Targets } from './children';
+import { Destination, LoadClient, Targets } from './children';
 import { TargetPorts } from './proto';
-import { cpuSeconds, freePortRange, startKubectl, startOperator, tail } from './relays';
+import { cpuSeconds, freePortRange, KubectlRelay, pause, startKubectl, startOperator, tail } from './relays';
 import { fmt, mdTable, median, percentile, spread } from './stats';
 
 export interface RelayBenchOptions {
   cluster: TestCluster;
+  /** The target servers on this host (kwok's pods map to them). */
   targets: Targets;
   client: LoadClient;
+  /** The payload's seed (payload.ts), for target servers started in a pod. */
+  seed: string;
   /** Registers a clean-up step; they run in reverse order at the end, also after a failure. */
   defer(what: string, fn: () => Promise<unknown>): void;
   /** True once the benchmark was interrupted: stop at the next measure. */
@@ -32,19 +46,31 @@ export interface RelayBenchOptions {
   progress(line: string): void;
 }
 
+type Port = keyof TargetPorts;
 /** The pod's container ports, one per target server. */
-const POD_PORTS: Record<keyof TargetPorts, number> = { source: 8081, sink: 8082, greeting: 8083, echo: 8084 };
+const POD_PORTS: Record<Port, number> = { source: 8081, sink: 8082, greeting: 8083, echo: 8084 };
+const PORT_KEYS = Object.keys(POD_PORTS) as Port[];
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
 interface System {
   label: string;
   kind: 'operator' | 'kubectl' | 'direct';
-  /** The relaying process, for its CPU time. */
-  pid?: number;
-  ports: TargetPorts;
+  /** The relaying processes, for their CPU time and to stop them while others are measured. */
+  pids: number[];
+  ports: Record<Port, Destination>;
   /** Why the relay is gone, when it is. */
   dead(): string | undefined;
+}
+
+/** The pod every system forwards to, and the processes that carry the node's side of the bytes. */
+interface Target {
+  ns: string;
+  pod: string;
+  node: 'kwok' | 'real';
+  /** Direct TCP: the servers on this host (kwok), or the pod's IP (the real node's bridge). */
+  direct: Record<Port, Destination>;
+  nodeProcesses: string[];
 }
 
 type Better = 'higher' | 'lower';
@@ -57,32 +83,83 @@ interface Measure {
   relayOnly?: boolean;
 }
 
-async function createTargetPod(cluster: TestCluster, ns: string, targets: Targets): Promise<void> {
-  await cluster.createPod(
+async function hasRealNode(cluster: TestCluster): Promise<boolean> {
+  try {
+    await cluster.core.readNode({ name: REAL_NODE_NAME });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The target pod: on kwok, its ports mapped to this host's target servers; on the real node, the
+ * same servers (targets.js, compiled with this benchmark) running in a pod of the operator's image,
+ * mounted read-only from build/tools/bench.
+ */
+async function createTarget(o: RelayBenchOptions): Promise<Target> {
+  const { cluster } = o;
+  const ns = await cluster.createNamespace('bench-relay');
+  o.defer(`namespace ${ns}`, () => cluster.deleteNamespace(ns));
+  const pod = 'target';
+  if (!(await hasRealNode(cluster))) {
+    await cluster.createPod(
+      ns,
+      pod,
+      PORT_KEYS.map((k) => ({ port: POD_PORTS[k], name: k, targetPort: o.targets.ports[k] })),
+    );
+    return { ns, pod, node: 'kwok', direct: o.targets.ports, nodeProcesses: ['kwok'] };
+  }
+  const ports = PORT_KEYS.map((k) => POD_PORTS[k]).join(',');
+  await cluster.core.createNamespacedPod({
+    namespace: ns,
+    body: {
+      metadata: { name: pod, namespace: ns },
+      spec: {
+        nodeSelector: { 'kubernetes.io/hostname': REAL_NODE_NAME },
+        terminationGracePeriodSeconds: 1,
+        volumes: [{ name: 'bench', hostPath: { path: __dirname, type: 'Directory' } }],
+        containers: [
+          {
+            name: 'targets',
+            image: OPERATOR_IMAGE,
+            imagePullPolicy: 'Never',
+            command: ['node', '/bench/targets.js', String(o.streamBytes), o.seed, `--listen=${ports}`],
+            ports: PORT_KEYS.map((k) => ({ containerPort: POD_PORTS[k], name: k })),
+            volumeMounts: [{ name: 'bench', mountPath: '/bench', readOnly: true }],
+            readinessProbe: { tcpSocket: { port: POD_PORTS.echo }, periodSeconds: 1 },
+            securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+          },
+        ],
+      },
+    },
+  });
+  const ready = await cluster.waitPodReady(ns, pod, 60_000);
+  const ip = ready.status!.podIP!;
+  const direct = Object.fromEntries(PORT_KEYS.map((k) => [k, { host: ip, port: POD_PORTS[k] }]));
+  return {
     ns,
-    'target',
-    (Object.keys(POD_PORTS) as (keyof TargetPorts)[]).map((k) => ({
-      port: POD_PORTS[k],
-      name: k,
-      targetPort: targets.ports[k],
-    })),
-  );
+    pod,
+    node: 'real',
+    direct: direct as Record<Port, Destination>,
+    nodeProcesses: ['kubelet', 'containerd'],
+  };
 }
 
 async function operatorSystem(
   o: RelayBenchOptions,
-  ns: string,
-  label: string,
-  extraArgs: string[],
+  t: Target,
+  transport: string,
 ): Promise<System | { rejected: string }> {
   const { cluster } = o;
+  const label = `operator (${transport})`;
   const started = await startOperator({
     kubeconfig: cluster.state.kubeconfig,
-    namespaces: [ns],
+    namespaces: [t.ns],
     portRange: await freePortRange(8),
     logDir: o.logDir,
-    label: label.replace(/\W+/g, '-').replace(/-+$/, ''),
-    extraArgs,
+    label: `operator-${transport}`,
+    extraArgs: [`--transport=${transport}`, `--class=${transport}`],
   });
   if (!started.ok) {
     if (started.code === 2) return { rejected: started.firstLine };
@@ -92,11 +169,13 @@ async function operatorSystem(
   }
   const op = started.op;
   o.defer(label, () => op.stop());
-  await applyPortForward(cluster, ns, 'relay', {
-    target: { pod: 'target' },
-    ports: Object.values(POD_PORTS).map((port) => ({ port })),
+  const name = `relay-${transport}`;
+  await applyPortForward(cluster, t.ns, name, {
+    className: transport,
+    target: { pod: t.pod },
+    ports: PORT_KEYS.map((k) => ({ port: POD_PORTS[k] })),
   });
-  const pf = await waitForStatus(cluster, ns, 'relay', 'Ready', (p) => p.status?.phase === 'Ready', 30_000);
+  const pf = await waitForStatus(cluster, t.ns, name, 'Ready', (p) => p.status?.phase === 'Ready', 30_000);
   const local = (port: number): number => {
     const e = pf.status?.endpoints?.find((x) => x.port === port);
     if (!e)
@@ -106,101 +185,87 @@ async function operatorSystem(
   return {
     label,
     kind: 'operator',
-    pid: op.pid,
-    ports: {
-      source: local(POD_PORTS.source),
-      sink: local(POD_PORTS.sink),
-      greeting: local(POD_PORTS.greeting),
-      echo: local(POD_PORTS.echo),
-    },
+    pids: [op.pid],
+    ports: Object.fromEntries(PORT_KEYS.map((k) => [k, local(POD_PORTS[k])])) as Record<Port, Destination>,
     dead: () =>
       op.alive() ? undefined : `${label} exited with ${String(op.exitCode())}:\n    ${tail(op.logFile)}`,
   };
 }
 
-/** Starts every system; returns them in table order and the notes on what was not as asked. */
-async function startSystems(o: RelayBenchOptions): Promise<{ systems: System[]; notes: string[] }> {
+/** kubectl port-forward: one process for all four ports, or (perPort) one process per port. */
+async function kubectlSystem(o: RelayBenchOptions, t: Target, perPort: boolean): Promise<System> {
   const { cluster } = o;
+  const label = perPort ? 'kubectl (process per port)' : 'kubectl (one process)';
+  const groups = perPort ? PORT_KEYS.map((k) => [k]) : [PORT_KEYS];
+  const ports: Partial<Record<Port, Destination>> = {};
+  const relays: KubectlRelay[] = [];
+  for (const g of groups) {
+    const k = await startKubectl({
+      kubectl: cluster.state.kubectl,
+      kubeconfig: cluster.state.kubeconfig,
+      namespace: t.ns,
+      pod: t.pod,
+      ports: g.map((p) => POD_PORTS[p]),
+      logDir: o.logDir,
+      label: `kubectl-${perPort ? g[0] : 'all'}`,
+    });
+    o.defer(`${label}: ${g.join(', ')}`, () => k.stop());
+    relays.push(k);
+    for (const p of g) ports[p] = k.localPorts.get(POD_PORTS[p])!;
+  }
+  return {
+    label,
+    kind: 'kubectl',
+    pids: relays.map((k) => k.pid),
+    ports: ports as Record<Port, Destination>,
+    dead: () => {
+      const gone = relays.find((k) => !k.alive());
+      return gone ? `kubectl port-forward exited: ${gone.stderr().trim()}` : undefined;
+    },
+  };
+}
+
+/** Starts every system; returns them in table order and the notes on what was not as asked. */
+async function startSystems(
+  o: RelayBenchOptions,
+  t: Target,
+): Promise<{ systems: System[]; notes: string[] }> {
   const systems: System[] = [];
   const notes: string[] = [];
-  const rejected: { transport: string; line: string; ns: string }[] = [];
-  for (const t of o.transports) {
-    const ns = await cluster.createNamespace(`bench-${t}`);
-    o.defer(`namespace ${ns}`, () => cluster.deleteNamespace(ns));
-    await createTargetPod(cluster, ns, o.targets);
-    const s = await operatorSystem(o, ns, `operator (${t})`, [`--transport=${t}`]);
-    if ('rejected' in s) rejected.push({ transport: t, line: s.rejected, ns });
+  for (const transport of o.transports) {
+    const s = await operatorSystem(o, t, transport);
+    if ('rejected' in s)
+      notes.push(`The operator rejected \`--transport=${transport}\` (exit 2: \`${s.rejected}\`).`);
     else systems.push(s);
-    o.progress(`operator (${t}): ${'rejected' in s ? `rejected (${s.rejected})` : 'ready'}`);
+    o.progress(`operator (${transport}): ${'rejected' in s ? `rejected (${s.rejected})` : 'ready'}`);
   }
-  if (rejected.length > 0 && systems.length === 0) {
-    const s = await operatorSystem(o, rejected[0].ns, 'operator (websocket)', []);
-    if ('rejected' in s) throw new Error(`the operator refused to start without --transport: ${s.rejected}`);
-    systems.push(s);
-    notes.push(
-      `The operator rejected \`--transport\` (exit 2: \`${rejected[0].line}\`): measured one operator ` +
-        `without the flag, labelled "websocket" (its per-connection v4.channel.k8s.io WebSocket).`,
-    );
-  } else if (rejected.length > 0) {
-    for (const r of rejected)
-      notes.push(`The operator rejected \`--transport=${r.transport}\` (exit 2: \`${r.line}\`).`);
+  if (systems.length === 0) throw new Error(`the operator refused every transport: ${notes.join(' ')}`);
+  for (const perPort of [false, true]) {
+    const k = await kubectlSystem(o, t, perPort);
+    systems.push(k);
+    o.progress(`${k.label}: ready`);
   }
-
-  const ns = await cluster.createNamespace('bench-kubectl');
-  o.defer(`namespace ${ns}`, () => cluster.deleteNamespace(ns));
-  await createTargetPod(cluster, ns, o.targets);
-  const kubectl = await startKubectl({
-    kubectl: cluster.state.kubectl,
-    kubeconfig: cluster.state.kubeconfig,
-    namespace: ns,
-    pod: 'target',
-    ports: Object.values(POD_PORTS),
-  });
-  o.defer('kubectl port-forward', () => kubectl.stop());
-  const kl = (k: keyof TargetPorts): number => kubectl.localPorts.get(POD_PORTS[k])!;
-  systems.push({
-    label: 'kubectl',
-    kind: 'kubectl',
-    pid: kubectl.pid,
-    ports: { source: kl('source'), sink: kl('sink'), greeting: kl('greeting'), echo: kl('echo') },
-    dead: () => (kubectl.alive() ? undefined : `kubectl port-forward exited: ${kubectl.stderr().trim()}`),
-  });
-  o.progress('kubectl port-forward: ready');
-  systems.push({ label: 'direct TCP', kind: 'direct', ports: o.targets.ports, dead: () => undefined });
+  systems.push({ label: 'direct TCP', kind: 'direct', pids: [], ports: t.direct, dead: () => undefined });
   return { systems, notes };
 }
 
-function measures(o: RelayBenchOptions): Measure[] {
+function measures(o: RelayBenchOptions, t: Target): Measure[] {
   const mib = fmt(o.streamBytes / MiB, 0);
   const echoMib = fmt(o.echoBytes / MiB, o.echoBytes % MiB ? 2 : 0);
+  const nodeSide = t.nodeProcesses.join(' + ');
   return [
     { key: 'pull', label: `pull ${mib} MiB pod -> client, MiB/s`, digits: 1, better: 'higher' },
     { key: 'push', label: `push ${mib} MiB client -> pod, MiB/s`, digits: 1, better: 'higher' },
-    {
-      key: 'p50',
-      label: `connect -> first byte p50, ms (${o.connects} sequential)`,
-      digits: 2,
-      better: 'lower',
-    },
-    {
-      key: 'p99',
-      label: `connect -> first byte p99, ms (${o.connects} sequential)`,
-      digits: 2,
-      better: 'lower',
-    },
+    { key: 'p50', label: `connect -> first byte p50, ms (${o.connects} sequential)`, digits: 2, better: 'lower' },
+    { key: 'p99', label: `connect -> first byte p99, ms (${o.connects} sequential)`, digits: 2, better: 'lower' },
     ...o.concurrencies.map((c): Measure => ({
       key: `echo${c}`,
       label: `${c} concurrent ${echoMib} MiB echoes, wall s`,
       digits: 2,
       better: 'lower',
     })),
-    {
-      key: 'cpuRelay',
-      label: 'relay process CPU s/GiB (pull + push)',
-      digits: 2,
-      better: 'lower',
-      relayOnly: true,
-    },
+    { key: 'cpuPull', label: 'relay CPU s/GiB, pull', digits: 2, better: 'lower', relayOnly: true },
+    { key: 'cpuPush', label: 'relay CPU s/GiB, push', digits: 2, better: 'lower', relayOnly: true },
     {
       key: 'cpuApiserver',
       label: 'kube-apiserver CPU s/GiB (pull + push)',
@@ -208,12 +273,12 @@ function measures(o: RelayBenchOptions): Measure[] {
       better: 'lower',
       relayOnly: true,
     },
-    { key: 'cpuKwok', label: 'kwok CPU s/GiB (pull + push)', digits: 2, better: 'lower', relayOnly: true },
-  ];
+    { key: 'cpuNode', label: `${nodeSide} CPU s/GiB (pull + push)`, digits: 2, better: 'lower', relayOnly: true },
+  ]; // prettier-ignore
 }
 
 class Results {
-  /** label -> measure key -> one figure per run (NaN: failed). */
+  /** label -> measure key -> one figure per round (NaN: failed). */
   readonly figures = new Map<string, Map<string, number[]>>();
   readonly echoFailures = new Map<string, { failed: number; corrupted: number; of: number }>();
   readonly errors: string[] = [];
@@ -228,89 +293,83 @@ class Results {
     xs[run] = value;
   }
 
+  add(label: string, key: string, run: number, value: number): void {
+    const prior = this.get(label, key)[run];
+    this.set(label, key, run, (Number.isFinite(prior) ? prior : 0) + value);
+  }
+
   get(label: string, key: string): number[] {
     return this.figures.get(label)?.get(key) ?? [];
   }
 
   error(run: number, label: string, what: string, err: unknown): void {
-    this.errors.push(`run ${run + 1}, ${label}, ${what}: ${(err as Error).message ?? String(err)}`);
+    this.errors.push(`round ${run + 1}, ${label}, ${what}: ${(err as Error).message ?? String(err)}`);
   }
 }
 
-function controlPlanePid(cluster: TestCluster, name: string): number | undefined {
-  return cluster.state.processes.find((p) => p.name === name)?.pid;
+function controlPlanePids(cluster: TestCluster, names: string[]): number[] {
+  return names.flatMap((n) => cluster.state.processes.filter((p) => p.name === n).map((p) => p.pid));
 }
 
-/** Every measure of one system in one run. */
-async function measureSystem(o: RelayBenchOptions, s: System, run: number, r: Results): Promise<void> {
-  const { client } = o;
-  const streamTimeout = 60_000 + (o.streamBytes / MiB) * 500; // 2 MiB/s at the least
-  const pids = {
-    cpuRelay: s.pid,
-    cpuApiserver: controlPlanePid(o.cluster, 'kube-apiserver'),
-    cpuKwok: controlPlanePid(o.cluster, 'kwok'),
+const cpuOf = (pids: number[]): number => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+
+/** One step of a round: a measure on one system. */
+type Step = (o: RelayBenchOptions, t: Target, s: System, run: number, r: Results) => Promise<string>;
+
+/** A pull or a push, with the CPU of the relay (per direction), kube-apiserver and the node's side. */
+function stream(dir: 'pull' | 'push'): Step {
+  return async (o, t, s, run, r) => {
+    const timeout = 60_000 + (o.streamBytes / MiB) * 500; // 2 MiB/s at the least
+    const apiserver = controlPlanePids(o.cluster, ['kube-apiserver']);
+    const node = controlPlanePids(o.cluster, t.nodeProcesses);
+    const cpu0 = [cpuOf(s.pids), cpuOf(apiserver), cpuOf(node)];
+    const res = await o.client[dir](s.ports[dir === 'pull' ? 'source' : 'sink'], o.streamBytes, timeout);
+    const cpu1 = [cpuOf(s.pids), cpuOf(apiserver), cpuOf(node)];
+    const gib = res.bytes / GiB;
+    r.set(s.label, dir, run, o.streamBytes / MiB / (res.ms / 1000));
+    if (s.kind !== 'direct') {
+      r.set(s.label, dir === 'pull' ? 'cpuPull' : 'cpuPush', run, (cpu1[0] - cpu0[0]) / gib);
+      // Per GiB of pull + push together: the sums of both directions, divided when the table is made.
+      r.add(s.label, 'apiserverCpu', run, cpu1[1] - cpu0[1]);
+      r.add(s.label, 'nodeCpu', run, cpu1[2] - cpu0[2]);
+      r.add(s.label, 'relayedGiB', run, gib);
+    }
+    return `${dir} ${fmt(o.streamBytes / MiB / (res.ms / 1000))} MiB/s`;
   };
-  const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, pid ? cpuSeconds(pid) : NaN]));
-  let relayed = 0;
-  const line: string[] = [];
-  try {
-    const pull = await client.pull(s.ports.source, o.streamBytes, streamTimeout);
-    relayed += pull.bytes;
-    r.set(s.label, 'pull', run, o.streamBytes / MiB / (pull.ms / 1000));
-    line.push(`pull ${fmt(o.streamBytes / MiB / (pull.ms / 1000))} MiB/s`);
-  } catch (err) {
-    r.error(run, s.label, 'pull', err);
-  }
-  try {
-    const push = await client.push(s.ports.sink, o.streamBytes, streamTimeout);
-    relayed += push.bytes;
-    r.set(s.label, 'push', run, o.streamBytes / MiB / (push.ms / 1000));
-    line.push(`push ${fmt(o.streamBytes / MiB / (push.ms / 1000))} MiB/s`);
-  } catch (err) {
-    r.error(run, s.label, 'push', err);
-  }
-  if (s.kind !== 'direct' && relayed > 0) {
-    for (const [k, pid] of Object.entries(pids)) {
-      if (pid) r.set(s.label, k, run, (cpuSeconds(pid) - cpu0[k]) / (relayed / GiB));
-    }
-    line.push(`CPU ${fmt(r.get(s.label, 'cpuRelay')[run], 2)} s/GiB`);
-  }
-  if (o.aborted()) return;
-  try {
-    const c = await client.connects(s.ports.greeting, o.connects, 10_000);
-    if (c.failed > 0)
-      r.error(run, s.label, `connects (${c.failed} of ${o.connects} failed)`, new Error(c.errors.join('; ')));
-    if (c.latencies.length > 0) {
-      r.set(s.label, 'p50', run, percentile(c.latencies, 50));
-      r.set(s.label, 'p99', run, percentile(c.latencies, 99));
-      line.push(`connect p50 ${fmt(percentile(c.latencies, 50), 2)} ms`);
-    }
-  } catch (err) {
-    r.error(run, s.label, 'connects', err);
-  }
-  for (const n of o.concurrencies) {
-    if (o.aborted()) return;
+}
+
+const connectsStep: Step = async (o, _t, s, run, r) => {
+  const c = await o.client.connects(s.ports.greeting, o.connects, 10_000);
+  if (c.failed > 0)
+    r.error(run, s.label, `connects (${c.failed} of ${o.connects} failed)`, new Error(c.errors.join('; ')));
+  if (c.latencies.length === 0) return 'no connection';
+  r.set(s.label, 'p50', run, percentile(c.latencies, 50));
+  r.set(s.label, 'p99', run, percentile(c.latencies, 99));
+  return `connect p50 ${fmt(percentile(c.latencies, 50), 2)} ms`;
+};
+
+function echoStep(n: number): Step {
+  return async (o, _t, s, run, r) => {
     const timeout = 60_000 + ((n * o.echoBytes) / MiB) * 500;
     const f = r.echoFailures.get(s.label) ?? { failed: 0, corrupted: 0, of: 0 };
     r.echoFailures.set(s.label, f);
+    f.of += n;
     try {
-      const e = await client.echoes(s.ports.echo, n, o.echoBytes, timeout);
+      const e = await o.client.echoes(s.ports.echo, n, o.echoBytes, timeout);
       f.failed += e.failed;
       f.corrupted += e.corrupted;
-      f.of += n;
-      if (e.ok === n) r.set(s.label, `echo${n}`, run, e.ms / 1000); // a failed connection ends early
-      line.push(`${n} echoes ${fmt(e.ms / 1000, 2)} s${e.ok < n ? ` (${n - e.ok} bad)` : ''}`);
-      if (e.ok < n) r.error(run, s.label, `${n} echoes`, new Error(e.errors.join('; ')));
+      if (e.ok === n)
+        r.set(s.label, `echo${n}`, run, e.ms / 1000); // a failed connection ends early
+      else r.error(run, s.label, `${n} echoes`, new Error(e.errors.join('; ')));
+      return `${n} echoes ${fmt(e.ms / 1000, 2)} s${e.ok < n ? ` (${n - e.ok} bad)` : ''}`;
     } catch (err) {
       f.failed += n;
-      f.of += n;
-      r.error(run, s.label, `${n} echoes`, err);
+      throw err;
     }
-  }
-  o.progress(`run ${run + 1}/${o.runs} ${s.label}: ${line.join(', ')}`);
+  };
 }
 
-/** A few connections and small transfers through every system, so no first run pays for JIT or TLS. */
+/** A few connections and small transfers through every system, so no first round pays for JIT or TLS. */
 async function warmUp(o: RelayBenchOptions, systems: System[], notes: string[]): Promise<void> {
   for (const s of systems) {
     try {
@@ -323,69 +382,125 @@ async function warmUp(o: RelayBenchOptions, systems: System[], notes: string[]):
   }
 }
 
-function ratioCell(r: Results, m: Measure, operators: System[]): string {
-  const kubectl = r.get('kubectl', m.key);
-  let best: { label: string; med: number } | undefined;
-  for (const s of operators) {
+/** The system of `kind` with the best median of the measure. */
+function best(r: Results, m: Measure, among: System[]): System | undefined {
+  let top: { s: System; med: number } | undefined;
+  for (const s of among) {
     const med = median(r.get(s.label, m.key));
     if (!Number.isFinite(med)) continue;
-    if (!best || (m.better === 'higher' ? med > best.med : med < best.med)) best = { label: s.label, med };
+    if (!top || (m.better === 'higher' ? med > top.med : med < top.med)) top = { s, med };
   }
-  if (!best) return '-';
-  const op = r.get(best.label, m.key);
-  const ratios = op.map((x, i) => x / kubectl[i]); // paired within a run
-  const cell = spread(ratios, 2, 'x');
-  const name = /\((.*)\)/.exec(best.label)?.[1] ?? best.label;
-  return cell === '-' ? '-' : `${cell} ${name}`;
+  return top?.s;
+}
+
+/** The best operator divided by the best kubectl, paired within each round: "median (min-max)". */
+function ratioCell(r: Results, m: Measure, systems: System[]): string {
+  const op = best(
+    r,
+    m,
+    systems.filter((s) => s.kind === 'operator'),
+  );
+  const kc = best(
+    r,
+    m,
+    systems.filter((s) => s.kind === 'kubectl'),
+  );
+  if (!op || !kc) return '-';
+  const a = r.get(op.label, m.key);
+  const b = r.get(kc.label, m.key);
+  const cell = spread(
+    a.map((x, i) => x / b[i]),
+    2,
+    'x',
+  );
+  const short = (s: System): string => /\((.*)\)/.exec(s.label)?.[1] ?? s.label;
+  return cell === '-' ? '-' : `${cell} ${short(op)} / ${short(kc)}`;
 }
 
 export async function relayBench(o: RelayBenchOptions): Promise<string> {
-  const { systems, notes } = await startSystems(o);
+  const t = await createTarget(o);
+  o.progress(`target pod ${t.ns}/${t.pod} on ${t.node === 'real' ? REAL_NODE_NAME : 'kwok'}`);
+  const { systems, notes } = await startSystems(o, t);
+  const relays = systems.flatMap((s) => s.pids);
+  o.defer('paused relays', () => Promise.resolve(relays.forEach((pid) => pause(pid, false))));
   const r = new Results(o.runs);
   await warmUp(o, systems, notes);
-  for (let run = 0; run < o.runs; run++) {
-    if (o.aborted()) throw new Error('interrupted');
-    const order = systems.map((_, i) => systems[(i + run) % systems.length]);
-    o.progress(`run ${run + 1}/${o.runs}: ${order.map((s) => s.label).join(', ')}`);
-    for (const s of order) {
-      if (o.aborted()) throw new Error('interrupted');
-      const dead = s.dead();
-      if (dead) {
-        r.error(run, s.label, 'all measures', new Error(dead));
-        continue;
+  for (const pid of relays) pause(pid, true);
+
+  const steps: [string, Step][] = [
+    ['pull', stream('pull')],
+    ['push', stream('push')],
+    ['connects', connectsStep],
+    ...o.concurrencies.map((n): [string, Step] => [`${n} echoes`, echoStep(n)]),
+  ];
+  for (const [what, step] of steps) {
+    for (let run = 0; run < o.runs; run++) {
+      const order = systems.map((_, i) => systems[(i + run) % systems.length]);
+      const line: string[] = [];
+      for (const s of order) {
+        if (o.aborted()) throw new Error('interrupted');
+        const dead = s.dead();
+        if (dead) {
+          r.error(run, s.label, what, new Error(dead));
+          continue;
+        }
+        s.pids.forEach((pid) => pause(pid, false));
+        try {
+          // One connection first, not counted: whatever the relay deferred while stopped runs now.
+          await o.client.connects(s.ports.greeting, 1, 10_000);
+          line.push(`${s.label}: ${await step(o, t, s, run, r)}`);
+        } catch (err) {
+          r.error(run, s.label, what, err);
+        } finally {
+          s.pids.forEach((pid) => pause(pid, true));
+        }
       }
-      await measureSystem(o, s, run, r);
+      o.progress(`${what} round ${run + 1}/${o.runs}: ${line.join('; ')}`);
     }
   }
-  const operators = systems.filter((s) => s.kind === 'operator');
-  const ms = measures(o);
+  // CPU of kube-apiserver and the node per GiB of pull + push, round by round.
+  for (const s of systems) {
+    const gib = r.get(s.label, 'relayedGiB');
+    r.get(s.label, 'apiserverCpu').forEach((c, i) => r.set(s.label, 'cpuApiserver', i, c / gib[i]));
+    r.get(s.label, 'nodeCpu').forEach((c, i) => r.set(s.label, 'cpuNode', i, c / gib[i]));
+  }
+
+  const ms = measures(o, t);
   const rows = ms.map((m) => [
     m.label,
     ...systems.map((s) =>
       m.relayOnly && s.kind === 'direct' ? '-' : spread(r.get(s.label, m.key), m.digits),
     ),
-    m.relayOnly && !r.get('kubectl', m.key).some(Number.isFinite) ? '-' : ratioCell(r, m, operators),
+    ratioCell(r, m, systems),
   ]);
   rows.push([
-    `echo failures / corruptions (all runs, ${o.concurrencies.join(' + ')} connections per run)`,
+    `echo failures / corruptions (all rounds, ${o.concurrencies.join(' + ')} connections per round)`,
     ...systems.map((s) => {
       const f = r.echoFailures.get(s.label);
       return f ? `${f.failed} / ${f.corrupted} of ${f.of}` : '-';
     }),
     '-',
   ]);
-  const header = ['measure', ...systems.map((s) => s.label), 'best operator / kubectl'];
+  const header = ['measure', ...systems.map((s) => s.label), 'best operator / best kubectl'];
+  const where =
+    t.node === 'real'
+      ? `target pod on the real node (${REAL_NODE_NAME}: kubelet, containerd, runc; the servers in the operator's image)`
+      : 'target pod on kwok (its ports mapped to servers on this host)';
   const allNotes = [
-    'Each cell: median of the runs (min-max). MiB/s: higher is better; ms, s and CPU s/GiB: lower is better.',
-    '"best operator / kubectl": the operator transport with the best median, divided by kubectl in the ' +
-      'same run, median (min-max) of the runs.',
-    'CPU s/GiB: utime + stime from /proc/PID/stat across the pull and the push, per GiB relayed ' +
-      '(the relay process is the operator or kubectl; kube-apiserver and kwok carry the bytes of every system).',
+    `${where}; every system forwards to that one pod.`,
+    'Each cell: median of the rounds (min-max). MiB/s: higher is better; ms, s and CPU s/GiB: lower is better.',
+    'Each measure runs in rounds; a round measures every system once, in an order rotated from round to ' +
+      'round, and every relaying process but the measured one is stopped (SIGSTOP) meanwhile.',
+    '"best operator / best kubectl": the operator transport and the kubectl way with the best medians, ' +
+      'divided within each round; median (min-max) of the rounds.',
+    'CPU s/GiB: utime + stime from /proc/PID/stat of every thread of the relaying processes (the ' +
+      `operator, or kubectl's processes), of kube-apiserver and of ${t.nodeProcesses.join(' and ')}, ` +
+      'per GiB moved.',
     ...notes,
     ...r.errors.map((e) => `failed: ${e}`),
   ];
   return mdTable(
-    `Relay: ${systems.map((s) => s.label).join(', ')}; ${o.runs} run${o.runs === 1 ? '' : 's'}, systems rotated per run`,
+    `Relay on ${t.node === 'real' ? 'the real node' : 'kwok'}: ${o.runs} round${o.runs === 1 ? '' : 's'} per measure`,
     header,
     rows,
     allNotes,

@@ -95,7 +95,10 @@ export async function startOperator(opts: {
     portRange: opts.portRange,
     exitCode: () => code,
     alive: () => code === undefined,
-    stop: () => stopWith('SIGTERM'),
+    stop: async () => {
+      if (code === undefined) child.kill('SIGCONT'); // a paused relay (pause()) acts only once running
+      await stopWith('SIGTERM');
+    },
     kill: () => stopWith('SIGKILL'),
   };
   try {
@@ -134,15 +137,24 @@ export interface KubectlRelay {
   stop(): Promise<void>;
 }
 
-/** `kubectl port-forward -n ns pod/name :p1 :p2 ...` with default settings, until every port is bound. */
+/**
+ * `kubectl port-forward -n ns pod/name :p1 :p2 ...` with default settings, until every port is bound.
+ * Its output goes to a file, as the operator's does: no pipe to the benchmark is read while it relays
+ * (kubectl prints a line per connection).
+ */
 export async function startKubectl(opts: {
   kubectl: string;
   kubeconfig: string;
   namespace: string;
   pod: string;
   ports: number[];
+  logDir: string;
+  label?: string;
   timeoutMs?: number;
 }): Promise<KubectlRelay> {
+  fs.mkdirSync(opts.logDir, { recursive: true });
+  const logFile = path.join(opts.logDir, `${opts.label ?? 'kubectl'}-${process.pid}-${counter++}.log`);
+  const out = fs.openSync(logFile, 'a');
   const child = spawn(
     opts.kubectl,
     [
@@ -154,11 +166,10 @@ export async function startKubectl(opts: {
       `pod/${opts.pod}`,
       ...opts.ports.map((p) => `:${p}`),
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', out, out] },
   );
+  fs.closeSync(out);
   const localPorts = new Map<number, number>();
-  let stdout = '';
-  let stderr = '';
   let code: number | null | undefined;
   const exited = new Promise<void>((resolve) =>
     child.once('exit', (c) => {
@@ -166,24 +177,16 @@ export async function startKubectl(opts: {
       resolve();
     }),
   );
-  // "Handling connection for N" comes once per connection: keep only what is needed.
-  child.stdout.setEncoding('utf8').on('data', (c: string) => {
-    if (localPorts.size === opts.ports.length) return;
-    stdout += c;
-    for (const m of stdout.matchAll(/Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)/g)) {
-      localPorts.set(Number(m[2]), Number(m[1]));
-    }
-  });
-  child.stderr.setEncoding('utf8').on('data', (c: string) => {
-    stderr = (stderr + c).slice(-4096);
-  });
   const relay: KubectlRelay = {
     pid: child.pid!,
     localPorts,
     alive: () => code === undefined,
-    stderr: () => stderr,
+    stderr: () => tail(logFile),
     stop: async () => {
-      if (code === undefined) child.kill('SIGTERM');
+      if (code === undefined) {
+        child.kill('SIGTERM');
+        child.kill('SIGCONT'); // a paused relay (pause()) acts on the SIGTERM only once running
+      }
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exited;
       clearTimeout(timer);
@@ -195,7 +198,11 @@ export async function startKubectl(opts: {
       opts.timeoutMs ?? 20_000,
       () => {
         if (code !== undefined)
-          throw new Error(`kubectl port-forward exited with ${String(code)}: ${stderr.trim()}`);
+          throw new Error(`kubectl port-forward exited with ${String(code)}: ${tail(logFile)}`);
+        const text = fs.readFileSync(logFile, 'utf8');
+        for (const m of text.matchAll(/Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)/g)) {
+          localPorts.set(Number(m[2]), Number(m[1]));
+        }
         return Promise.resolve(localPorts.size === opts.ports.length);
       },
     );
@@ -204,6 +211,19 @@ export async function startKubectl(opts: {
     throw err;
   }
   return relay;
+}
+
+/**
+ * Stops (SIGSTOP) or continues (SIGCONT) a relaying process: while one system is measured the others
+ * do nothing at all (no status writes, no PINGs of idle sessions, no timers), so they cannot take CPU
+ * from it or from the control plane it shares.
+ */
+export function pause(pid: number, paused: boolean): void {
+  try {
+    process.kill(pid, paused ? 'SIGSTOP' : 'SIGCONT');
+  } catch {
+    // gone: the system's dead() reports it
+  }
 }
 
 let clkTck: number | undefined;

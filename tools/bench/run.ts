@@ -7,7 +7,7 @@
 //                                (default: relay, controller and scale; limits runs when named)
 //
 // Environment (defaults in brackets):
-//   BENCH_RUNS [3]              runs of every relay measure; the order of the systems rotates per run
+//   BENCH_RUNS [5]              rounds of every relay measure; the order of the systems rotates per round
 //   BENCH_TRANSPORTS [spdy,spdy-websocket,websocket]   one operator per entry, started with --transport=X;
 //                               when the operator rejects the flag (exit 2), one operator without it
 //   BENCH_STREAM_MIB [256]      size of the pull (pod -> client) and the push (client -> pod)
@@ -21,7 +21,8 @@
 //   BENCH_OPERATOR [build/src/main.js]  the operator's entry point
 //   BENCH_OUT [build/bench-results.md]  the report, header and tables, to paste into docs/benchmarks.md
 //   TESTENV_DIR [.testenv]      the test control plane's state: reused when one runs there, else started
-//                               and stopped again at the end
+//                               and stopped again at the end (REAL_NODE=1: with a real node, where the
+//                               relay's target pod then runs: `make bench-node`)
 //
 // The target servers and the load client run in two child processes (targets.ts, client.ts), so that
 // this process's API calls and timers never share an event loop with the bytes being measured.
@@ -31,6 +32,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TestCluster } from '../testenv/cluster';
 import { down, runningState, up } from '../testenv/controlplane';
+import { REAL_NODE_NAME } from '../testenv/node';
 import { repoRoot } from '../testenv/paths';
 import { startLoadClient, startTargets } from './children';
 import { controllerBench } from './controller';
@@ -92,7 +94,7 @@ function settings() {
   const verify: Verify = given;
   const out = path.resolve(process.env.BENCH_OUT || path.join(repoRoot, 'build', 'bench-results.md'));
   return {
-    runs: positive('BENCH_RUNS', 3),
+    runs: positive('BENCH_RUNS', 5),
     transports,
     streamBytes: Math.round(positive('BENCH_STREAM_MIB', 256, false) * MiB),
     connects: positive('BENCH_CONNECTS', 200),
@@ -171,6 +173,8 @@ async function main(): Promise<number> {
     const client = startLoadClient(seed, s.verify);
     global.defer('load client', () => client.stop());
 
+    const real = await cluster.core.readNode({ name: REAL_NODE_NAME }).catch(() => undefined);
+    const info = real?.status?.nodeInfo;
     const report: string[] = [
       header({
         kubectl: cluster.state.kubectl,
@@ -179,6 +183,12 @@ async function main(): Promise<number> {
         operatorMain: operatorMain(),
         settings: [
           `runs: ${s.runs} (BENCH_RUNS); parts: ${parts.join(', ')}`,
+          ...(info
+            ? [
+                `real node ${REAL_NODE_NAME}: kubelet ${info.kubeletVersion}, ${info.containerRuntimeVersion}, ` +
+                  `kernel ${info.kernelVersion} (the relay's target pod runs there)`,
+              ]
+            : []),
           ...(parts.includes('relay')
             ? [
                 `relay: transports ${s.transports.join(', ')}; streams ${s.streamBytes / MiB} MiB; ` +
@@ -214,6 +224,7 @@ async function main(): Promise<number> {
           table = await relayBench({
             ...common,
             client,
+            seed,
             runs: s.runs,
             transports: s.transports,
             streamBytes: s.streamBytes,

@@ -2,6 +2,10 @@
 // kwok maps the benchmark pod's ports to them, and direct TCP reaches them without Kubernetes.
 //
 //   node build/tools/bench/targets.js STREAM_BYTES SEED_HEX
+//                                    (forked: listens on 127.0.0.1, free ports, sent over IPC)
+//   node targets.js STREAM_BYTES SEED_HEX --listen=SOURCE,SINK,GREETING,ECHO
+//                                    (in a pod on the real node: those ports on every address, a
+//                                     `ready` line on stdout; SIGTERM ends it)
 //
 // Guarantees: every write respects backpressure (write() false -> wait for 'drain'); a peer that goes
 // away mid-transfer costs only its own socket. The process exits when the benchmark disconnects.
@@ -84,14 +88,21 @@ function echo(s: net.Socket): void {
   s.pipe(s);
 }
 
-async function listen(handler: (s: net.Socket) => void): Promise<number> {
+/** `--listen=A,B,C,D`: the ports of a pod, in TargetPorts' order; undefined when forked. */
+const fixed = /^--listen=(\d+),(\d+),(\d+),(\d+)$/
+  .exec(process.argv[4] ?? '')
+  ?.slice(1)
+  .map(Number);
+
+async function listen(handler: (s: net.Socket) => void, port = 0): Promise<number> {
   const server = net.createServer((s) => {
     track(s);
     handler(s);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    if (fixed) server.listen(port, () => resolve());
+    else server.listen(0, '127.0.0.1', () => resolve());
   });
   return (server.address() as net.AddressInfo).port;
 }
@@ -100,16 +111,22 @@ async function main(): Promise<void> {
   if (!Number.isSafeInteger(streamBytes) || streamBytes <= 0) {
     throw new Error(`targets: STREAM_BYTES must be a positive integer, not ${process.argv[2]}`);
   }
+  if (process.argv[4] !== undefined && !fixed) {
+    throw new Error(`targets: give --listen=SOURCE,SINK,GREETING,ECHO, not ${process.argv[4]}`);
+  }
   const ports: TargetPorts = {
-    source: await listen(source),
-    sink: await listen(sink),
-    greeting: await listen(greeting),
-    echo: await listen(echo),
+    source: await listen(source, fixed?.[0]),
+    sink: await listen(sink, fixed?.[1]),
+    greeting: await listen(greeting, fixed?.[2]),
+    echo: await listen(echo, fixed?.[3]),
   };
   const msg: TargetsMessage = { type: 'ready', ports };
-  process.send!(msg);
+  if (fixed) console.log(JSON.stringify(msg));
+  else process.send!(msg);
 }
 
+// As a pod's first process, node has no default SIGTERM handler: without this the pod waits out its grace.
+process.on('SIGTERM', () => process.exit(0));
 process.on('disconnect', () => {
   for (const s of sockets) s.destroy();
   process.exit(0);
@@ -117,6 +134,7 @@ process.on('disconnect', () => {
 
 main().catch((err: unknown) => {
   const msg: TargetsMessage = { type: 'error', error: (err as Error).message };
-  process.send?.(msg);
+  if (process.send) process.send(msg);
+  else console.error(JSON.stringify(msg));
   process.exit(1);
 });

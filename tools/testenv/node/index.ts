@@ -42,6 +42,9 @@ export interface RealNodeContext {
   log: Log;
 }
 
+/** The operator's image as deploy/ names it; `make image` builds it and the real node imports it. */
+export const OPERATOR_IMAGE = 'ghcr.io/portforward-dev/portforward-operator:0.1.0';
+
 /** The OCI archives NODE_IMAGES names (colon-separated), to import besides the sandbox image. */
 export function nodeImages(): string[] {
   return (process.env.NODE_IMAGES ?? '').split(':').filter(Boolean);
