@@ -3,7 +3,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'node_modules/', '.testenv/', 'eslint.config.mjs'] },
+  // .testenv*: every test control plane's state (.testenv-node holds the real node's image layers).
+  { ignores: ['dist/', 'build/', 'node_modules/', '.testenv*/', 'eslint.config.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
