@@ -193,6 +193,7 @@ export class PortForwardOperator extends Operator {
       proxyUrl: kc.getCurrentCluster()?.proxyUrl,
       logger: relayLogger(log),
       logLevel: cfg.logLevel,
+      spdy: { warmIdleMs: cfg.sessionIdleTimeoutMs, maxWarmSessions: cfg.maxWarmSessions },
     });
     // The worker thread is part of the program: one that cannot start at all is a broken install.
     relay.ready().catch((err: unknown) => this.fatal('the relay could not start', err));

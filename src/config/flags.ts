@@ -40,6 +40,10 @@ export interface Config {
   shutdownGraceMs: number;
   /** How connections reach pods: auto (spdy, then spdy-websocket, then websocket) or one of them. */
   transport: 'auto' | TransportName;
+  /** A target pod without a connection for this long has its pre-dialed SPDY session closed; 0: never (ADR 14). */
+  sessionIdleTimeoutMs: number;
+  /** Idle pre-dialed SPDY sessions held open per API server at most; 0: no cap (ADR 14). */
+  maxWarmSessions: number;
   /** The class of PortForwards served (spec.className); '' serves those without one. */
   className: string;
 }
@@ -134,6 +138,16 @@ export function flagDefs(): FlagDef[] {
       default: 'auto',
     },
     {
+      name: 'session-idle-timeout',
+      help: 'a target pod nobody connected to for this long has its pre-dialed session closed; the next connection dials one (0s: never)',
+      default: '15m',
+    },
+    {
+      name: 'max-warm-sessions',
+      help: 'pre-dialed sessions with no connection held open per API server at most; beyond it the least recently used targets go cold (0: no cap)',
+      default: '1000',
+    },
+    {
       name: 'status-interval',
       help: 'least time between two counter-only status writes of one PortForward (e.g. 5s)',
       default: '5s',
@@ -216,6 +230,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     shutdownGraceMs: parseDuration('shutdown-grace-period', get('shutdown-grace-period')),
     className: className ? parseClassName(className) : '',
     transport: parseEnum('transport', get('transport'), ['auto', ...TRANSPORT_NAMES] as const),
+    sessionIdleTimeoutMs: parseDuration('session-idle-timeout', get('session-idle-timeout')),
+    maxWarmSessions: parseInt('max-warm-sessions', get('max-warm-sessions'), 0, 1_000_000),
   };
 }
 

@@ -10,6 +10,7 @@ import type { Logger } from '../observability/logger';
 import type { ClientDirectory } from '../reconcile/clients';
 import { listerOf, resourcePath, ResourceKind, TargetObjects, WATCHED_RESOURCES } from '../targets/kinds';
 import { ResilientInformer } from './informer';
+import { TRIMS } from './trim';
 import { PodAddressIndex } from '../reconcile/pod-addresses';
 
 type ListResult<T extends k8s.KubernetesObject> = Promise<k8s.KubernetesListObject<T>>;
@@ -47,6 +48,7 @@ export class WatchCaches implements TargetObjects, ClientDirectory {
               kind,
               path: path(ns),
               list: () => list(ns),
+              transform: TRIMS[kind],
               kubeConfig: kc,
               logger,
             }),
@@ -77,6 +79,7 @@ export class WatchCaches implements TargetObjects, ClientDirectory {
         kind: 'Namespace',
         path: '/api/v1/namespaces',
         list: () => core.listNamespace(),
+        transform: TRIMS.Namespace,
         kubeConfig: kc,
         logger,
       });

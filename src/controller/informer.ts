@@ -14,6 +14,11 @@ export interface InformerOptions<T extends k8s.KubernetesObject> {
   list: k8s.ListPromise<T>;
   kubeConfig: k8s.KubeConfig;
   logger: Logger;
+  /**
+   * Applied to every object listed or watched before it is cached or handed to a handler (trim.ts).
+   * Default: none, objects are kept as the API server sent them.
+   */
+  transform?: (obj: T) => T;
   /** First restart delay; doubles up to maxRestartDelayMs. Defaults 200 ms and 30 s. */
   restartDelayMs?: number;
   maxRestartDelayMs?: number;
@@ -31,7 +36,17 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
   private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: InformerOptions<T>) {
-    this.lw = new k8s.ListWatch<T>(opts.path, new k8s.Watch(opts.kubeConfig), opts.list, false);
+    const transform = opts.transform;
+    const list: k8s.ListPromise<T> = transform
+      ? async () => {
+          const l = await opts.list();
+          return { ...l, items: l.items.map(transform) };
+        }
+      : opts.list;
+    const watch = transform
+      ? new TransformingWatch(opts.kubeConfig, transform)
+      : new k8s.Watch(opts.kubeConfig);
+    this.lw = new k8s.ListWatch<T>(opts.path, watch, list, false);
     const changed = (obj: T): void => {
       this.failures = 0;
       for (const h of this.handlers) h(obj);
@@ -125,5 +140,30 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
       this.retryTimer = undefined;
       if (!this.stopped) void this.start();
     }, delay);
+  }
+}
+
+/** A Watch whose objects (not its ERROR Status or BOOKMARK) pass through `transform` first. */
+class TransformingWatch<T> extends k8s.Watch {
+  constructor(
+    kc: k8s.KubeConfig,
+    private readonly transform: (obj: T) => T,
+  ) {
+    super(kc);
+  }
+
+  override watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: any, watchObj?: any) => void, // eslint-disable-line @typescript-eslint/no-explicit-any
+    done: (err: any) => void, // eslint-disable-line @typescript-eslint/no-explicit-any
+  ): Promise<AbortController> {
+    return super.watch(
+      path,
+      queryParams,
+      (phase, obj, watchObj) =>
+        callback(phase, phase === 'ERROR' || phase === 'BOOKMARK' ? obj : this.transform(obj as T), watchObj),
+      done,
+    );
   }
 }

@@ -95,6 +95,18 @@ export class Metrics {
       },
     });
     new client.Gauge({
+      name: 'portforward_session_warm',
+      help: "Whether a pre-dialed session to the PortForward's target is open (1: a new connection starts without a dial, 0: it dials first); absent with the websocket transport.",
+      labelNames: PF_LABELS,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        perSession((l, s) => {
+          if (s.warm !== undefined) this.set(l, s.warm ? 1 : 0);
+        });
+      },
+    });
+    new client.Gauge({
       name: 'portforward_buffered_bytes',
       help: 'Bytes the relay holds in memory for a PortForward right now, both directions (bounded by backpressure).',
       labelNames: PF_LABELS,

@@ -60,6 +60,10 @@ export class AutoTransport implements Transport {
     (this.chosen ?? this.candidates[this.next]).retain?.(pods);
   }
 
+  warm(pod: PodRef & { uid?: string }): boolean {
+    return (this.chosen ?? this.candidates[this.next]).warm?.(pod) ?? false;
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.candidates.map((t) => t.close()));
   }

@@ -52,6 +52,11 @@ export interface Transport {
    * sessions keeps them ready for these and drops those of other pods. Optional.
    */
   retain?(pods: readonly (PodRef & { uid?: string })[]): void;
+  /**
+   * Whether a new connection to `pod` would start without a dial (a session is open for it).
+   * Optional: a transport without sessions has no warm state.
+   */
+  warm?(pod: PodRef & { uid?: string }): boolean;
   /** Closes whatever the transport holds open (sessions); open tunnels are closed with it. */
   close(): Promise<void>;
 }

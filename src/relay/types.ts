@@ -82,6 +82,11 @@ export interface SessionStats {
   lastError?: { message: string; time: Date; kind: TunnelErrorKind };
   /** The transport of the latest connection (none yet: undefined). */
   transport?: TransportName;
+  /**
+   * A session to a target pod is open, so a new connection starts without a dial (ADR 14). Undefined
+   * when the transport keeps no sessions (websocket).
+   */
+  warm?: boolean;
 }
 
 export type RelayEvent =

@@ -3,8 +3,8 @@
 // direct TCP measured in the same run, and reports medians of several runs with their spread, since
 // the machines are noisy. Nothing here asserts a time.
 //
-//   node build/tools/bench/run.js [relay] [controller] [scale] [limits]
-//                                (default: relay, controller and scale; limits runs when named)
+//   node build/tools/bench/run.js [relay] [controller] [scale] [limits] [sessions]
+//                                (default: relay, controller and scale; limits and sessions run when named)
 //
 // Environment (defaults in brackets):
 //   BENCH_RUNS [5]              rounds of every relay measure; the order of the systems rotates per round
@@ -15,7 +15,10 @@
 //   BENCH_ECHO_MIB [4]          size of each concurrent echo
 //   BENCH_CONCURRENCY [64,256]  concurrent echoes, one measure per entry
 //   BENCH_VERIFY [bytes]        how received bytes are checked: byte for byte, or sha256 digests (payload.ts)
-//   BENCH_SCALE_N [1000]        PortForwards of the scale part
+//   BENCH_SCALE_N [1000]        PortForwards of the scale part, to N/10 kwok pods, all five target kinds
+//   BENCH_SCALE_NAMESPACES [N/100, 1..100]  namespaces they are spread over
+//   BENCH_SESSIONS_N [1000]     pods (one idle SPDY session each) of the sessions part; BENCH_KUBECTLS [20]
+//                               kubectl port-forward processes it compares with
 //                               (the limits part: the relay's buffer limits, each pair on a relay worker
 //                               of its own, with the same stream size and the first BENCH_CONCURRENCY)
 //   BENCH_OPERATOR [build/src/main.js]  the operator's entry point
@@ -40,10 +43,11 @@ import { limitsBench } from './limits';
 import { relayBench } from './relay';
 import { operatorMain } from './relays';
 import { scaleBench } from './scale';
+import { sessionCostBench } from './sessions';
 import { header } from './sysinfo';
 import type { Verify } from './payload';
 
-const PARTS = ['relay', 'controller', 'scale', 'limits'] as const;
+const PARTS = ['relay', 'controller', 'scale', 'limits', 'sessions'] as const;
 /** What runs when no part is named. */
 const DEFAULT_PARTS: readonly Part[] = ['relay', 'controller', 'scale'];
 type Part = (typeof PARTS)[number];
@@ -102,6 +106,9 @@ function settings() {
     concurrencies,
     verify,
     scaleN: positive('BENCH_SCALE_N', 1000),
+    scaleNamespaces: process.env.BENCH_SCALE_NAMESPACES ? positive('BENCH_SCALE_NAMESPACES', 10) : undefined,
+    sessionsN: positive('BENCH_SESSIONS_N', 1000),
+    kubectls: positive('BENCH_KUBECTLS', 20),
     out,
     logDir: path.join(path.dirname(out), 'bench-logs'),
   };
@@ -241,10 +248,12 @@ async function main(): Promise<number> {
             echoBytes: s.echoBytes,
             concurrency: s.concurrencies[0],
           });
+        } else if (p === 'sessions') {
+          table = await sessionCostBench({ ...common, n: s.sessionsN, kubectls: s.kubectls });
         } else if (p === 'controller') {
           table = await controllerBench({ ...common, runs: s.runs });
         } else {
-          table = await scaleBench({ ...common, n: s.scaleN });
+          table = await scaleBench({ ...common, n: s.scaleN, namespaces: s.scaleNamespaces });
         }
       } catch (err) {
         if (interrupted) break;

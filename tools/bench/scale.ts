@@ -1,14 +1,21 @@
-// The scale benchmark: N PortForwards (BENCH_SCALE_N, default 1000) in one namespace, one operator:
-// time to all Ready, operator memory, and whether it stays responsive under that load.
+// The scale benchmark (issue 24): N PortForwards (BENCH_SCALE_N, default 1000) in N/100 namespaces
+// (at most 100, BENCH_SCALE_NAMESPACES), to N/10 kwok pods, through all five target kinds in turn
+// (pod, service, deployment, statefulSet, selector), one operator watching every namespace: time to all
+// Ready, one more apply -> Ready meanwhile, the operator's RSS at idle and full, the API writes a
+// minute in steady state, kube-apiserver's memory and goroutines, and a SIGKILL restart until every
+// forward serves again on its old port.
+import * as k8s from '@kubernetes/client-node';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
+import type { PortForward, Target } from '../../src/api/v1alpha1';
 import { TestCluster } from '../testenv/cluster';
 import { TestEnvError } from '../testenv/errors';
 import { httpGet } from '../testenv/procs';
 import { applyPortForward, waitForStatus } from '../testenv/portforward';
-import { echoRoundTrip, randomPayload } from '../testenv/peers';
 import { poll } from '../testenv/wait';
 import { Targets } from './children';
-import { freePortRange, startOperator, tail } from './relays';
+import { freePortRange, OperatorProcess, PortRange, startOperator, tail } from './relays';
+import { apiCost, apiWrites } from './sessions';
 import { fmt, mdTable, timed } from './stats';
 
 export interface ScaleBenchOptions {
@@ -18,8 +25,12 @@ export interface ScaleBenchOptions {
   aborted(): boolean;
   logDir: string;
   n: number;
+  /** Namespaces (default: N/100, at least 1, at most 100). */
+  namespaces?: number;
   progress(line: string): void;
 }
+
+const LABEL = 'bench.portforward.dev/scale';
 
 function rssMiB(pid: number): { rss: number; hwm: number } {
   const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -27,79 +38,260 @@ function rssMiB(pid: number): { rss: number; hwm: number } {
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
 }
 
-export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
-  const { cluster, n } = o;
-  const ns = await cluster.createNamespace('bench-scale');
-  o.defer(`namespace ${ns}`, () => cluster.deleteNamespace(ns));
+/** The i-th forward's target: the five kinds in turn, pods of the namespace spread evenly. */
+function targetOf(i: number, podsPerNs: number): Target {
+  switch (i % 5) {
+    case 0:
+      return { pod: `p-${Math.floor(i / 5) % podsPerNs}` };
+    case 1:
+      return { service: 'web' };
+    case 2:
+      return { deployment: 'web' };
+    case 3:
+      return { statefulSet: 'web' };
+    default:
+      return { selector: { matchLabels: { app: 'web' } } };
+  }
+}
+
+async function createTargets(
+  cluster: TestCluster,
+  ns: string,
+  pods: number,
+  echoPort: number,
+): Promise<void> {
+  await cluster.forwardNamespacePods(ns, 8080, echoPort);
+  const labels = { app: 'web' };
+  const selector = { matchLabels: labels };
+  // replicas 0: the controllers create no pods and adopt none of these (no pod-template-hash label,
+  // no ordinal name), while the resolver reads the selectors.
+  const template = {
+    metadata: { labels },
+    spec: { containers: [{ name: 'app', image: 'registry.invalid/fake:latest' }] },
+  };
+  await Promise.all([
+    cluster.core.createNamespacedService({
+      namespace: ns,
+      body: {
+        metadata: { name: 'web' },
+        spec: { selector: labels, ports: [{ port: 8080, targetPort: 8080 }] },
+      },
+    }),
+    cluster.kc.makeApiClient(k8s.AppsV1Api).createNamespacedDeployment({
+      namespace: ns,
+      body: { metadata: { name: 'web' }, spec: { replicas: 0, selector, template } },
+    }),
+    cluster.kc.makeApiClient(k8s.AppsV1Api).createNamespacedStatefulSet({
+      namespace: ns,
+      body: { metadata: { name: 'web' }, spec: { replicas: 0, serviceName: 'web', selector, template } },
+    }),
+    ...Array.from({ length: pods }, (_, i) =>
+      cluster.core.createNamespacedPod({
+        namespace: ns,
+        body: {
+          metadata: { name: `p-${i}`, labels },
+          spec: {
+            nodeName: 'kwok-node-0',
+            containers: [
+              { name: 'app', image: 'registry.invalid/fake:latest', ports: [{ containerPort: 8080 }] },
+            ],
+          },
+        },
+      }),
+    ),
+  ]);
+}
+
+async function listForwards(cluster: TestCluster): Promise<PortForward[]> {
+  const list = (await cluster.custom.listClusterCustomObject({
+    group: 'portforward.dev',
+    version: 'v1alpha1',
+    plural: 'portforwards',
+    labelSelector: LABEL,
+  })) as { items: PortForward[] };
+  return list.items;
+}
+
+/** Polls (at most four lists a second) until every one of `n` labelled PortForwards is Ready. */
+async function allReady(o: ScaleBenchOptions, n: number): Promise<PortForward[]> {
+  let items: PortForward[] = [];
+  let last = 0;
+  await poll(`all ${n} PortForwards Ready`, 900_000, async () => {
+    if (o.aborted()) throw new TestEnvError('interrupted'); // poll() gives up on a TestEnvError at once
+    if (Date.now() - last < 250) return false;
+    last = Date.now();
+    items = await listForwards(o.cluster);
+    return items.filter((p) => p.status?.phase === 'Ready').length === n;
+  });
+  return items;
+}
+
+/** Whether a 1-byte echo comes back through the local port. */
+function serves(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write('x'));
+    const done = (ok: boolean): void => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(10_000, () => done(false));
+    s.once('data', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/** Until every port serves (50 probes at a time, each port retried until it does). */
+async function allServing(o: ScaleBenchOptions, ports: number[]): Promise<void> {
+  let pending = ports;
+  await poll(`${ports.length} forwards serving`, 300_000, async () => {
+    if (o.aborted()) throw new TestEnvError('interrupted');
+    const still: number[] = [];
+    for (let i = 0; i < pending.length; i += 50) {
+      const batch = pending.slice(i, i + 50);
+      const ok = await Promise.all(batch.map(serves));
+      batch.forEach((p, j) => ok[j] || still.push(p));
+    }
+    pending = still;
+    return pending.length === 0;
+  });
+}
+
+async function operator(o: ScaleBenchOptions, portRange: PortRange, label: string): Promise<OperatorProcess> {
   const started = await startOperator({
-    kubeconfig: cluster.state.kubeconfig,
-    namespaces: [ns],
-    portRange: await freePortRange(n + 100),
+    kubeconfig: o.cluster.state.kubeconfig,
+    namespaces: [], // every namespace: one watch per resource, not one per namespace
+    portRange,
     logDir: o.logDir,
-    label: 'operator-scale',
+    label,
+    timeoutMs: 120_000,
   });
   if (!started.ok) {
     throw new Error(
       `the operator exited with ${String(started.code)} during start-up:\n    ${tail(started.logFile)}`,
     );
   }
-  const op = started.op;
-  o.defer('scale operator', () => op.stop());
-  await cluster.createPod(ns, 'echo', [{ port: 8080, targetPort: o.targets.ports.echo }]);
-  const idle = rssMiB(op.pid);
-  const t0 = Date.now();
-  const names = Array.from({ length: n }, (_, i) => `pf-${i}`);
-  for (let i = 0; i < names.length; i += 25) {
+  return started.op;
+}
+
+export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
+  const { cluster, n } = o;
+  const nsCount = o.namespaces ?? Math.max(1, Math.min(100, Math.round(n / 100)));
+  const podsPerNs = Math.max(1, Math.round(n / 10 / nsCount));
+  const namespaces: string[] = [];
+  for (let i = 0; i < nsCount; i++) {
+    const ns = await cluster.createNamespace('bench-scale');
+    namespaces.push(ns);
+    o.defer(`namespace ${ns}`, () => cluster.deleteNamespace(ns));
+    o.defer(`kwok forward of ${ns}`, () => cluster.deleteNamespacePodForwards(ns, 8080));
+  }
+  for (let i = 0; i < nsCount; i += 10)
     await Promise.all(
-      names
-        .slice(i, i + 25)
-        .map((name) =>
-          applyPortForward(cluster, ns, name, { target: { pod: 'echo' }, ports: [{ port: 8080 }] }),
-        ),
+      namespaces.slice(i, i + 10).map((ns) => createTargets(cluster, ns, podsPerNs, o.targets.ports.echo)),
+    );
+  const pods = podsPerNs * nsCount;
+  await poll(`${pods} pods Running`, 600_000, async () => {
+    let running = 0;
+    for (const ns of namespaces)
+      running += (await cluster.core.listNamespacedPod({ namespace: ns })).items.filter(
+        (p) => p.status?.phase === 'Running',
+      ).length;
+    return running === pods;
+  });
+  o.progress(`scale: ${nsCount} namespaces, ${pods} pods, a Service, Deployment and StatefulSet each`);
+
+  const portRange = await freePortRange(n + 100);
+  let op = await operator(o, portRange, 'operator-scale');
+  o.defer('scale operator', () => op.stop());
+  await new Promise((r) => setTimeout(r, 3_000)); // settle after start-up, then measure idle
+  const idle = rssMiB(op.pid);
+  const api0 = await apiCost(cluster);
+
+  const t0 = Date.now();
+  const specs = Array.from({ length: n }, (_, i) => ({
+    ns: namespaces[i % nsCount],
+    name: `pf-${i}`,
+    target: targetOf(Math.floor(i / nsCount), podsPerNs),
+  }));
+  for (let i = 0; i < n; i += 25) {
+    if (o.aborted()) throw new TestEnvError('interrupted');
+    await Promise.all(
+      specs.slice(i, i + 25).map((s) =>
+        cluster.custom.createNamespacedCustomObject({
+          group: 'portforward.dev',
+          version: 'v1alpha1',
+          namespace: s.ns,
+          plural: 'portforwards',
+          body: {
+            apiVersion: 'portforward.dev/v1alpha1',
+            kind: 'PortForward',
+            metadata: { name: s.name, namespace: s.ns, labels: { [LABEL]: 'true' } },
+            spec: { target: s.target, ports: [{ port: 8080 }] },
+          },
+        }),
+      ),
     );
   }
   const created = Date.now() - t0;
   o.progress(`scale: ${n} PortForwards created in ${fmt(created / 1000)} s`);
-  let readyCount = 0;
-  let lastList = 0;
-  await poll(`all ${n} PortForwards Ready`, 600_000, async () => {
-    if (o.aborted()) throw new TestEnvError('interrupted'); // poll() gives up on a TestEnvError at once
-    if (Date.now() - lastList < 250) return false; // a list of N objects: not more than four a second
-    lastList = Date.now();
-    const list = (await cluster.custom.listNamespacedCustomObject({
-      group: 'portforward.dev',
-      version: 'v1alpha1',
-      namespace: ns,
-      plural: 'portforwards',
-    })) as { items: { status?: { phase?: string } }[] };
-    readyCount = list.items.filter((p) => p.status?.phase === 'Ready').length;
-    return readyCount === n;
-  });
-  const allReady = Date.now() - t0;
-  const loaded = rssMiB(op.pid);
+  const ready = await allReady(o, n);
+  const readyMs = Date.now() - t0;
+  o.progress(`scale: all Ready ${fmt(readyMs / 1000)} s after the first create`);
+
   // Responsive under that load: one more PortForward, /readyz, and a relayed echo.
   const [oneMore] = await timed(async () => {
-    await applyPortForward(cluster, ns, 'one-more', { target: { pod: 'echo' }, ports: [{ port: 8080 }] });
-    await waitForStatus(cluster, ns, 'one-more', 'Ready', (p) => p.status?.phase === 'Ready', 60_000);
+    await applyPortForward(cluster, namespaces[0], 'one-more', {
+      target: { pod: 'p-0' },
+      ports: [{ port: 8080 }],
+    });
+    await waitForStatus(
+      cluster,
+      namespaces[0],
+      'one-more',
+      'Ready',
+      (p) => p.status?.phase === 'Ready',
+      60_000,
+    );
   });
   const [probe] = await timed(() => httpGet(`http://127.0.0.1:${op.healthPort}/readyz`));
-  const probeName = `pf-${Math.floor(n / 2)}`;
-  const some = await waitForStatus(cluster, ns, probeName, 'Ready', (p) => p.status?.phase === 'Ready');
-  const [echoMs] = await timed(() =>
-    echoRoundTrip(some.status!.endpoints![0].localPort, randomPayload(64 * 1024)),
-  );
+
+  // Steady state: a minute with no traffic and no change.
+  await new Promise((r) => setTimeout(r, 10_000)); // let the last status writes land
+  const w0 = await apiWrites(cluster);
+  await new Promise((r) => setTimeout(r, 60_000)); // the measured window
+  const w1 = await apiWrites(cluster);
+  const full = rssMiB(op.pid);
+  const api1 = await apiCost(cluster);
+
+  // SIGKILL, a new operator, and every forward serving again on the port it had.
+  const ports = ready.map((p) => p.status!.endpoints![0].localPort);
+  await op.kill();
+  const k0 = Date.now();
+  op = await operator(o, portRange, 'operator-scale-restarted');
+  await allServing(o, ports);
+  const restartMs = Date.now() - k0;
+
   return mdTable(
-    `Scale: ${n} PortForwards in one namespace, one operator`,
+    `Scale: ${n} PortForwards in ${nsCount} namespaces to ${pods} kwok pods, all five target kinds, one operator`,
     ['measure', 'value'],
     [
       ['PortForwards created (API calls, 25 at a time)', `${fmt(created / 1000)} s`],
-      ['from the first create to all Ready', `${fmt(allReady / 1000)} s`],
-      ['operator RSS before', `${fmt(idle.rss)} MiB`],
-      ['operator RSS with all Ready (listeners bound)', `${fmt(loaded.rss)} MiB`],
-      ['operator peak RSS (VmHWM)', `${fmt(loaded.hwm)} MiB`],
-      ['one more PortForward: apply -> Ready', `${fmt(oneMore, 0)} ms`],
+      ['from the first create to all Ready', `${fmt(readyMs / 1000)} s`],
+      ['one more PortForward afterwards: apply -> Ready', `${fmt(oneMore, 0)} ms`],
       ['/readyz answer', `${fmt(probe, 1)} ms`],
-      [`64 KiB echo through forward ${probeName}`, `${fmt(echoMs, 1)} ms`],
+      ['operator RSS at idle (started, no PortForward)', `${fmt(idle.rss)} MiB`],
+      ['operator RSS with all Ready, after a minute idle', `${fmt(full.rss)} MiB`],
+      ['operator peak RSS (VmHWM)', `${fmt(full.hwm)} MiB`],
+      [
+        'API writes a minute in steady state: PortForwards (status)',
+        fmt(w1.portForwards - w0.portForwards, 0),
+      ],
+      ['API writes a minute in steady state: Events (every client)', fmt(w1.events - w0.events, 0)],
+      ['kube-apiserver RSS, before / with all Ready', `${fmt(api0.rssMiB)} / ${fmt(api1.rssMiB)} MiB`],
+      ['kube-apiserver goroutines, before / with all Ready', `${api0.goroutines} / ${api1.goroutines}`],
+      ['SIGKILL -> every forward serving again on its old port', `${fmt(restartMs / 1000)} s`],
+    ],
+    [
+      'The whole control plane, the bench and the operator share one machine: times are single runs and move by a third or more between runs; memory is steadier.',
     ],
   );
 }

@@ -135,7 +135,14 @@ class Engine implements RelayEngine {
   }
 
   stats(key: string): SessionStats | undefined {
-    return this.sessions.get(key)?.stats();
+    const session = this.sessions.get(key);
+    if (!session) return undefined;
+    const stats = session.stats();
+    if (this.transport.warm) {
+      const pods = session.targetPods();
+      stats.warm = pods.length > 0 && pods.some((p) => this.transport.warm!(p));
+    }
+    return stats;
   }
 
   onEvent(listener: (event: RelayEvent) => void): void {

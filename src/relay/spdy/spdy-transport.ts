@@ -15,6 +15,8 @@
 //   Dead peers are found by TCP keep-alive (and an idle session that misses a PING is re-dialed).
 // - A session that fails (API server restart, reset, GOAWAY) fails only the connections it carried;
 //   the next connection gets another session.
+// - Idle cost is bounded (warm-pods.ts, ADR 14): a pod unused for `warmIdleMs`, or beyond
+//   `maxWarmSessions`, goes cold; its next connection pays the dial. No connection is refused for it.
 // - Sessions to pods no longer retained take no new connections and close once their connections
 //   are done. So do sessions on which the server keeps sending for a stream we reset (a client that
 //   left in the middle of a download, on a node that copies until the pod stops): closing the session
@@ -29,6 +31,8 @@ import type { RelayLogger } from '../logger';
 import { openPortForward } from './portforward';
 import type { SpdySession } from './spdy-session';
 import { SpdyTunnel } from './spdy-tunnel';
+import { WarmPolicy } from './warm-pods';
+import { abortable, podKey, PodSessions, type Pooled } from './pod-sessions';
 import type { RelayTunnel, StreamTarget, Transport, TunnelHooks } from '../transport';
 import type { PodRef } from '../types';
 
@@ -57,34 +61,22 @@ export interface SpdyTransportOptions {
   redialDelayMs?: number;
   /** After a client's FIN, how long a silent pod side is waited for (spdy-tunnel.ts). Default 5 000 ms. */
   halfCloseTimeoutMs?: number;
-}
-
-interface Pooled {
-  session: SpdySession | undefined;
-  /** Set while dialing. */
-  ready: Promise<SpdySession> | undefined;
-  streams: number;
-  unresponsive: boolean;
-  /** The server keeps sending for a stream we reset (kwok does, until the pod stops): retire it. */
-  orphaned: boolean;
-  idleSince: number;
-  nextRequestId: number;
-}
-
-class PodSessions {
-  readonly sessions = new Set<Pooled>();
-  retained = false;
-  failures = 0;
-  redialTimer: NodeJS.Timeout | undefined;
-  constructor(
-    readonly pod: PodRef,
-    readonly key: string,
-  ) {}
+  /**
+   * A retained pod without a connection for this long goes cold: its idle sessions close and none is
+   * dialed until its next connection. Checked every pingIntervalMs. 0 (the default here): never.
+   */
+  warmIdleMs?: number;
+  /**
+   * Idle sessions kept open across all pods at most; beyond it the least recently used pods go cold.
+   * Sessions carrying connections do not count. 0 (the default here): no cap.
+   */
+  maxWarmSessions?: number;
 }
 
 export class SpdyTransport implements Transport {
   readonly name: 'spdy' | 'spdy-websocket';
   private readonly pods = new Map<string, PodSessions>();
+  private readonly warmth: WarmPolicy<PodSessions>;
   private readonly o: Required<Omit<SpdyTransportOptions, 'name' | 'dial' | 'logger'>>;
   private readonly healthTimer: NodeJS.Timeout;
   private readonly closing = new AbortController();
@@ -101,7 +93,13 @@ export class SpdyTransport implements Transport {
       idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
       redialDelayMs: options.redialDelayMs ?? 250,
       halfCloseTimeoutMs: options.halfCloseTimeoutMs ?? 5_000,
+      warmIdleMs: options.warmIdleMs ?? 0,
+      maxWarmSessions: options.maxWarmSessions ?? 0,
     };
+    this.warmth = new WarmPolicy(
+      { idleMs: this.o.warmIdleMs, maxSessions: this.o.maxWarmSessions, perPod: this.o.warmSessions },
+      (pod) => this.cool(pod),
+    );
     this.healthTimer = setInterval(() => this.checkHealth(), this.o.pingIntervalMs);
     this.healthTimer.unref();
   }
@@ -115,6 +113,7 @@ export class SpdyTransport implements Transport {
   ): Promise<RelayTunnel> {
     if (this.closed) throw new PortForwardError('network', 'the relay is closing');
     const pod = this.podSessions({ namespace: target.namespace, name: target.pod, uid: target.uid });
+    if (attempt === 1) this.warmth.used(pod, 1);
     const pooled = this.pick(pod);
     pooled.streams++;
     let session: SpdySession;
@@ -122,11 +121,13 @@ export class SpdyTransport implements Transport {
       session = pooled.session ?? (await abortable(pooled.ready!, signal, target));
     } catch (err) {
       pooled.streams--;
+      this.warmth.used(pod, -1);
       throw err;
     }
     if (session.stats().closed || session.stats().draining) {
       pooled.streams--;
       if (attempt >= 3) {
+        this.warmth.used(pod, -1);
         throw new PortForwardError(
           'network',
           `port-forward to pod ${pod.key}: every SPDY session closed at once`,
@@ -141,16 +142,30 @@ export class SpdyTransport implements Transport {
       conn = openPortForward(session, target.port, pooled.nextRequestId++);
     } catch (err) {
       pooled.streams--;
+      this.warmth.used(pod, -1);
       throw err;
     }
     // A connection counts against its session until the client stops sending: a half-closed one
     // (waiting for a pod that may never answer the FIN) puts no load on it.
     return new SpdyTunnel(socket, conn, this.name, hooks, this.o.halfCloseTimeoutMs, undefined, () => {
       pooled.streams--;
+      this.warmth.used(pod, -1);
       if (pooled.streams > 0) return;
       pooled.idleSince = Date.now();
-      if (pooled.orphaned) this.retire(pod, pooled);
+      if (pooled.orphaned || this.surplus(pod, pooled)) this.retire(pod, pooled);
     });
+  }
+
+  /**
+   * Whether `p`, just idle, is one idle session too many under a cap (maxWarmSessions): its pod is
+   * cold, or has its warm sessions already. Without a cap, surplus sessions wait idleTimeoutMs.
+   */
+  private surplus(pod: PodSessions, p: Pooled): boolean {
+    if (this.o.maxWarmSessions <= 0) return false;
+    if (pod.cold || !pod.retained) return true;
+    let idle = 0;
+    for (const q of pod.sessions) if (q !== p && q.streams === 0 && this.usable(q)) idle++;
+    return idle >= this.o.warmSessions;
   }
 
   /** What each session is doing now, per pod (for tests, metrics and debugging). */
@@ -168,20 +183,32 @@ export class SpdyTransport implements Transport {
     return out;
   }
 
+  /**
+   * Whether a new connection to `pod` would start on a session already open (no dial): the pod has
+   * an open session that takes new connections.
+   */
+  warm(pod: PodRef & { uid?: string }): boolean {
+    const p = this.pods.get(podKey(pod));
+    if (!p) return false;
+    for (const s of p.sessions) if (s.session && this.usable(s)) return true;
+    return false;
+  }
+
   retain(pods: readonly (PodRef & { uid?: string })[]): void {
     const wanted = new Set<string>();
     for (const p of pods) {
       const pod = this.podSessions(p);
       wanted.add(pod.key);
-      pod.retained = true;
+      this.warmth.retain(pod);
       this.keepWarm(pod);
     }
     for (const pod of this.pods.values()) {
       if (wanted.has(pod.key)) continue;
-      pod.retained = false;
+      this.warmth.release(pod);
       clearTimeout(pod.redialTimer);
       for (const p of pod.sessions) this.retire(pod, p);
     }
+    this.warmth.enforceCap();
   }
 
   async close(): Promise<void> {
@@ -231,9 +258,16 @@ export class SpdyTransport implements Transport {
     return !s.closed && !s.draining && s.writeBlockedMs < this.o.congestedAfterMs;
   }
 
+  /** No idle session kept for `pod` until its next connection; sessions carrying connections go on. */
+  private cool(pod: PodSessions): void {
+    clearTimeout(pod.redialTimer);
+    pod.redialTimer = undefined;
+    for (const p of pod.sessions) if (p.streams === 0) this.retire(pod, p);
+  }
+
   /** Keeps `warmSessions` idle sessions (dialed or dialing) for a retained or busy pod. */
   private keepWarm(pod: PodSessions): void {
-    if (this.closed || pod.redialTimer) return;
+    if (this.closed || pod.redialTimer || pod.cold) return;
     let idle = 0;
     for (const p of pod.sessions) if (p.streams === 0 && this.usable(p)) idle++;
     for (; idle < this.o.warmSessions; idle++) this.dial(pod);
@@ -320,6 +354,7 @@ export class SpdyTransport implements Transport {
   /** PINGs every session: marks the slow ones, re-dials dead idle ones, closes surplus idle ones. */
   private checkHealth(): void {
     const now = Date.now();
+    this.warmth.coolIdle();
     for (const pod of this.pods.values()) {
       let idle = 0;
       for (const p of pod.sessions) {
@@ -327,8 +362,8 @@ export class SpdyTransport implements Transport {
         if (!session) continue;
         if (p.streams === 0 && !p.unresponsive) {
           idle++;
-          if (idle > this.o.warmSessions || !pod.retained) {
-            if (now - p.idleSince >= this.o.idleTimeoutMs || !pod.retained) {
+          if (idle > this.o.warmSessions || !pod.retained || pod.cold) {
+            if (now - p.idleSince >= this.o.idleTimeoutMs || !pod.retained || pod.cold) {
               this.retire(pod, p);
               continue;
             }
@@ -353,7 +388,7 @@ export class SpdyTransport implements Transport {
   }
 
   private podSessions(p: PodRef & { uid?: string }): PodSessions {
-    const key = `${p.namespace}/${p.name}${p.uid ? `/${p.uid}` : ''}`;
+    const key = podKey(p);
     let pod = this.pods.get(key);
     if (!pod) {
       pod = new PodSessions({ namespace: p.namespace, name: p.name }, key);
@@ -361,27 +396,4 @@ export class SpdyTransport implements Transport {
     }
     return pod;
   }
-}
-
-/** `ready`, or a PortForwardError once the client went away. */
-function abortable(ready: Promise<SpdySession>, signal: AbortSignal, t: StreamTarget): Promise<SpdySession> {
-  if (signal.aborted) return Promise.reject(gone(t));
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => reject(gone(t));
-    signal.addEventListener('abort', onAbort, { once: true });
-    ready.then(
-      (s) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(s);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
-}
-
-function gone(t: StreamTarget): PortForwardError {
-  return new PortForwardError('network', `port-forward to pod ${t.namespace}/${t.pod}: the client went away`);
 }
