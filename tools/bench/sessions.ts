@@ -119,6 +119,8 @@ export interface SessionCostOptions {
   n: number;
   /** kubectl port-forward processes for the comparison. */
   kubectls: number;
+  /** Where kubectl's output goes. */
+  logDir: string;
   progress(line: string): void;
 }
 
@@ -217,6 +219,8 @@ export async function sessionCostBench(o: SessionCostOptions): Promise<string> {
       namespace: ns,
       pod: names[i % n],
       ports: [8080],
+      logDir: o.logDir,
+      label: `kubectl-session-${i}`,
     });
     kubectls.push(k);
     o.defer(`kubectl ${i}`, () => k.stop());
