@@ -177,6 +177,7 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
         'rolebinding.rbac.authorization.k8s.io/portforward-operator-leader-election',
         'clusterrole.rbac.authorization.k8s.io/portforward-operator-aggregate-to-edit',
         'clusterrole.rbac.authorization.k8s.io/portforward-operator-aggregate-to-view',
+        'clusterrole.rbac.authorization.k8s.io/portforward-operator-kubeconfig-reader',
         'deployment.apps/portforward-operator',
         'service/portforward-operator',
         'service/portforward-operator-metrics',
@@ -474,6 +475,108 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
           }).code === 0,
         ),
       );
+    });
+  });
+
+  describe('the kubeconfig Secrets of spec.kubeConfig (docs/remote-clusters.md)', function () {
+    before(function () {
+      ok(applyDeploy(), 'kubectl apply -k deploy/');
+    });
+
+    it('ships a ClusterRole that gets Secrets and nothing else, bound by nobody', async function () {
+      const role = await cluster.rbac.readClusterRole({ name: 'portforward-operator-kubeconfig-reader' });
+      assert.deepEqual(
+        role.rules?.map((r) => ({ apiGroups: r.apiGroups, resources: r.resources, verbs: r.verbs })),
+        [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }],
+      );
+      const crbs = await cluster.rbac.listClusterRoleBinding();
+      const rbs = await cluster.rbac.listRoleBindingForAllNamespaces();
+      const bound = [...crbs.items, ...rbs.items].filter(
+        (b) => b.roleRef.name === 'portforward-operator-kubeconfig-reader',
+      );
+      assert.deepEqual(bound, [], 'no binding of it in deploy/');
+    });
+
+    it('refuses a PortForward naming a Secret the requester may not get, naming the Secret; admits once they may get that one', async function () {
+      const ns = await namespace('deploy-kubeconfig');
+      const user = `bob-${crypto.randomBytes(3).toString('hex')}`;
+      const kubeconfig = cluster.kubeconfigFor(cluster.mintUserToken(user));
+      // May manage PortForwards and port-forward in ns; may not read Secrets.
+      await cluster.rbac.createNamespacedRole({
+        namespace: ns,
+        body: {
+          metadata: { name: 'forwarder' },
+          rules: [
+            {
+              apiGroups: ['portforward.dev'],
+              resources: ['portforwards'],
+              verbs: ['get', 'create', 'update', 'patch'],
+            },
+            { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create'] },
+          ],
+        },
+      });
+      const bind = (name: string): Promise<unknown> =>
+        cluster.rbac.createNamespacedRoleBinding({
+          namespace: ns,
+          body: {
+            metadata: { name },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+            subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+          },
+        });
+      await bind('forwarder');
+      const manifest = (secret: string): string => {
+        const pf = JSON.parse(portForwardManifest(ns, `remote-${secret}`)) as {
+          spec: Record<string, unknown>;
+        };
+        pf.spec.kubeConfig = { secretRef: { name: secret } };
+        pf.spec.target = { pod: 'web', namespace: 'orders' };
+        return JSON.stringify(pf);
+      };
+      const apply = (secret: string): KubectlResult =>
+        cluster.kubectl(['apply', '--dry-run=server', '-f', '-'], { kubeconfig, input: manifest(secret) });
+      await poll('the requester to be refused for the Secret alone', 30_000, () => {
+        const res = apply('staging-kubeconfig');
+        return Promise.resolve(res.code !== 0 && /may not name Secret/.test(res.stderr));
+      });
+      const refused = apply('staging-kubeconfig');
+      assert.ok(
+        refused.stderr.includes(
+          `${user} may not name Secret ${ns}/staging-kubeconfig in spec.kubeConfig: a PortForward uses it ` +
+            `with the operator's rights, so it requires the right to get that Secret, which ${user} lacks`,
+        ),
+        refused.stderr,
+      );
+      // The same PortForward without kubeConfig is admitted: the refusal is about the Secret.
+      ok(
+        cluster.kubectl(['apply', '--dry-run=server', '-f', '-'], {
+          kubeconfig,
+          input: portForwardManifest(ns, 'local'),
+        }),
+        'the same user, no kubeConfig',
+      );
+      await cluster.rbac.createNamespacedRole({
+        namespace: ns,
+        body: {
+          metadata: { name: 'reads-staging' },
+          rules: [
+            {
+              apiGroups: [''],
+              resources: ['secrets'],
+              resourceNames: ['staging-kubeconfig'],
+              verbs: ['get'],
+            },
+          ],
+        },
+      });
+      await bind('reads-staging');
+      await poll('the requester to be admitted once they may get the Secret', 30_000, () =>
+        Promise.resolve(apply('staging-kubeconfig').code === 0),
+      );
+      const other = apply('production-kubeconfig');
+      assert.notEqual(other.code, 0, 'another Secret is still refused');
+      assert.match(other.stderr, new RegExp(`may not name Secret ${ns}/production-kubeconfig`));
     });
   });
 
