@@ -9,6 +9,7 @@
 import * as k8s from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_LEASE_NAME, LeaderElector } from '../../src/kube/leader';
 import { KubectlResult, TestCluster } from '../../tools/testenv/cluster';
@@ -652,6 +653,82 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
     it('relays traffic end to end, watching all namespaces', async function () {
       const ns = await namespace('deploy-op-all');
       await relayThrough([], ns);
+    });
+
+    it('says KubeConfigForbidden naming the RoleBinding for a kubeConfig Secret, and forwards once the namespace binds the role', async function () {
+      const ns = await namespace('deploy-remote');
+      await cluster.createPod(ns, 'echo', [{ port: 8080, targetPort: echo.port }]);
+      // "The other cluster" is this one, through a user of its own that may read targets and
+      // port-forward in ns (docs/remote-clusters.md's least privilege).
+      const user = `remote-${crypto.randomBytes(3).toString('hex')}`;
+      await cluster.rbac.createNamespacedRole({
+        namespace: ns,
+        body: {
+          metadata: { name: 'remote-forwarder' },
+          rules: [
+            { apiGroups: [''], resources: ['pods', 'services'], verbs: ['get', 'list', 'watch'] },
+            {
+              apiGroups: ['apps'],
+              resources: ['deployments', 'statefulsets'],
+              verbs: ['get', 'list', 'watch'],
+            },
+            { apiGroups: [''], resources: ['pods/portforward'], verbs: ['get', 'create'] },
+          ],
+        },
+      });
+      await cluster.rbac.createNamespacedRoleBinding({
+        namespace: ns,
+        body: {
+          metadata: { name: 'remote-forwarder' },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'remote-forwarder' },
+          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+        },
+      });
+      const own = JSON.parse(fs.readFileSync(cluster.state.kubeconfig, 'utf8')) as {
+        users: { name: string; user: Record<string, string> }[];
+      };
+      own.users = [{ name: 'pfo-testenv-admin', user: { token: cluster.mintUserToken(user) } }];
+      await cluster.core.createNamespacedSecret({
+        namespace: ns,
+        body: { metadata: { name: 'here-kubeconfig' }, stringData: { value: JSON.stringify(own) } },
+      });
+      const started = await startOperator({ kubeconfig, namespaces: [ns] });
+      try {
+        await applyPortForward(cluster, ns, 'remote', {
+          kubeConfig: { secretRef: { name: 'here-kubeconfig' } },
+          target: { pod: 'echo' },
+          ports: [{ port: 8080 }],
+        });
+        const forbidden = await waitForStatus(
+          cluster,
+          ns,
+          'remote',
+          'KubeConfigForbidden',
+          (p) => p.status?.conditions?.find((c) => c.type === 'Ready')?.reason === 'KubeConfigForbidden',
+          15_000,
+        );
+        const command =
+          `kubectl -n ${ns} create rolebinding portforward-operator-kubeconfig-reader ` +
+          `--clusterrole=portforward-operator-kubeconfig-reader --serviceaccount=${NS}:${SA}`;
+        assert.ok(forbidden.status!.message!.includes(command), forbidden.status!.message);
+        ok(cluster.kubectl(command.split(' ').slice(1)), 'the RoleBinding of the message');
+        const pf = await waitForStatus(
+          cluster,
+          ns,
+          'remote',
+          'Ready',
+          (p) => p.status?.phase === 'Ready',
+          45_000,
+        );
+        assert.equal(pf.status!.remote?.server, cluster.state.server);
+        const payload = randomPayload(64 * 1024);
+        assert.equal(
+          sha256(await echoRoundTrip(pf.status!.endpoints![0].localPort, payload)),
+          sha256(payload),
+        );
+      } finally {
+        assert.equal(await started.stop(), 0);
+      }
     });
 
     it('holds, renews and releases the leader Lease in portforward-system', async function () {
