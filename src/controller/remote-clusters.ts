@@ -177,7 +177,8 @@ export class RemoteClusters implements ClusterDirectory {
     const remote = { server: state.server, namespace };
     const cluster: ClusterRef = {
       id: state.id,
-      server: state.kc.getCurrentCluster()?.server ?? state.server,
+      // Without user info: basic auth comes from the user entry, and the URL may end up in messages.
+      server: state.server,
       ...(state.proxyUrl ? { proxyUrl: state.proxyUrl } : {}),
     };
     this.follow(ns, state);

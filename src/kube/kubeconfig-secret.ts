@@ -168,7 +168,8 @@ export function parseKubeConfig(
   try {
     // Only the current context's cluster and user: nothing else of the file is kept or read.
     kc.loadFromOptions({
-      clusters: [{ ...clusterOptions(cluster), name: 'remote' }],
+      // The server without user info: no credential in a URL that error messages may quote.
+      clusters: [{ ...clusterOptions(cluster), server, name: 'remote' }],
       users: [{ ...userOptions(user), name: 'remote' }],
       contexts: [{ name: 'remote', cluster: 'remote', user: 'remote' }],
       currentContext: 'remote',
