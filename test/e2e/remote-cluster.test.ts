@@ -321,6 +321,9 @@ describe('operator: targets in a remote cluster (spec.kubeConfig)', function () 
 
   it('resumes its watches after the remote API server restarts', async function () {
     await remote.restartApiServer(2_000);
+    // kwok's own watches come back with a backoff of their own: wait until it forwards a new pod's
+    // ports, so that what follows tests the operator's watches, not kwok's.
+    await remote.cluster.waitNodeForwards();
     await remote.cluster.core.deleteNamespacedPod({
       namespace: remoteNs,
       name: 'web-a',
@@ -342,7 +345,12 @@ describe('operator: targets in a remote cluster (spec.kubeConfig)', function () 
         app: 'web',
       },
     );
-    assert.equal(await whoAnswers(await endpointOf('pod', 60_000)), 'web-a');
+    const port = await endpointOf('pod', 60_000);
+    await poll(
+      'the re-created pod to answer',
+      30_000,
+      async () => (await whoAnswers(port).catch(() => '')) === 'web-a',
+    );
   });
 
   it('says RemoteUnauthorized when the remote cluster stops accepting the credentials', async function () {
