@@ -20,6 +20,7 @@ import { keyOf } from './api/key';
 import type { PortForward } from './api/v1alpha1';
 import type { Config } from './config/flags';
 import { WatchCaches } from './controller/caches';
+import { RemoteClusters } from './controller/remote-clusters';
 import { ServingTerm, TermDeps } from './controller/term';
 import { routeWatchEvents } from './controller/watches';
 import { EventRecorder } from './kube/events';
@@ -36,7 +37,11 @@ import { Reconciler } from './reconcile/reconciler';
 import { kubeAccess, RelayLogger, RelayWorker } from './relay';
 
 /** What every serving term shares, and what a term's reconciler writes status with. */
-type Shared = TermDeps & { statusWriter: StatusWriter };
+type Shared = TermDeps & { statusWriter: StatusWriter; remotes: RemoteClusters };
+
+/** The operator's ServiceAccount (deploy/ sets POD_SERVICE_ACCOUNT): named in the RoleBinding a message asks for. */
+const serviceAccount = (): string =>
+  `${podNamespace() ?? 'portforward-system'}/${process.env.POD_SERVICE_ACCOUNT || 'portforward-operator'}`;
 
 export class PortForwardOperator extends Operator {
   /** What every serving term shares, set by init(). */
@@ -88,7 +93,15 @@ export class PortForwardOperator extends Operator {
     const events = new EventRecorder(kc, instance, this.log);
     const statusWriter = new StatusWriter(kc, statusFieldManager(cfg.className));
     const { metrics, log } = this;
-    this.shared = { workers: cfg.workers, caches, events, statusWriter, metrics, log, serves };
+    // Remote clusters (spec.kubeConfig): their watches run while a PortForward of this term uses them.
+    const remotes = new RemoteClusters({
+      kc,
+      policy: { allowExec: cfg.insecureKubeConfigExec, allowInsecureTls: cfg.insecureKubeConfigTls },
+      serviceAccount: serviceAccount(),
+      logger: log,
+      enqueue: (keys) => this.term?.enqueue(keys),
+    });
+    this.shared = { workers: cfg.workers, caches, events, statusWriter, metrics, log, serves, remotes };
     // Events that must not be lost are sent at once when the API server is back (a relist).
     routeWatchEvents(
       caches,
@@ -172,6 +185,7 @@ export class PortForwardOperator extends Operator {
     await this.stopServing(graceMs);
     await this.shared?.events.close();
     this.shared?.caches.stop();
+    this.shared?.remotes.stop();
     super.stop();
     await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
   }
@@ -190,6 +204,7 @@ export class PortForwardOperator extends Operator {
     const relay = new RelayWorker({
       transport: cfg.transport,
       access: kubeAccess(kc),
+      clusterAccess: (id) => d.remotes.accessFor(id),
       proxyUrl: kc.getCurrentCluster()?.proxyUrl,
       logger: relayLogger(log),
       logLevel: cfg.logLevel,
@@ -211,6 +226,7 @@ export class PortForwardOperator extends Operator {
         return undefined; // another operator's: to this one as if deleted
       },
       caches,
+      clusters: d.remotes,
       clients: caches,
       relay,
       allocator: new PortAllocator(cfg.portRange),
@@ -228,6 +244,8 @@ export class PortForwardOperator extends Operator {
     const term = this.term;
     this.term = undefined;
     await term?.stop(graceMs);
+    // A new term's reconciles take up the remote clusters they use again.
+    this.shared?.remotes.stop();
   }
 }
 

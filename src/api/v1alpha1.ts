@@ -18,7 +18,7 @@ export interface LabelSelector {
   matchExpressions?: LabelSelectorRequirement[];
 }
 
-/** Exactly one field is set (enforced at admission). Targets live in the PortForward's namespace. */
+/** Exactly one field is set (enforced at admission): the target kinds (src/targets/kinds.ts). */
 export interface Target {
   pod?: string;
   service?: string;
@@ -46,8 +46,21 @@ export interface ClientPeer {
   podSelector?: LabelSelector;
 }
 
+/**
+ * The target and where to look for it: in this cluster, the PortForward's own namespace; with
+ * kubeConfig, `namespace` of that cluster (default the PortForward's namespace's name).
+ */
+export type TargetSpec = Target & { namespace?: string };
+
+/** A kubeconfig in a Secret of the PortForward's namespace (Flux's shape, Cluster API's key). */
+export interface KubeConfigRef {
+  secretRef: { name: string; key?: string };
+}
+
 export interface PortForwardSpec {
-  target: Target;
+  /** The target is in the cluster this kubeconfig reaches (its current context). */
+  kubeConfig?: KubeConfigRef;
+  target: TargetSpec;
   ports: PortSpec[];
   listenAddress?: string;
   allowedSourceRanges?: string[];
@@ -96,6 +109,8 @@ export interface PortForwardStatus {
   observedGeneration?: number;
   phase?: Phase;
   message?: string;
+  /** Set for a target in another cluster: its API server (never a credential) and namespace. */
+  remote?: { server: string; namespace: string };
   pod?: { name: string; uid?: string };
   endpoints?: Endpoint[];
   connections?: { active: number; total: number; failed: number; refused?: number };

@@ -46,6 +46,10 @@ export interface Config {
   maxWarmSessions: number;
   /** The class of PortForwards served (spec.className); '' serves those without one. */
   className: string;
+  /** Accept exec and auth-provider users in kubeconfig Secrets (they run code, or reach token issuers). */
+  insecureKubeConfigExec: boolean;
+  /** Accept insecure-skip-tls-verify in kubeconfig Secrets. */
+  insecureKubeConfigTls: boolean;
 }
 
 interface FlagDef {
@@ -114,6 +118,18 @@ export function flagDefs(): FlagDef[] {
       name: 'leader-election-namespace',
       help: "namespace of the Lease; default: $POD_NAMESPACE, the ServiceAccount's namespace, else portforward-system",
       default: '',
+    },
+    {
+      name: 'insecure-kubeconfig-exec',
+      help: "accept exec and auth-provider users in the kubeconfig Secrets of spec.kubeConfig (Flux's flag)",
+      default: 'false',
+      boolean: true,
+    },
+    {
+      name: 'insecure-kubeconfig-tls',
+      help: "accept insecure-skip-tls-verify in the kubeconfig Secrets of spec.kubeConfig (Flux's flag)",
+      default: 'false',
+      boolean: true,
     },
     { name: 'log-level', help: 'error, warn, info or debug', default: 'info' },
     {
@@ -232,6 +248,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     transport: parseEnum('transport', get('transport'), ['auto', ...TRANSPORT_NAMES] as const),
     sessionIdleTimeoutMs: parseDuration('session-idle-timeout', get('session-idle-timeout')),
     maxWarmSessions: parseInt('max-warm-sessions', get('max-warm-sessions'), 0, 1_000_000),
+    insecureKubeConfigExec: parseBool('insecure-kubeconfig-exec', get('insecure-kubeconfig-exec')),
+    insecureKubeConfigTls: parseBool('insecure-kubeconfig-tls', get('insecure-kubeconfig-tls')),
   };
 }
 

@@ -28,6 +28,9 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
   private readonly lw: k8s.ListWatch<T>;
   private readonly handlers: ChangeHandler<T>[] = [];
   private readonly recoverHandlers: (() => void)[] = [];
+  private readonly failureHandlers: ((err: unknown) => void)[] = [];
+  /** The error of the latest failed list or watch, until a list succeeds again. */
+  private failure: unknown;
   private stopped = false;
   private failures = 0;
   /** Failed starts since the last successful one. */
@@ -71,6 +74,16 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
     this.recoverHandlers.push(handler);
   }
 
+  /** Called on every failed list or watch, with its error (before the restart's backoff). */
+  onFailure(handler: (err: unknown) => void): void {
+    this.failureHandlers.push(handler);
+  }
+
+  /** The error of the latest failed list or watch while it has not listed again; else undefined. */
+  lastFailure(): unknown {
+    return this.failure;
+  }
+
   /** Starts listing and watching; resolves after the first list (or keeps retrying in the background). */
   async start(): Promise<void> {
     this.stopped = false;
@@ -81,6 +94,7 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
       await this.lw.start();
       if (this.failedStarts !== failedBefore || this.stopped) return;
       this.synced = true;
+      this.failure = undefined;
       if (this.failedStarts > 0) {
         this.opts.logger.info(`watch of ${this.opts.kind} resumed`, {
           path: this.opts.path,
@@ -115,6 +129,8 @@ export class ResilientInformer<T extends k8s.KubernetesObject> {
   private restart(err: unknown): void {
     if (this.stopped) return;
     this.failedStarts++;
+    this.failure = err;
+    for (const h of this.failureHandlers) h(err);
     const base = this.opts.restartDelayMs ?? 200;
     const delay = Math.min(this.opts.maxRestartDelayMs ?? 30_000, base * 2 ** Math.min(this.failures, 10));
     this.failures++;

@@ -24,6 +24,7 @@ const STATUS_FIELDS: (keyof PortForwardStatus)[] = [
   'observedGeneration',
   'phase',
   'message',
+  'remote',
   'pod',
   'endpoints',
   'connections',

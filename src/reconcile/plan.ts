@@ -4,7 +4,7 @@ import { Phase, PortForward } from '../api/v1alpha1';
 import { durationMs } from '../api/duration';
 import type { LoadBalance, PodTarget } from '../relay';
 import { matchListeners, PriorListener } from './listener-ids';
-import { Resolution, targetDescription } from '../targets/resolve';
+import { Resolution, targetDescription, targetNamespace } from '../targets/resolve';
 
 export interface PlanConfig {
   listenAddress: string;
@@ -133,7 +133,7 @@ export function plan(
   let targets: PodTarget[] = [];
   if (resolution.ok) {
     targets = resolution.pods.map((r) => ({
-      namespace: pf.metadata.namespace,
+      namespace: targetNamespace(pf),
       name: r.pod.metadata?.name ?? '',
       ...(r.pod.metadata?.uid ? { uid: r.pod.metadata.uid } : {}),
       ports: Object.fromEntries(r.ports.map((rp) => [listeners[rp.index].id, rp.targetPort])),
@@ -144,7 +144,7 @@ export function plan(
       reason: 'Forwarding',
       message: spread
         ? `spreading ${ports} over ${targets.length} ready pod${targets.length === 1 ? '' : 's'} of ${targetDescription(pf)}`
-        : `forwarding ${ports} to pod ${pf.metadata.namespace}/${targets[0].name}`,
+        : `forwarding ${ports} to pod ${targetNamespace(pf)}/${targets[0].name}`,
       stalled: false,
     };
   } else {

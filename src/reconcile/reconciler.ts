@@ -19,7 +19,8 @@ import type { PriorListener } from './listener-ids';
 import { Outcome, Plan, plan, PlanConfig } from './plan';
 import { assignPort, PortAllocator, recordedPort } from './ports';
 import { ClientRefusals, Refusal } from './refusals';
-import { NO_OBJECTS } from '../targets/kinds';
+import { fail, NO_OBJECTS } from '../targets/kinds';
+import { ClusterDirectory, ClusterView, NO_REMOTE_CLUSTERS } from './clusters';
 import { resolveTarget, TargetObjects } from '../targets/resolve';
 import {
   bindOutcome,
@@ -38,6 +39,8 @@ export interface ReconcilerDeps {
   getPortForward(namespace: string, name: string): PortForward | undefined;
   /** The objects of the cluster targets are resolved in (the watch caches). */
   caches: TargetObjects;
+  /** The clusters of spec.kubeConfig (controller/remote-clusters.ts). Default: none served. */
+  clusters?: ClusterDirectory;
   /** Namespaces and pod addresses, for who may connect (clients.ts). Default: none known. */
   clients?: ClientDirectory;
   relay: RelayEngine;
@@ -124,9 +127,13 @@ export class Reconciler {
     const log = this.deps.logger.child({ portforward: key });
     const now = this.now();
     await this.writePendingIfNew(pf, now);
-    const resolution = resolveTarget(pf, this.deps.caches);
+    const view = this.clusterOf(key, pf);
+    const resolution = view.ok ? resolveTarget(pf, view.objects) : fail(view.reason, view.message, false);
     const mem = this.memory(key, pf);
-    const p = plan(pf, resolution, this.deps.config, now, mem.listeners);
+    const planned = plan(pf, resolution, this.deps.config, now, mem.listeners);
+    // Pods of a remote cluster are reached through its API server, with its credentials.
+    const cluster = view.ok ? view.cluster : undefined;
+    const p = cluster ? { ...planned, targets: planned.targets.map((t) => ({ ...t, cluster })) } : planned;
     const { states, retryPortsAfter } = await this.applyListeners(key, pf, p, mem);
     const outcome = bindOutcome(p, states, (port) => this.deps.allocator.ownerOf(port), key);
     const pod = resolution.ok ? resolution.pods[0].pod : resolution.pod;
@@ -151,6 +158,7 @@ export class Reconciler {
       refusedClients: this.refusals.status(pf),
       advertiseAddress: this.deps.config.advertiseAddress,
       now,
+      remote: view.remote,
     });
     this.notePhase(pf, outcome, mem, log);
     const statusDue = await this.writeStatusIfDue(pf, status, mem, now, log);
@@ -160,8 +168,17 @@ export class Reconciler {
     return soonest(p.requeueAfterMs, retryPortsAfter, statusDue, countersDue);
   }
 
+  /** The cluster the target is in: this one (the watch caches), or the one of spec.kubeConfig. */
+  private clusterOf(key: string, pf: PortForward): ClusterView {
+    const clusters = this.deps.clusters ?? NO_REMOTE_CLUSTERS;
+    if (pf.spec.kubeConfig) return clusters.clusterOf(key, pf);
+    clusters.release(key);
+    return { ok: true, objects: this.deps.caches };
+  }
+
   /** The forward is gone (or going): its listeners, ports and memory go too. */
   private async forget(key: string): Promise<Result> {
+    (this.deps.clusters ?? NO_REMOTE_CLUSTERS).release(key);
     await this.deps.relay.stop(key);
     this.deps.allocator.release(key);
     this.sessions.delete(key);

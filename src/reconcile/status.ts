@@ -30,6 +30,8 @@ export interface StatusInput {
   refusedClients?: RefusedClients;
   advertiseAddress: string;
   now: Date;
+  /** The remote cluster of spec.kubeConfig, as status shows it. */
+  remote?: { server: string; namespace: string };
 }
 
 export function buildStatus(input: StatusInput): PortForwardStatus {
@@ -83,6 +85,7 @@ export function buildStatus(input: StatusInput): PortForwardStatus {
     conditions,
   };
   if (input.refusedClients) status.refusedClients = input.refusedClients;
+  if (input.remote) status.remote = { server: input.remote.server, namespace: input.remote.namespace };
   if (input.pod?.metadata?.name) status.pod = { name: input.pod.metadata.name, uid: input.pod.metadata.uid };
   if (plan.expiryTime) status.expiryTime = plan.expiryTime;
   const lastError = stats?.lastError

@@ -5,8 +5,8 @@
 import type * as net from 'node:net';
 import { PortForwardError } from './errors';
 import type { RelayLogger } from './logger';
-import type { RelayTunnel, StreamTarget, Transport, TunnelHooks } from './transport';
-import type { PodRef, TransportName } from './types';
+import type { RelayTunnel, RetainedPod, StreamTarget, Transport, TunnelHooks } from './transport';
+import type { TransportName } from './types';
 
 /** HTTP statuses with which a proxy or an older API server refuses an upgrade it does not carry. */
 const UNSUPPORTED_STATUS = new Set([400, 405, 426, 501, 502]);
@@ -22,7 +22,7 @@ export class AutoTransport implements Transport {
   readonly name = 'auto' as const;
   private chosen: Transport | undefined;
   private next = 0;
-  private retained: readonly (PodRef & { uid?: string })[] = [];
+  private retained: readonly RetainedPod[] = [];
 
   constructor(
     private readonly candidates: readonly Transport[],
@@ -55,12 +55,12 @@ export class AutoTransport implements Transport {
     }
   }
 
-  retain(pods: readonly (PodRef & { uid?: string })[]): void {
+  retain(pods: readonly RetainedPod[]): void {
     this.retained = pods;
     (this.chosen ?? this.candidates[this.next]).retain?.(pods);
   }
 
-  warm(pod: PodRef & { uid?: string }): boolean {
+  warm(pod: RetainedPod): boolean {
     return (this.chosen ?? this.candidates[this.next]).warm?.(pod) ?? false;
   }
 

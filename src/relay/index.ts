@@ -4,6 +4,7 @@
 // v4.channel.k8s.io WebSocket per connection), and worker/, which runs it all on a worker thread.
 export type {
   ClientRule,
+  ClusterRef,
   ListenerSpec,
   ListenerState,
   LoadBalance,

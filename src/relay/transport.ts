@@ -5,7 +5,7 @@
 import type * as net from 'node:net';
 import type { PortForwardError } from './errors';
 import type { RelayLogger } from './logger';
-import type { PodRef, TransportName } from './types';
+import type { ClusterRef, PodRef, TransportName } from './types';
 
 /** Where one connection goes: a pod (by name, and by uid when known) and one of its ports. */
 export interface StreamTarget {
@@ -14,6 +14,8 @@ export interface StreamTarget {
   /** The pod's uid: sessions to a re-created pod of the same name are not reused. */
   uid?: string;
   port: number;
+  /** The cluster of the pod; undefined: the relay's own (ClusterTransport routes on it). */
+  cluster?: ClusterRef;
 }
 
 export interface TunnelHooks {
@@ -21,6 +23,9 @@ export interface TunnelHooks {
   onReceived(bytes: number): void;
   logger: RelayLogger;
 }
+
+/** A pod new connections may go to soon, in its cluster. */
+export type RetainedPod = PodRef & { uid?: string; cluster?: ClusterRef };
 
 /** One client connection being relayed. */
 export interface RelayTunnel {
@@ -51,12 +56,12 @@ export interface Transport {
    * The pods that new connections may go to soon (every session's targets): a transport with
    * sessions keeps them ready for these and drops those of other pods. Optional.
    */
-  retain?(pods: readonly (PodRef & { uid?: string })[]): void;
+  retain?(pods: readonly RetainedPod[]): void;
   /**
    * Whether a new connection to `pod` would start without a dial (a session is open for it).
    * Optional: a transport without sessions has no warm state.
    */
-  warm?(pod: PodRef & { uid?: string }): boolean;
+  warm?(pod: RetainedPod): boolean;
   /** Closes whatever the transport holds open (sessions); open tunnels are closed with it. */
   close(): Promise<void>;
 }

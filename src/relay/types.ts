@@ -26,8 +26,23 @@ export interface ListenerSpec {
   remotePort: number;
 }
 
+/**
+ * The API server a pod is reached through when it is not the relay's own (a remote cluster). The
+ * relay asks for its credentials by `id` on every dial; a new `id` (the kubeconfig changed) gets
+ * sessions of its own, and those of the old one take no new connections but keep their open ones.
+ */
+export interface ClusterRef {
+  id: string;
+  /** The API server's URL. */
+  server: string;
+  /** The kubeconfig's proxy-url, if any. */
+  proxyUrl?: string;
+}
+
 /** A pod new connections may go to. */
 export interface PodTarget extends PodRef {
+  /** The cluster the pod is in; undefined: the relay's own. */
+  cluster?: ClusterRef;
   /** The pod's uid when known: a transport never reuses a session to an earlier pod of this name. */
   uid?: string;
   /** The container port per listener id where it differs from the listener's remotePort (named ports). */

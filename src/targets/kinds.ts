@@ -107,12 +107,24 @@ function podsOf(objects: TargetObjects, namespace: string): ReadonlyArray<k8s.V1
 }
 
 export type ResolveFailureReason =
+  /** The target's cluster (spec.kubeConfig) cannot be reached: the kubeconfig or the remote API server. */
+  | ClusterFailureReason
   | 'TargetNotFound'
   | 'PodNotFound'
   | 'PodNotReady'
   | 'NamedPortNotFound'
   | 'ServicePortNotFound'
   | 'ServiceWithoutSelector';
+
+/** Why the cluster a target is in cannot be looked at (a kubeconfig Secret's cluster). */
+export type ClusterFailureReason =
+  | 'KubeConfigNotFound'
+  | 'KubeConfigInvalid'
+  | 'KubeConfigForbidden'
+  | 'KubeConfigInsecure'
+  | 'RemoteUnauthorized'
+  | 'RemoteUnreachable'
+  | 'RemotePending';
 
 export interface TargetFailure {
   ok: false;

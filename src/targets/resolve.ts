@@ -30,12 +30,20 @@ export function targetDescription(pf: PortForward): string {
   return kindOf(pf.spec.target)?.describe(pf.spec.target) ?? 'nothing';
 }
 
+/**
+ * The namespace the target is looked up in: the PortForward's own, or with kubeConfig the target's
+ * namespace in that cluster (admission refuses target.namespace without kubeConfig).
+ */
+export function targetNamespace(pf: PortForward): string {
+  return (pf.spec.kubeConfig && pf.spec.target.namespace) || pf.metadata.namespace;
+}
+
 /** The pods `pf` may use now, in `objects` (the cluster to resolve in), best first; or why none. */
 export function resolveTarget(pf: PortForward, objects: TargetObjects): Resolution {
   const t = pf.spec.target;
   const kind = kindOf(t);
   if (!kind) return fail('TargetNotFound', 'the target names no pod, service, workload or selector', true);
-  const found = kind.resolve(t, { ports: pf.spec.ports, namespace: pf.metadata.namespace, objects });
+  const found = kind.resolve(t, { ports: pf.spec.ports, namespace: targetNamespace(pf), objects });
   if (!found.ok) return found;
   return choose(pf, found.pods, found.mapPorts, kind.noPods(t));
 }
@@ -65,7 +73,7 @@ function choose(
     : `is ${sample.status?.phase ?? 'Unknown'} and not Ready`;
   const message =
     candidates.length === 1
-      ? `pod ${pf.metadata.namespace}/${sample.metadata?.name} ${why}`
+      ? `pod ${targetNamespace(pf)}/${sample.metadata?.name} ${why}`
       : `none of the ${candidates.length} pods of ${desc} is Running and Ready`;
   // A missing named port on a pod that is not ready yet is not reported: it may still change.
   return fail('PodNotReady', message, false, sample);

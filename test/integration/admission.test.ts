@@ -100,6 +100,29 @@ const REFUSED: Refused[] = [
     errors: [/spec\.target\.pod/, /DNS-1123 subdomain/],
   },
   {
+    title: 'target.namespace without kubeConfig (in this cluster a PortForward reaches its own namespace)',
+    spec: spec({ target: { pod: 'kuard', namespace: 'kube-system' } }),
+    errors: [
+      /spec\.target\.namespace: Forbidden/,
+      /target\.namespace needs kubeConfig; in this cluster a PortForward reaches its own namespace only/,
+    ],
+  },
+  {
+    title: 'a kubeConfig without secretRef',
+    spec: spec({ kubeConfig: {} }),
+    errors: [/spec\.kubeConfig\.secretRef: Required value/],
+  },
+  {
+    title: 'a kubeConfig secretRef with a name that is no Secret name',
+    spec: spec({ kubeConfig: { secretRef: { name: 'Staging_Kubeconfig' } } }),
+    errors: [/spec\.kubeConfig\.secretRef\.name/, /must be a Secret name/],
+  },
+  {
+    title: 'a kubeConfig secretRef key with a slash',
+    spec: spec({ kubeConfig: { secretRef: { name: 'staging', key: 'a/b' } } }),
+    errors: [/spec\.kubeConfig\.secretRef\.key/, /must be a Secret key/],
+  },
+  {
     title: 'a service name starting with a digit',
     spec: spec({ target: { service: '1kuard' } }),
     errors: [/spec\.target\.service/, /must be a Service name/, /starting with a letter/],
@@ -592,12 +615,12 @@ describe('PortForward admission (CRD schema and CEL rules)', function () {
   });
 
   describe('refuses unknown fields (kubectl validates strictly by default)', function () {
-    it('target.namespace, since targets are always in the PortForward namespace', function () {
+    it('an unknown field of the target (spec.target.container)', function () {
       const res = kubectl(
         ['create', '--dry-run=server', '-f', '-'],
-        manifest('unknown-ns', spec({ target: { pod: 'kuard', namespace: 'kube-system' } })),
+        manifest('unknown-target-field', spec({ target: { pod: 'kuard', container: 'web' } })),
       );
-      assertRefused(res, [/unknown field "spec\.target\.namespace"/]);
+      assertRefused(res, [/unknown field "spec\.target\.container"/]);
     });
 
     it('an ipBlock peer in allowedClients (allowedSourceRanges holds CIDRs)', function () {
@@ -636,7 +659,7 @@ describe('PortForward admission (CRD schema and CEL rules)', function () {
     it('but only prunes them when the client asks for no field validation (the API server default)', function () {
       const res = kubectl(
         ['create', '--validate=false', '-o', 'json', '-f', '-'],
-        manifest('pruned', spec({ target: { pod: 'kuard', namespace: 'kube-system' } })),
+        manifest('pruned', spec({ target: { pod: 'kuard', container: 'web' } })),
       );
       assert.equal(res.code, 0, res.stderr);
       const pf = JSON.parse(res.stdout) as PortForward;
@@ -737,6 +760,17 @@ describe('PortForward admission (CRD schema and CEL rules)', function () {
       { title: 'a 63-character className', spec: spec({ className: 'c'.repeat(63) }) },
       { title: 'suspend true', spec: spec({ suspend: true }) },
       { title: 'loadBalance spread', spec: spec({ loadBalance: 'spread' }) },
+      {
+        title: 'a remote target: kubeConfig with a Secret, target.namespace over there (Cluster API key)',
+        spec: spec({
+          kubeConfig: { secretRef: { name: 'staging-kubeconfig', key: 'value' } },
+          target: { service: 'postgres', namespace: 'orders' },
+        }),
+      },
+      {
+        title: 'a remote target without target.namespace (the same namespace name over there)',
+        spec: spec({ kubeConfig: { secretRef: { name: 'staging-kubeconfig' } } }),
+      },
     ];
 
     ACCEPTED.forEach((c, i) => {

@@ -9,6 +9,7 @@
 import * as k8s from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_LEASE_NAME, LeaderElector } from '../../src/kube/leader';
 import { KubectlResult, TestCluster } from '../../tools/testenv/cluster';
@@ -177,6 +178,7 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
         'rolebinding.rbac.authorization.k8s.io/portforward-operator-leader-election',
         'clusterrole.rbac.authorization.k8s.io/portforward-operator-aggregate-to-edit',
         'clusterrole.rbac.authorization.k8s.io/portforward-operator-aggregate-to-view',
+        'clusterrole.rbac.authorization.k8s.io/portforward-operator-kubeconfig-reader',
         'deployment.apps/portforward-operator',
         'service/portforward-operator',
         'service/portforward-operator-metrics',
@@ -477,6 +479,108 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
     });
   });
 
+  describe('the kubeconfig Secrets of spec.kubeConfig (docs/remote-clusters.md)', function () {
+    before(function () {
+      ok(applyDeploy(), 'kubectl apply -k deploy/');
+    });
+
+    it('ships a ClusterRole that gets Secrets and nothing else, bound by nobody', async function () {
+      const role = await cluster.rbac.readClusterRole({ name: 'portforward-operator-kubeconfig-reader' });
+      assert.deepEqual(
+        role.rules?.map((r) => ({ apiGroups: r.apiGroups, resources: r.resources, verbs: r.verbs })),
+        [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }],
+      );
+      const crbs = await cluster.rbac.listClusterRoleBinding();
+      const rbs = await cluster.rbac.listRoleBindingForAllNamespaces();
+      const bound = [...crbs.items, ...rbs.items].filter(
+        (b) => b.roleRef.name === 'portforward-operator-kubeconfig-reader',
+      );
+      assert.deepEqual(bound, [], 'no binding of it in deploy/');
+    });
+
+    it('refuses a PortForward naming a Secret the requester may not get, naming the Secret; admits once they may get that one', async function () {
+      const ns = await namespace('deploy-kubeconfig');
+      const user = `bob-${crypto.randomBytes(3).toString('hex')}`;
+      const kubeconfig = cluster.kubeconfigFor(cluster.mintUserToken(user));
+      // May manage PortForwards and port-forward in ns; may not read Secrets.
+      await cluster.rbac.createNamespacedRole({
+        namespace: ns,
+        body: {
+          metadata: { name: 'forwarder' },
+          rules: [
+            {
+              apiGroups: ['portforward.dev'],
+              resources: ['portforwards'],
+              verbs: ['get', 'create', 'update', 'patch'],
+            },
+            { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create'] },
+          ],
+        },
+      });
+      const bind = (name: string): Promise<unknown> =>
+        cluster.rbac.createNamespacedRoleBinding({
+          namespace: ns,
+          body: {
+            metadata: { name },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+            subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+          },
+        });
+      await bind('forwarder');
+      const manifest = (secret: string): string => {
+        const pf = JSON.parse(portForwardManifest(ns, `remote-${secret}`)) as {
+          spec: Record<string, unknown>;
+        };
+        pf.spec.kubeConfig = { secretRef: { name: secret } };
+        pf.spec.target = { pod: 'web', namespace: 'orders' };
+        return JSON.stringify(pf);
+      };
+      const apply = (secret: string): KubectlResult =>
+        cluster.kubectl(['apply', '--dry-run=server', '-f', '-'], { kubeconfig, input: manifest(secret) });
+      await poll('the requester to be refused for the Secret alone', 30_000, () => {
+        const res = apply('staging-kubeconfig');
+        return Promise.resolve(res.code !== 0 && /may not name Secret/.test(res.stderr));
+      });
+      const refused = apply('staging-kubeconfig');
+      assert.ok(
+        refused.stderr.includes(
+          `${user} may not name Secret ${ns}/staging-kubeconfig in spec.kubeConfig: a PortForward uses it ` +
+            `with the operator's rights, so it requires the right to get that Secret, which ${user} lacks`,
+        ),
+        refused.stderr,
+      );
+      // The same PortForward without kubeConfig is admitted: the refusal is about the Secret.
+      ok(
+        cluster.kubectl(['apply', '--dry-run=server', '-f', '-'], {
+          kubeconfig,
+          input: portForwardManifest(ns, 'local'),
+        }),
+        'the same user, no kubeConfig',
+      );
+      await cluster.rbac.createNamespacedRole({
+        namespace: ns,
+        body: {
+          metadata: { name: 'reads-staging' },
+          rules: [
+            {
+              apiGroups: [''],
+              resources: ['secrets'],
+              resourceNames: ['staging-kubeconfig'],
+              verbs: ['get'],
+            },
+          ],
+        },
+      });
+      await bind('reads-staging');
+      await poll('the requester to be admitted once they may get the Secret', 30_000, () =>
+        Promise.resolve(apply('staging-kubeconfig').code === 0),
+      );
+      const other = apply('production-kubeconfig');
+      assert.notEqual(other.code, 0, 'another Secret is still refused');
+      assert.match(other.stderr, new RegExp(`may not name Secret ${ns}/production-kubeconfig`));
+    });
+  });
+
   describe("the operator run with its ServiceAccount's token", function () {
     before(function () {
       ok(applyDeploy(), 'kubectl apply -k deploy/');
@@ -549,6 +653,82 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
     it('relays traffic end to end, watching all namespaces', async function () {
       const ns = await namespace('deploy-op-all');
       await relayThrough([], ns);
+    });
+
+    it('says KubeConfigForbidden naming the RoleBinding for a kubeConfig Secret, and forwards once the namespace binds the role', async function () {
+      const ns = await namespace('deploy-remote');
+      await cluster.createPod(ns, 'echo', [{ port: 8080, targetPort: echo.port }]);
+      // "The other cluster" is this one, through a user of its own that may read targets and
+      // port-forward in ns (docs/remote-clusters.md's least privilege).
+      const user = `remote-${crypto.randomBytes(3).toString('hex')}`;
+      await cluster.rbac.createNamespacedRole({
+        namespace: ns,
+        body: {
+          metadata: { name: 'remote-forwarder' },
+          rules: [
+            { apiGroups: [''], resources: ['pods', 'services'], verbs: ['get', 'list', 'watch'] },
+            {
+              apiGroups: ['apps'],
+              resources: ['deployments', 'statefulsets'],
+              verbs: ['get', 'list', 'watch'],
+            },
+            { apiGroups: [''], resources: ['pods/portforward'], verbs: ['get', 'create'] },
+          ],
+        },
+      });
+      await cluster.rbac.createNamespacedRoleBinding({
+        namespace: ns,
+        body: {
+          metadata: { name: 'remote-forwarder' },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'remote-forwarder' },
+          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+        },
+      });
+      const own = JSON.parse(fs.readFileSync(cluster.state.kubeconfig, 'utf8')) as {
+        users: { name: string; user: Record<string, string> }[];
+      };
+      own.users = [{ name: 'pfo-testenv-admin', user: { token: cluster.mintUserToken(user) } }];
+      await cluster.core.createNamespacedSecret({
+        namespace: ns,
+        body: { metadata: { name: 'here-kubeconfig' }, stringData: { value: JSON.stringify(own) } },
+      });
+      const started = await startOperator({ kubeconfig, namespaces: [ns] });
+      try {
+        await applyPortForward(cluster, ns, 'remote', {
+          kubeConfig: { secretRef: { name: 'here-kubeconfig' } },
+          target: { pod: 'echo' },
+          ports: [{ port: 8080 }],
+        });
+        const forbidden = await waitForStatus(
+          cluster,
+          ns,
+          'remote',
+          'KubeConfigForbidden',
+          (p) => p.status?.conditions?.find((c) => c.type === 'Ready')?.reason === 'KubeConfigForbidden',
+          15_000,
+        );
+        const command =
+          `kubectl -n ${ns} create rolebinding portforward-operator-kubeconfig-reader ` +
+          `--clusterrole=portforward-operator-kubeconfig-reader --serviceaccount=${NS}:${SA}`;
+        assert.ok(forbidden.status!.message!.includes(command), forbidden.status!.message);
+        ok(cluster.kubectl(command.split(' ').slice(1)), 'the RoleBinding of the message');
+        const pf = await waitForStatus(
+          cluster,
+          ns,
+          'remote',
+          'Ready',
+          (p) => p.status?.phase === 'Ready',
+          45_000,
+        );
+        assert.equal(pf.status!.remote?.server, cluster.state.server);
+        const payload = randomPayload(64 * 1024);
+        assert.equal(
+          sha256(await echoRoundTrip(pf.status!.endpoints![0].localPort, payload)),
+          sha256(payload),
+        );
+      } finally {
+        assert.equal(await started.stop(), 0);
+      }
     });
 
     it('holds, renews and releases the leader Lease in portforward-system', async function () {

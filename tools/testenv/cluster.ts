@@ -44,9 +44,12 @@ export class TestCluster {
     this.rbac = this.kc.makeApiClient(k8s.RbacAuthorizationV1Api);
   }
 
-  /** The running test control plane (started by the mocha fixture or `make testenv-up`). */
-  static connect(): TestCluster {
-    const state = readState();
+  /**
+   * The running test control plane (started by the mocha fixture or `make testenv-up`); `dir`: the
+   * one of that state folder (a second control plane, as test/support/remote-cluster.ts runs).
+   */
+  static connect(dir?: string): TestCluster {
+    const state = readState(dir);
     if (!state) throw new TestEnvError('no test control plane is running: run `make testenv-up` first');
     return new TestCluster(state);
   }

@@ -58,7 +58,7 @@ export class RelayConnection {
     try {
       this.tunnel = await deps.transport.connect(
         socket,
-        { namespace: target.namespace, pod: target.name, uid: target.uid, port },
+        { namespace: target.namespace, pod: target.name, uid: target.uid, port, cluster: target.cluster },
         { onSent: deps.onSent, onReceived: deps.onReceived, logger: deps.logger },
         this.connecting.signal,
       );

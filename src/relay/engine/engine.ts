@@ -126,7 +126,8 @@ class Engine implements RelayEngine {
     if (!this.transport.retain) return;
     const pods = new Map<string, PodTarget>();
     for (const s of this.sessions.values())
-      for (const t of s.targetPods()) pods.set(`${t.namespace}/${t.name}/${t.uid ?? ''}`, t);
+      for (const t of s.targetPods())
+        pods.set(`${t.cluster?.id ?? ''}/${t.namespace}/${t.name}/${t.uid ?? ''}`, t);
     this.transport.retain([...pods.values()]);
   }
 

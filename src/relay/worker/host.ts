@@ -41,6 +41,11 @@ import type {
 export interface RelayWorkerOptions {
   transport: TransportChoice;
   access: ApiServerAccess;
+  /**
+   * The credentials of a remote cluster (PodTarget.cluster) by its id, asked on every dial to it;
+   * undefined: the id is no longer in use (the dial fails). Default: no remote cluster.
+   */
+  clusterAccess?: (id: string) => ApiServerAccess | undefined;
   /** The kubeconfig's proxy-url, if any. */
   proxyUrl?: string;
   logger: RelayLogger;
@@ -203,8 +208,18 @@ export class RelayWorker implements RelayEngine {
       case 'log':
         this.options.logger[m.level](m.message, m.meta);
         return;
-      case 'credentials':
-        readCredentials(this.options.access).then(
+      case 'credentials': {
+        const access =
+          m.cluster === undefined ? this.options.access : this.options.clusterAccess?.(m.cluster);
+        if (!access) {
+          worker.postMessage({
+            type: 'credentials',
+            id: m.id,
+            error: 'the kubeconfig of this remote cluster is no longer in use',
+          } satisfies ToWorker);
+          return;
+        }
+        readCredentials(access).then(
           (credentials) =>
             worker.postMessage({ type: 'credentials', id: m.id, credentials } satisfies ToWorker),
           (err: unknown) =>
@@ -215,6 +230,7 @@ export class RelayWorker implements RelayEngine {
             } satisfies ToWorker),
         );
         return;
+      }
       case 'ready':
         return;
     }

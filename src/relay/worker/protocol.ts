@@ -71,7 +71,8 @@ export type FromWorker =
   | { type: 'event'; event: RelayEvent; stats: SessionStats | undefined }
   | { type: 'stats'; entries: StatsEntry[] }
   | { type: 'log'; level: LogLevel; message: string; meta?: Record<string, unknown> }
-  | { type: 'credentials'; id: number };
+  /** Credentials for a dial; `cluster`: of that remote cluster's id, else the relay's own. */
+  | { type: 'credentials'; id: number; cluster?: string };
 
 /** One session's counters; undefined: the session is gone. */
 export type StatsEntry = [key: string, stats: SessionStats | undefined];

@@ -11,10 +11,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type * as https from 'node:https';
 import type { ApiServerAccess } from '../access';
+import { ClusterTransport } from '../cluster-transport';
 import { createRelayEngine } from '../engine/engine';
 import { kubeTransport } from '../kube-transports';
 import type { RelayLogger } from '../logger';
-import type { RelayEngine } from '../types';
+import type { ClusterRef, RelayEngine } from '../types';
 import { applyCredentials, workerAgent } from './credentials';
 import {
   Call,
@@ -45,27 +46,35 @@ function threadLogger(level: LogLevel): RelayLogger {
 /** Credentials from the main thread, one request per dial. */
 const pending = new Map<number, { resolve(c: DialCredentials): void; reject(e: Error): void }>();
 let nextId = 1;
-const agent = workerAgent(init.server, init.proxyUrl);
-const access: ApiServerAccess = {
-  server: init.server,
-  applyToHTTPSOptions: async (opts: https.RequestOptions) => {
-    const id = nextId++;
-    const creds = await new Promise<DialCredentials>((resolve, reject) => {
-      pending.set(id, { resolve, reject });
-      send({ type: 'credentials', id });
-    });
-    applyCredentials(opts, creds, agent);
-  },
-};
+/** The API server at `server`, with credentials asked of the main thread (of `cluster`, if remote). */
+function accessTo(server: string, proxyUrl: string | undefined, cluster?: string): ApiServerAccess {
+  const agent = workerAgent(server, proxyUrl);
+  return {
+    server,
+    applyToHTTPSOptions: async (opts: https.RequestOptions) => {
+      const id = nextId++;
+      const creds = await new Promise<DialCredentials>((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        send({ type: 'credentials', id, ...(cluster !== undefined ? { cluster } : {}) });
+      });
+      applyCredentials(opts, creds, agent);
+    },
+  };
+}
 
 const logger = threadLogger(init.logLevel);
 const tuning = init.tuning ?? {};
-const engine: RelayEngine = createRelayEngine({
-  transport: kubeTransport(init.transport, access, {
+const transportOn = (access: ApiServerAccess): ReturnType<typeof kubeTransport> =>
+  kubeTransport(init.transport, access, {
     logger,
     spdy: init.spdy,
     session: { streamHighWaterMark: tuning.streamHighWaterMark, maxFrameBytes: tuning.maxFrameBytes },
-  }),
+  });
+const engine: RelayEngine = createRelayEngine({
+  // Pods of remote clusters (spec.kubeConfig) through their own API servers, each on its own pool.
+  transport: new ClusterTransport(transportOn(accessTo(init.server, init.proxyUrl)), (c: ClusterRef) =>
+    transportOn(accessTo(c.server, c.proxyUrl, c.id)),
+  ),
   logger,
   socketBufferBytes: tuning.socketBufferBytes,
 });
