@@ -124,7 +124,7 @@ demo: build ## See it work: control plane, demo pod, operator, examples/kuard.ya
 	node build/tools/demo/main.js
 
 .PHONY: bench
-bench: build ## Benchmarks on the test control plane: relay vs kubectl and direct TCP (kwok, then a real node), controller latencies, 1000 PortForwards
+bench: build ## Benchmarks on the test control plane: relay vs kubectl and direct TCP (kwok, then a real node), controller latencies, 1000 PortForwards, a remote-cluster forward against a local one
 	node build/tools/bench/run.js $(BENCH)
 	@if [ -z "$(BENCH)" ] || [ "$(BENCH)" = relay ]; then $(MAKE) --no-print-directory bench-node; fi
 

@@ -42,7 +42,9 @@ export class ClusterTransport implements Transport {
       if (!p.cluster) local.push(p);
       else {
         this.of(p.cluster);
-        byCluster.set(p.cluster.id, [...(byCluster.get(p.cluster.id) ?? []), p]);
+        let list = byCluster.get(p.cluster.id);
+        if (!list) byCluster.set(p.cluster.id, (list = []));
+        list.push(p);
       }
     }
     this.local.retain?.(local);

@@ -1,5 +1,5 @@
 // End to end on two control planes: PortForwards whose spec.kubeConfig names a Secret with a
-// kubeconfig of "the remote cluster" (test/support/remote-cluster.ts) forward to pods over there, for
+// kubeconfig of "the remote cluster" (tools/testenv/remote.ts) forward to pods over there, for
 // every target kind, through the remote API server and with the Secret's credentials (a user of the
 // remote cluster with the least privilege docs/remote-clusters.md lists). The Secret's failures say
 // what to fix, a rotated Secret is used for new connections while open ones go on, a restarted remote
@@ -10,18 +10,12 @@ import * as k8s from '@kubernetes/client-node';
 import type { PortForward } from '../../src/api/v1alpha1';
 import { TestCluster } from '../../tools/testenv/cluster';
 import { NODE_NAME } from '../../tools/testenv/controlplane';
+import { freePort } from '../../tools/testenv/procs';
 import { EchoServer, startNamedEchoServer, whoAnswers } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { applyPortForward, condition, patchSpec, waitForStatus } from '../support/portforward';
-import { RemoteCluster, startRemoteCluster } from '../support/remote-cluster';
+import { RemoteCluster, startRemoteCluster } from '../../tools/testenv/remote';
 import { poll } from '../support/wait';
-
-/** What docs/remote-clusters.md grants the kubeconfig's user in the remote namespace, and no more. */
-const REMOTE_RULES: k8s.V1PolicyRule[] = [
-  { apiGroups: [''], resources: ['pods', 'services'], verbs: ['get', 'list', 'watch'] },
-  { apiGroups: ['apps'], resources: ['deployments', 'statefulsets'], verbs: ['get', 'list', 'watch'] },
-  { apiGroups: [''], resources: ['pods/portforward'], verbs: ['get', 'create'] },
-];
 
 describe('operator: targets in a remote cluster (spec.kubeConfig)', function () {
   this.timeout(180_000);
@@ -33,17 +27,9 @@ describe('operator: targets in a remote cluster (spec.kubeConfig)', function () 
   const servers: Record<string, EchoServer> = {};
   const tokens: string[] = [];
 
-  /** A token of a remote user allowed what REMOTE_RULES say in the remote namespace. */
+  /** A token of a remote user allowed what FORWARDER_RULES say in the remote namespace. */
   async function remoteUser(user: string): Promise<string> {
-    await remote.cluster.rbac.createNamespacedRoleBinding({
-      namespace: remoteNs,
-      body: {
-        metadata: { name: user },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'forwarder' },
-        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
-      },
-    });
-    const token = remote.cluster.mintUserToken(user);
+    const token = await remote.forwarderToken(remoteNs, user);
     tokens.push(token);
     return token;
   }
@@ -89,10 +75,6 @@ describe('operator: targets in a remote cluster (spec.kubeConfig)', function () 
     remote = await startRemoteCluster();
     ns = await local.createNamespace('e2e-remote');
     remoteNs = await remote.cluster.createNamespace('orders');
-    await remote.cluster.rbac.createNamespacedRole({
-      namespace: remoteNs,
-      body: { metadata: { name: 'forwarder' }, rules: REMOTE_RULES },
-    });
     for (const name of ['web-a', 'web-b', 'any', 'web-a2']) servers[name] = await startNamedEchoServer(name);
     for (const name of ['web-a', 'web-b']) {
       await remote.cluster.createPod(
@@ -249,7 +231,7 @@ describe('operator: targets in a remote cluster (spec.kubeConfig)', function () 
     );
   });
 
-  it('says KubeConfigNotFound, KubeConfigInvalid, KubeConfigInsecure and RemoteUnauthorized, and recovers', async function () {
+  it('says KubeConfigNotFound, KubeConfigInvalid, KubeConfigInsecure, RemoteUnauthorized and RemoteUnreachable, and recovers', async function () {
     const spec = { target: { pod: 'web-b', namespace: remoteNs }, ports: [{ port: 8080 }] };
     await applyPortForward(local, ns, 'broken', { ...spec, kubeConfig: { secretRef: { name: 'missing' } } });
     let pf = await readyReason(
@@ -281,6 +263,16 @@ describe('operator: targets in a remote cluster (spec.kubeConfig)', function () 
         /insecure-skip-tls-verify.*--insecure-kubeconfig-tls/,
       ],
       [{ value: remote.kubeconfig('not-a-token-of-that-cluster') }, 'RemoteUnauthorized', /401/],
+      // No API server there (a port nothing listens on): refused before the first list.
+      [
+        {
+          value: remote.kubeconfig(tokens[0], {
+            cluster: { server: `https://127.0.0.1:${await freePort()}` },
+          }),
+        },
+        'RemoteUnreachable',
+        /https:\/\/127\.0\.0\.1:\d+ is out of reach.*ECONNREFUSED/,
+      ],
     ];
     for (const [i, [data, reason, message]] of cases.entries()) {
       const name = `broken-${i}`;

@@ -3,8 +3,9 @@
 // direct TCP measured in the same run, and reports medians of several runs with their spread, since
 // the machines are noisy. Nothing here asserts a time.
 //
-//   node build/tools/bench/run.js [relay] [controller] [scale] [limits] [sessions]
-//                                (default: relay, controller and scale; limits and sessions run when named)
+//   node build/tools/bench/run.js [relay] [controller] [scale] [limits] [sessions] [remote]
+//                                (default: relay, controller, scale and remote; limits and sessions run
+//                                when named)
 //
 // Environment (defaults in brackets):
 //   BENCH_RUNS [5]              rounds of every relay measure; the order of the systems rotates per round
@@ -41,15 +42,16 @@ import { startLoadClient, startTargets } from './children';
 import { controllerBench } from './controller';
 import { limitsBench } from './limits';
 import { relayBench } from './relay';
+import { remoteBench } from './remote';
 import { operatorMain } from './relays';
 import { scaleBench } from './scale';
 import { sessionCostBench } from './sessions';
 import { header } from './sysinfo';
 import type { Verify } from './payload';
 
-const PARTS = ['relay', 'controller', 'scale', 'limits', 'sessions'] as const;
+const PARTS = ['relay', 'controller', 'scale', 'limits', 'sessions', 'remote'] as const;
 /** What runs when no part is named. */
-const DEFAULT_PARTS: readonly Part[] = ['relay', 'controller', 'scale'];
+const DEFAULT_PARTS: readonly Part[] = ['relay', 'controller', 'scale', 'remote'];
 type Part = (typeof PARTS)[number];
 const MiB = 1024 * 1024;
 
@@ -250,6 +252,14 @@ async function main(): Promise<number> {
           });
         } else if (p === 'sessions') {
           table = await sessionCostBench({ ...common, n: s.sessionsN, kubectls: s.kubectls });
+        } else if (p === 'remote') {
+          table = await remoteBench({
+            ...common,
+            client,
+            runs: s.runs,
+            streamBytes: s.streamBytes,
+            connects: s.connects,
+          });
         } else if (p === 'controller') {
           table = await controllerBench({ ...common, runs: s.runs });
         } else {

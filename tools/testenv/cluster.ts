@@ -46,7 +46,7 @@ export class TestCluster {
 
   /**
    * The running test control plane (started by the mocha fixture or `make testenv-up`); `dir`: the
-   * one of that state folder (a second control plane, as test/support/remote-cluster.ts runs).
+   * one of that state folder (a second control plane, as tools/testenv/remote.ts runs).
    */
   static connect(dir?: string): TestCluster {
     const state = readState(dir);

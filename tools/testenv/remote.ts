@@ -5,11 +5,20 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TestCluster } from '../../tools/testenv/cluster';
-import { restartComponent } from '../../tools/testenv/components';
-import { runningState } from '../../tools/testenv/controlplane';
-import { TestEnvError } from '../../tools/testenv/errors';
-import { repoRoot, stateDir } from '../../tools/testenv/paths';
+import type * as k8s from '@kubernetes/client-node';
+import { statusCode } from '../../src/kube/client';
+import { TestCluster } from './cluster';
+import { restartComponent } from './components';
+import { runningState } from './controlplane';
+import { TestEnvError } from './errors';
+import { repoRoot, stateDir } from './paths';
+
+/** What docs/remote-clusters.md grants the kubeconfig's user in a remote namespace, and no more. */
+export const FORWARDER_RULES: k8s.V1PolicyRule[] = [
+  { apiGroups: [''], resources: ['pods', 'services'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: ['apps'], resources: ['deployments', 'statefulsets'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: [''], resources: ['pods/portforward'], verbs: ['get', 'create'] },
+];
 
 export interface RemoteCluster {
   cluster: TestCluster;
@@ -24,6 +33,11 @@ export interface RemoteCluster {
     token: string,
     extra?: { user?: Record<string, unknown>; cluster?: Record<string, unknown> },
   ): string;
+  /**
+   * A token of remote user `user`, bound in `namespace` to Role `forwarder` (created on first use),
+   * which allows FORWARDER_RULES.
+   */
+  forwarderToken(namespace: string, user: string): Promise<string>;
   /** Stops and starts the remote kube-apiserver (same port and data). */
   restartApiServer(downMs?: number): Promise<void>;
   /** Stops the control plane if this fixture started it. */
@@ -74,6 +88,26 @@ export async function startRemoteCluster(): Promise<RemoteCluster> {
         contexts: [{ name: 'remote', context: { cluster: 'remote', user: 'forwarder' } }],
         'current-context': 'remote',
       }),
+    forwarderToken: async (namespace, user) => {
+      const rbac = cluster.rbac;
+      await rbac
+        .createNamespacedRole({
+          namespace,
+          body: { metadata: { name: 'forwarder' }, rules: FORWARDER_RULES },
+        })
+        .catch((err: unknown) => {
+          if (statusCode(err) !== 409) throw err;
+        });
+      await rbac.createNamespacedRoleBinding({
+        namespace,
+        body: {
+          metadata: { name: user },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'forwarder' },
+          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+        },
+      });
+      return cluster.mintUserToken(user);
+    },
     restartApiServer: async (downMs = 0) => {
       await restartComponent('kube-apiserver', { dir, downMs });
     },
