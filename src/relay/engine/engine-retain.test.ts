@@ -1,5 +1,5 @@
 // What the engine tells its transport to keep ready (Transport.retain): every session's target pods,
-// told again only when that set changes, whatever the number of sessions sharing a pod.
+// once each, however many sessions share a pod, on every ensure and stop.
 import * as assert from 'node:assert/strict';
 import type * as net from 'node:net';
 import type { RelayTunnel, RetainedPod, Transport } from '../transport';
@@ -42,12 +42,15 @@ describe('relay engine: the pods it retains on its transport', function () {
     await engine.close();
   });
 
-  it("retains the union of every session's targets, once per change of that union", async function () {
+  it("retains the union of every session's targets, each pod once", async function () {
     await ensure('a', [pod('p'), pod('q')]);
     assert.deepEqual(t.retains, [['/p/1', '/q/1']]);
-    await ensure('b', [pod('q')]); // already retained: nothing to tell
+    await ensure('b', [pod('q')]);
     await ensure('a', [pod('q'), pod('p')]); // the same pods in another order
-    assert.equal(t.retains.length, 1);
+    assert.deepEqual(t.retains.slice(1), [
+      ['/p/1', '/q/1'],
+      ['/p/1', '/q/1'],
+    ]);
     await ensure('b', [pod('q'), pod('r', '1', 'ns/kc#1')]);
     assert.deepEqual(t.retains.at(-1), ['/p/1', '/q/1', 'ns/kc#1/r/1']);
   });
@@ -56,11 +59,12 @@ describe('relay engine: the pods it retains on its transport', function () {
     await ensure('a', [pod('p')]);
     await ensure('b', [pod('p')]);
     await engine.stop('a');
-    assert.deepEqual(t.retains, [['/p/1']], 'b still targets p');
+    assert.deepEqual(t.retains.at(-1), ['/p/1'], 'b still targets p');
     await ensure('b', []);
     assert.deepEqual(t.retains.at(-1), []);
+    await ensure('c', [pod('q')]);
     await engine.stop('b');
-    assert.equal(t.retains.length, 2, 'nothing left to let go');
+    assert.deepEqual(t.retains.at(-1), ['/q/1'], 'c still targets q, and nothing else is left');
   });
 
   it('tells a re-created pod (a new uid) apart from the one it replaced', async function () {
