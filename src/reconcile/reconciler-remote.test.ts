@@ -4,12 +4,9 @@
 // goes or stops naming a kubeConfig.
 import type { V1Pod } from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
-import * as winston from 'winston';
-import { PortForward, PortForwardStatus } from '../api/v1alpha1';
+import type { PortForward } from '../api/v1alpha1';
 import type { ClusterDirectory, ClusterView } from './clusters';
-import { PortAllocator } from './ports';
-import { Reconciler } from './reconciler';
-import { FakeRelay } from './testing/fake-relay';
+import { reconcilerHarness } from './testing/harness';
 import { objectsOf } from '../targets/testing/objects';
 
 function pod(name: string, namespace: string): V1Pod {
@@ -23,9 +20,6 @@ function pod(name: string, namespace: string): V1Pod {
 const CLUSTER = { id: 'ns/staging-kubeconfig/#1', server: 'https://staging:6443' };
 
 function setup(view: () => ClusterView) {
-  const pfs = new Map<string, PortForward>();
-  const writes: PortForwardStatus[] = [];
-  const relay = new FakeRelay();
   const asked: string[] = [];
   const released: string[] = [];
   const clusters: ClusterDirectory = {
@@ -35,38 +29,11 @@ function setup(view: () => ClusterView) {
     },
     release: (key) => released.push(key),
   };
-  const rec = new Reconciler({
-    getPortForward: (ns, name) => pfs.get(`${ns}/${name}`),
-    // The local cluster has a pod of the same name: it must not be chosen.
-    caches: objectsOf({ Pod: [pod('db', 'ns')] }),
-    clusters,
-    relay,
-    allocator: new PortAllocator({ min: 20000, max: 20009 }),
-    writeStatus: (ns, name, status) => {
-      writes.push(status);
-      const pf = pfs.get(`${ns}/${name}`);
-      if (pf) pfs.set(`${ns}/${name}`, { ...pf, status });
-      return Promise.resolve(true);
-    },
-    events: { record: () => undefined },
-    config: {
-      listenAddress: '127.0.0.1',
-      allowedListenAddresses: [],
-      holdMs: 30_000,
-      advertiseAddress: '127.0.0.1',
-      statusIntervalMs: 5000,
-    },
-    logger: winston.createLogger({ silent: true }),
-  });
-  const apply = (spec: Partial<PortForward['spec']>): void => {
-    pfs.set('ns/db', {
-      apiVersion: 'portforward.dev/v1alpha1',
-      kind: 'PortForward',
-      metadata: { name: 'db', namespace: 'ns', generation: 1 },
-      spec: { target: { pod: 'db' }, ports: [{ port: 8080 }], ...spec },
-    });
-  };
-  return { rec, relay, writes, pfs, asked, released, apply };
+  // The local cluster has a pod of the same name: it must not be chosen.
+  const t = reconcilerHarness({ pods: [pod('db', 'ns')], clusters });
+  const apply = (spec: Partial<PortForward['spec']>): void =>
+    t.apply('db', { target: { pod: 'db' }, ...spec });
+  return { ...t, asked, released, apply };
 }
 
 describe('Reconciler: targets in a remote cluster (spec.kubeConfig)', function () {

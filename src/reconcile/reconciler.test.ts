@@ -2,16 +2,10 @@
 // and what it asks the work queue to do next.
 import type { V1Pod } from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
-import * as winston from 'winston';
-import { PortForward, PortForwardStatus } from '../api/v1alpha1';
+import { PortForwardStatus } from '../api/v1alpha1';
 import { RelayClosedError, RelaySpecError, SessionStats } from '../relay';
-import { PortAllocator } from './ports';
-import { Reconciler } from './reconciler';
 import { TerminalError } from './result';
-import { FakeRelay } from './testing/fake-relay';
-import { objectsOf } from '../targets/testing/objects';
-
-const silent = winston.createLogger({ silent: true });
+import { ReconcilerHarness, reconcilerHarness } from './testing/harness';
 
 function pod(name: string): V1Pod {
   return {
@@ -21,56 +15,8 @@ function pod(name: string): V1Pod {
   };
 }
 
-function setup(opts: { pods?: V1Pod[]; statusIntervalMs?: number } = {}) {
-  let now = new Date('2026-11-30T10:00:00Z');
-  const pfs = new Map<string, PortForward>();
-  const pods = opts.pods ?? [pod('p')];
-  const writes: PortForwardStatus[] = [];
-  let failWrites = false;
-  const relay = new FakeRelay();
-  const rec = new Reconciler({
-    getPortForward: (ns, name) => pfs.get(`${ns}/${name}`),
-    caches: objectsOf({ Pod: pods }),
-    relay,
-    allocator: new PortAllocator({ min: 20000, max: 20009 }),
-    writeStatus: (ns, name, status) => {
-      if (failWrites) return Promise.reject(new Error('409 conflict'));
-      writes.push(status);
-      // The watch cache catches up with what was written.
-      const pf = pfs.get(`${ns}/${name}`);
-      if (pf) pfs.set(`${ns}/${name}`, { ...pf, status });
-      return Promise.resolve(true);
-    },
-    events: { record: () => undefined },
-    config: {
-      listenAddress: '127.0.0.1',
-      allowedListenAddresses: [],
-      holdMs: 30_000,
-      advertiseAddress: '127.0.0.1',
-      statusIntervalMs: opts.statusIntervalMs ?? 5000,
-    },
-    logger: silent,
-    now: () => now,
-  });
-  const apply = (name: string, spec: Partial<PortForward['spec']> = {}, status?: PortForwardStatus): void => {
-    pfs.set(`ns/${name}`, {
-      apiVersion: 'portforward.dev/v1alpha1',
-      kind: 'PortForward',
-      metadata: { name, namespace: 'ns', generation: 1, uid: `pf-${name}` },
-      spec: { target: { pod: 'p' }, ports: [{ port: 8080 }], ...spec },
-      status,
-    });
-  };
-  return {
-    rec,
-    relay,
-    writes,
-    pfs,
-    pods,
-    apply,
-    advance: (ms: number) => (now = new Date(now.getTime() + ms)),
-    failWrites: (v: boolean) => (failWrites = v),
-  };
+function setup(opts: { pods?: V1Pod[]; statusIntervalMs?: number } = {}): ReconcilerHarness {
+  return reconcilerHarness({ pods: opts.pods ?? [pod('p')], statusIntervalMs: opts.statusIntervalMs });
 }
 
 const stats = (total: number, bytes: number): SessionStats => ({

@@ -6,10 +6,8 @@
 // API server is followed, and no credential appears in the operator's log.
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
-import * as k8s from '@kubernetes/client-node';
 import type { PortForward } from '../../src/api/v1alpha1';
 import { TestCluster } from '../../tools/testenv/cluster';
-import { NODE_NAME } from '../../tools/testenv/controlplane';
 import { freePort } from '../../tools/testenv/procs';
 import { EchoServer, startNamedEchoServer, whoAnswers } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
@@ -86,13 +84,9 @@ describe('operator: targets in a remote cluster (spec.kubeConfig)', function () 
         },
       );
     }
-    await remote.cluster.core.createNamespacedService({
-      namespace: remoteNs,
-      body: {
-        metadata: { name: 'web' },
-        spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
-      },
-    });
+    await remote.cluster.createService(remoteNs, 'web', { app: 'web' }, [
+      { name: 'http', port: 80, targetPort: 'http' },
+    ]);
     await putSecret('remote-kubeconfig', { value: remote.kubeconfig(await remoteUser('forwarder-a')) });
     op = await startOperator({ kubeconfig: local.state.kubeconfig, namespaces: [ns] });
   });
@@ -147,35 +141,9 @@ describe('operator: targets in a remote cluster (spec.kubeConfig)', function () 
 
   it('forwards to the pods of a Deployment and a StatefulSet over there', async function () {
     await remote.cluster.forwardNamespacePods(remoteNs, 9000, servers.any.port);
-    const apps = remote.cluster.kc.makeApiClient(k8s.AppsV1Api);
-    const template = (app: string): k8s.V1PodTemplateSpec => ({
-      metadata: { labels: { app } },
-      spec: {
-        nodeName: NODE_NAME,
-        containers: [
-          { name: app, image: `registry.invalid/${app}`, ports: [{ name: 'sql', containerPort: 9000 }] },
-        ],
-      },
-    });
-    await apps.createNamespacedDeployment({
-      namespace: remoteNs,
-      body: {
-        metadata: { name: 'api' },
-        spec: { replicas: 1, selector: { matchLabels: { app: 'api' } }, template: template('api') },
-      },
-    });
-    await apps.createNamespacedStatefulSet({
-      namespace: remoteNs,
-      body: {
-        metadata: { name: 'db' },
-        spec: {
-          serviceName: 'db',
-          replicas: 1,
-          selector: { matchLabels: { app: 'db' } },
-          template: template('db'),
-        },
-      },
-    });
+    const ports = [{ name: 'sql', containerPort: 9000 }];
+    await remote.cluster.createWorkload(remoteNs, 'Deployment', 'api', ports);
+    await remote.cluster.createWorkload(remoteNs, 'StatefulSet', 'db', ports);
     await applyPortForward(local, ns, 'deploy', {
       kubeConfig,
       target: { deployment: 'api', namespace: remoteNs },

@@ -2,7 +2,6 @@
 // plane (kube-controller-manager creates the pods of Deployments and StatefulSets; kwok runs them).
 import * as assert from 'node:assert/strict';
 import { TestCluster } from '../../tools/testenv/cluster';
-import { NODE_NAME } from '../../tools/testenv/controlplane';
 import { EchoServer, startNamedEchoServer, whoAnswers } from '../support/net';
 import { OperatorProcess, startOperator } from '../support/operator';
 import { applyPortForward, waitForStatus } from '../support/portforward';
@@ -24,19 +23,10 @@ describe('operator: target kinds', function () {
         app: 'web',
       });
     }
-    await cluster.core.createNamespacedService({
-      namespace: ns,
-      body: {
-        metadata: { name: 'web' },
-        spec: {
-          selector: { app: 'web' },
-          ports: [
-            { name: 'http', port: 80, targetPort: 'http' },
-            { name: 'alt', port: 81, targetPort: 8080 },
-          ],
-        },
-      },
-    });
+    await cluster.createService(ns, 'web', { app: 'web' }, [
+      { name: 'http', port: 80, targetPort: 'http' },
+      { name: 'alt', port: 81, targetPort: 8080 },
+    ]);
     op = await startOperator({ kubeconfig: cluster.state.kubeconfig, namespaces: [ns] });
   });
 
@@ -111,24 +101,7 @@ describe('operator: target kinds', function () {
 
   it('forwards to the pods of a Deployment (created by kube-controller-manager)', async function () {
     await cluster.forwardNamespacePods(ns, 9000, servers.any.port);
-    const apps = cluster.kc.makeApiClient((await import('@kubernetes/client-node')).AppsV1Api);
-    await apps.createNamespacedDeployment({
-      namespace: ns,
-      body: {
-        metadata: { name: 'api' },
-        spec: {
-          replicas: 2,
-          selector: { matchLabels: { app: 'api' } },
-          template: {
-            metadata: { labels: { app: 'api' } },
-            spec: {
-              nodeName: NODE_NAME,
-              containers: [{ name: 'api', image: 'registry.invalid/api', ports: [{ containerPort: 9000 }] }],
-            },
-          },
-        },
-      },
-    });
+    await cluster.createWorkload(ns, 'Deployment', 'api', [{ containerPort: 9000 }], 2);
     await applyPortForward(cluster, ns, 'deploy', { target: { deployment: 'api' }, ports: [{ port: 9000 }] });
     const port = await endpointOf('deploy');
     assert.equal(await whoAnswers(port), 'any');
@@ -139,27 +112,7 @@ describe('operator: target kinds', function () {
   });
 
   it('forwards to the pods of a StatefulSet, with a named container port', async function () {
-    const apps = cluster.kc.makeApiClient((await import('@kubernetes/client-node')).AppsV1Api);
-    await apps.createNamespacedStatefulSet({
-      namespace: ns,
-      body: {
-        metadata: { name: 'db' },
-        spec: {
-          serviceName: 'db',
-          replicas: 1,
-          selector: { matchLabels: { app: 'db' } },
-          template: {
-            metadata: { labels: { app: 'db' } },
-            spec: {
-              nodeName: NODE_NAME,
-              containers: [
-                { name: 'db', image: 'registry.invalid/db', ports: [{ name: 'sql', containerPort: 9000 }] },
-              ],
-            },
-          },
-        },
-      },
-    });
+    await cluster.createWorkload(ns, 'StatefulSet', 'db', [{ name: 'sql', containerPort: 9000 }]);
     await applyPortForward(cluster, ns, 'sts', { target: { statefulSet: 'db' }, ports: [{ port: 'sql' }] });
     const port = await endpointOf('sts');
     const pf = await waitForStatus(cluster, ns, 'sts', 'pod db-0', (p) => p.status?.pod?.name === 'db-0');

@@ -310,23 +310,12 @@ describe('charts/portforward-operator: the Helm chart', function () {
       const user = `bob-${suffix}`;
       const target = await cluster.createNamespace('helm-vap');
       try {
-        await cluster.rbac.createNamespacedRole({
-          namespace: target,
-          body: {
-            metadata: { name: 'pf-user' },
-            rules: [
-              { apiGroups: ['portforward.dev'], resources: ['portforwards'], verbs: ['get', 'create'] },
-            ],
-          },
-        });
-        await cluster.rbac.createNamespacedRoleBinding({
-          namespace: target,
-          body: {
-            metadata: { name: 'pf-user' },
-            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'pf-user' },
-            subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
-          },
-        });
+        await cluster.grantRole(
+          target,
+          'pf-user',
+          [{ apiGroups: ['portforward.dev'], resources: ['portforwards'], verbs: ['get', 'create'] }],
+          { user },
+        );
         const kc = cluster.kubeconfigFor(cluster.mintUserToken(user));
         const manifest = JSON.stringify({
           apiVersion: 'portforward.dev/v1alpha1',

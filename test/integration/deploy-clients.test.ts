@@ -116,17 +116,8 @@ describe('deploy/: who may connect to the forwards of the cluster install', func
       const ns = await namespace('deploy-open');
       const user = `opener-${crypto.randomBytes(3).toString('hex')}`;
       const kubeconfig = cluster.kubeconfigFor(cluster.mintUserToken(user));
-      const bind = async (name: string, rules: k8s.V1PolicyRule[]): Promise<void> => {
-        await cluster.rbac.createNamespacedRole({ namespace: ns, body: { metadata: { name }, rules } });
-        await cluster.rbac.createNamespacedRoleBinding({
-          namespace: ns,
-          body: {
-            metadata: { name },
-            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
-            subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
-          },
-        });
-      };
+      const bind = (name: string, rules: k8s.V1PolicyRule[]): Promise<void> =>
+        cluster.grantRole(ns, name, rules, { user });
       // May change PortForwards in ns, may not port-forward there.
       await bind('manage-portforwards', [
         { apiGroups: ['portforward.dev'], resources: ['portforwards'], verbs: ['get', 'patch'] },

@@ -322,16 +322,13 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
 
     it('let admin and edit manage PortForwards and view read them', async function () {
       const ns = await namespace('deploy-agg');
-      const rbac = cluster.rbac;
       for (const role of ['admin', 'edit', 'view']) {
-        await rbac.createNamespacedRoleBinding({
-          namespace: ns,
-          body: {
-            metadata: { name: `${role}-user` },
-            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
-            subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: `${role}-user` }],
-          },
-        });
+        await cluster.bindRole(
+          ns,
+          `${role}-user`,
+          { kind: 'ClusterRole', name: role },
+          { user: `${role}-user` },
+        );
       }
       const pf = 'portforwards.portforward.dev';
       const manage = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'];
@@ -369,27 +366,18 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
       user = `alice-${crypto.randomBytes(3).toString('hex')}`;
       kubeconfig = cluster.kubeconfigFor(cluster.mintUserToken(user, ['pf-users']));
       // May manage PortForwards in ns, may not port-forward.
-      await cluster.rbac.createNamespacedRole({
-        namespace: ns,
-        body: {
-          metadata: { name: 'portforward-user' },
-          rules: [
-            {
-              apiGroups: ['portforward.dev'],
-              resources: ['portforwards'],
-              verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'],
-            },
-          ],
-        },
-      });
-      await cluster.rbac.createNamespacedRoleBinding({
-        namespace: ns,
-        body: {
-          metadata: { name: 'portforward-user' },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'portforward-user' },
-          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
-        },
-      });
+      await cluster.grantRole(
+        ns,
+        'portforward-user',
+        [
+          {
+            apiGroups: ['portforward.dev'],
+            resources: ['portforwards'],
+            verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'],
+          },
+        ],
+        { user },
+      );
       await poll('the policy to be in force', 30_000, () => {
         const res = cluster.kubectl(['apply', '--dry-run=server', '-f', '-'], {
           kubeconfig,
@@ -418,19 +406,12 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
     });
 
     it('admits the same user once they may port-forward there; then refuses spec changes, not label changes, after the right is gone', async function () {
-      const binding = {
-        metadata: { name: 'may-port-forward' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'may-port-forward' },
-        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
-      };
-      await cluster.rbac.createNamespacedRole({
-        namespace: ns,
-        body: {
-          metadata: { name: 'may-port-forward' },
-          rules: [{ apiGroups: [''], resources: ['pods/portforward'], verbs: ['create'] }],
-        },
-      });
-      await cluster.rbac.createNamespacedRoleBinding({ namespace: ns, body: binding });
+      await cluster.grantRole(
+        ns,
+        'may-port-forward',
+        [{ apiGroups: [''], resources: ['pods/portforward'], verbs: ['create'] }],
+        { user },
+      );
       await poll('the PortForward to be admitted', 15_000, () =>
         Promise.resolve(
           cluster.kubectl(['apply', '-f', '-'], { kubeconfig, input: portForwardManifest(ns, 'web') })
@@ -459,14 +440,7 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
 
     it('admits a user holding the built-in edit role (which includes port-forward)', async function () {
       const editor = `ed-${crypto.randomBytes(3).toString('hex')}`;
-      await cluster.rbac.createNamespacedRoleBinding({
-        namespace: ns,
-        body: {
-          metadata: { name: editor },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
-          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: editor }],
-        },
-      });
+      await cluster.bindRole(ns, editor, { kind: 'ClusterRole', name: 'edit' }, { user: editor });
       const kc = cluster.kubeconfigFor(cluster.mintUserToken(editor));
       await poll('the edit role to include PortForwards', 30_000, () =>
         Promise.resolve(
@@ -503,30 +477,19 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
       const user = `bob-${crypto.randomBytes(3).toString('hex')}`;
       const kubeconfig = cluster.kubeconfigFor(cluster.mintUserToken(user));
       // May manage PortForwards and port-forward in ns; may not read Secrets.
-      await cluster.rbac.createNamespacedRole({
-        namespace: ns,
-        body: {
-          metadata: { name: 'forwarder' },
-          rules: [
-            {
-              apiGroups: ['portforward.dev'],
-              resources: ['portforwards'],
-              verbs: ['get', 'create', 'update', 'patch'],
-            },
-            { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create'] },
-          ],
-        },
-      });
-      const bind = (name: string): Promise<unknown> =>
-        cluster.rbac.createNamespacedRoleBinding({
-          namespace: ns,
-          body: {
-            metadata: { name },
-            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
-            subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+      await cluster.grantRole(
+        ns,
+        'forwarder',
+        [
+          {
+            apiGroups: ['portforward.dev'],
+            resources: ['portforwards'],
+            verbs: ['get', 'create', 'update', 'patch'],
           },
-        });
-      await bind('forwarder');
+          { apiGroups: [''], resources: ['pods/portforward'], verbs: ['create'] },
+        ],
+        { user },
+      );
       const manifest = (secret: string): string => {
         const pf = JSON.parse(portForwardManifest(ns, `remote-${secret}`)) as {
           spec: Record<string, unknown>;
@@ -557,21 +520,12 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
         }),
         'the same user, no kubeConfig',
       );
-      await cluster.rbac.createNamespacedRole({
-        namespace: ns,
-        body: {
-          metadata: { name: 'reads-staging' },
-          rules: [
-            {
-              apiGroups: [''],
-              resources: ['secrets'],
-              resourceNames: ['staging-kubeconfig'],
-              verbs: ['get'],
-            },
-          ],
-        },
-      });
-      await bind('reads-staging');
+      await cluster.grantRole(
+        ns,
+        'reads-staging',
+        [{ apiGroups: [''], resources: ['secrets'], resourceNames: ['staging-kubeconfig'], verbs: ['get'] }],
+        { user },
+      );
       await poll('the requester to be admitted once they may get the Secret', 30_000, () =>
         Promise.resolve(apply('staging-kubeconfig').code === 0),
       );
@@ -661,29 +615,20 @@ describe('deploy/: the kustomization, its RBAC and admission policy on a real AP
       // "The other cluster" is this one, through a user of its own that may read targets and
       // port-forward in ns (docs/remote-clusters.md's least privilege).
       const user = `remote-${crypto.randomBytes(3).toString('hex')}`;
-      await cluster.rbac.createNamespacedRole({
-        namespace: ns,
-        body: {
-          metadata: { name: 'remote-forwarder' },
-          rules: [
-            { apiGroups: [''], resources: ['pods', 'services'], verbs: ['get', 'list', 'watch'] },
-            {
-              apiGroups: ['apps'],
-              resources: ['deployments', 'statefulsets'],
-              verbs: ['get', 'list', 'watch'],
-            },
-            { apiGroups: [''], resources: ['pods/portforward'], verbs: ['get', 'create'] },
-          ],
-        },
-      });
-      await cluster.rbac.createNamespacedRoleBinding({
-        namespace: ns,
-        body: {
-          metadata: { name: 'remote-forwarder' },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'remote-forwarder' },
-          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
-        },
-      });
+      await cluster.grantRole(
+        ns,
+        'remote-forwarder',
+        [
+          { apiGroups: [''], resources: ['pods', 'services'], verbs: ['get', 'list', 'watch'] },
+          {
+            apiGroups: ['apps'],
+            resources: ['deployments', 'statefulsets'],
+            verbs: ['get', 'list', 'watch'],
+          },
+          { apiGroups: [''], resources: ['pods/portforward'], verbs: ['get', 'create'] },
+        ],
+        { user },
+      );
       const own = JSON.parse(fs.readFileSync(cluster.state.kubeconfig, 'utf8')) as {
         users: { name: string; user: Record<string, string> }[];
       };

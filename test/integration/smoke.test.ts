@@ -140,24 +140,16 @@ describe('test control plane', function () {
       assert.match(refused, /mallory/);
 
       // Granting the group the right proves the refusal was RBAC, and that groups reach the authorizer.
-      await cluster.rbac.createNamespacedRole({
-        namespace: ns,
-        body: {
-          metadata: { name: 'port-forward' },
-          rules: [
-            { apiGroups: [''], resources: ['pods/portforward'], verbs: ['get', 'create'] },
-            { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
-          ],
-        },
-      });
-      await cluster.rbac.createNamespacedRoleBinding({
-        namespace: ns,
-        body: {
-          metadata: { name: 'testers-port-forward' },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'port-forward' },
-          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'testers' }],
-        },
-      });
+      await cluster.grantRole(
+        ns,
+        'port-forward',
+        [
+          { apiGroups: [''], resources: ['pods/portforward'], verbs: ['get', 'create'] },
+          { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+        ],
+        { group: 'testers' },
+        'testers-port-forward',
+      );
       await poll('RBAC to allow the group', 10_000, () =>
         Promise.resolve(
           cluster

@@ -1,6 +1,7 @@
 // Test fixtures on the running test control plane: namespaces, kwok-backed pods whose ports lead to a
-// TCP server the test started (or to a command, to reproduce node-side failures), tokens for
-// ServiceAccounts and for users with groups, and the pinned kubectl.
+// TCP server the test started (or to a command, to reproduce node-side failures), Services,
+// Deployments and StatefulSets over them, tokens for ServiceAccounts and for users with groups, Roles
+// and RoleBindings that grant those users, and the pinned kubectl.
 import * as k8s from '@kubernetes/client-node';
 import { spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -30,9 +31,13 @@ export interface KubectlResult {
   stderr: string;
 }
 
+/** Whom a RoleBinding names: a user, or a group (as a token from mintUserToken carries it). */
+export type RbacSubject = { user: string } | { group: string };
+
 export class TestCluster {
   readonly kc: k8s.KubeConfig;
   readonly core: k8s.CoreV1Api;
+  readonly apps: k8s.AppsV1Api;
   readonly custom: k8s.CustomObjectsApi;
   readonly rbac: k8s.RbacAuthorizationV1Api;
 
@@ -40,6 +45,7 @@ export class TestCluster {
     this.kc = new k8s.KubeConfig();
     this.kc.loadFromFile(state.kubeconfig);
     this.core = this.kc.makeApiClient(k8s.CoreV1Api);
+    this.apps = this.kc.makeApiClient(k8s.AppsV1Api);
     this.custom = this.kc.makeApiClient(k8s.CustomObjectsApi);
     this.rbac = this.kc.makeApiClient(k8s.RbacAuthorizationV1Api);
   }
@@ -132,6 +138,52 @@ export class TestCluster {
     return echo;
   }
 
+  /** Service `name` over the pods labelled `selector`. */
+  async createService(
+    ns: string,
+    name: string,
+    selector: Record<string, string>,
+    ports: k8s.V1ServicePort[],
+  ): Promise<void> {
+    await this.core.createNamespacedService({
+      namespace: ns,
+      body: { metadata: { name }, spec: { selector, ports } },
+    });
+  }
+
+  /**
+   * A Deployment or StatefulSet `name` (a StatefulSet's serviceName is its name too) of `replicas` pods
+   * labelled app=`name` on the kwok node, each with one container `name` that declares `ports`.
+   * kube-controller-manager creates the pods; where their ports lead, forwardNamespacePods says.
+   */
+  async createWorkload(
+    ns: string,
+    kind: 'Deployment' | 'StatefulSet',
+    name: string,
+    ports: k8s.V1ContainerPort[],
+    replicas = 1,
+  ): Promise<void> {
+    const selector = { matchLabels: { app: name } };
+    const template: k8s.V1PodTemplateSpec = {
+      metadata: { labels: { app: name } },
+      spec: {
+        nodeName: NODE_NAME,
+        containers: [{ name, image: `registry.invalid/${name}`, ports }],
+      },
+    };
+    if (kind === 'Deployment') {
+      await this.apps.createNamespacedDeployment({
+        namespace: ns,
+        body: { metadata: { name }, spec: { replicas, selector, template } },
+      });
+    } else {
+      await this.apps.createNamespacedStatefulSet({
+        namespace: ns,
+        body: { metadata: { name }, spec: { serviceName: name, replicas, selector, template } },
+      });
+    }
+  }
+
   /**
    * Forwards a port of every pod of a namespace (also pods a controller creates later, whose names
    * are not known in advance) to a local TCP port: a kwok ClusterPortForward for that namespace.
@@ -177,6 +229,43 @@ export class TestCluster {
       return pod.status?.phase === 'Running' && !!ready;
     });
     return pod!;
+  }
+
+  /**
+   * Role `role` in `ns` allowing `rules`, and RoleBinding `binding` (by default named as the role) of
+   * it to `subject`.
+   */
+  async grantRole(
+    ns: string,
+    role: string,
+    rules: k8s.V1PolicyRule[],
+    subject: RbacSubject,
+    binding = role,
+  ): Promise<void> {
+    await this.rbac.createNamespacedRole({ namespace: ns, body: { metadata: { name: role }, rules } });
+    await this.bindRole(ns, binding, { kind: 'Role', name: role }, subject);
+  }
+
+  /** RoleBinding `binding` in `ns` of an existing Role or ClusterRole to `subject`. */
+  async bindRole(
+    ns: string,
+    binding: string,
+    role: { kind: 'Role' | 'ClusterRole'; name: string },
+    subject: RbacSubject,
+  ): Promise<void> {
+    const apiGroup = 'rbac.authorization.k8s.io';
+    await this.rbac.createNamespacedRoleBinding({
+      namespace: ns,
+      body: {
+        metadata: { name: binding },
+        roleRef: { apiGroup, ...role },
+        subjects: [
+          'user' in subject
+            ? { apiGroup, kind: 'User', name: subject.user }
+            : { apiGroup, kind: 'Group', name: subject.group },
+        ],
+      },
+    });
   }
 
   /** A bearer token for any user name and groups (served by the test env's token webhook). */

@@ -89,8 +89,7 @@ export async function startRemoteCluster(): Promise<RemoteCluster> {
         'current-context': 'remote',
       }),
     forwarderToken: async (namespace, user) => {
-      const rbac = cluster.rbac;
-      await rbac
+      await cluster.rbac
         .createNamespacedRole({
           namespace,
           body: { metadata: { name: 'forwarder' }, rules: FORWARDER_RULES },
@@ -98,14 +97,7 @@ export async function startRemoteCluster(): Promise<RemoteCluster> {
         .catch((err: unknown) => {
           if (statusCode(err) !== 409) throw err;
         });
-      await rbac.createNamespacedRoleBinding({
-        namespace,
-        body: {
-          metadata: { name: user },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'forwarder' },
-          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
-        },
-      });
+      await cluster.bindRole(namespace, user, { kind: 'Role', name: 'forwarder' }, { user });
       return cluster.mintUserToken(user);
     },
     restartApiServer: async (downMs = 0) => {
