@@ -126,7 +126,18 @@ export class Reconciler {
     if (!pf || pf.metadata.deletionTimestamp) return this.forget(key);
     const log = this.deps.logger.child({ portforward: key });
     const now = this.now();
-    await this.writePendingIfNew(pf, now);
+    try {
+      return await this.work(key, pf, log, now);
+    } catch (err) {
+      // The pass did not get to write status: a new forward says Pending at least (kstatus reads one
+      // without conditions as Current). A pass that gets there writes its outcome as the first status,
+      // so a burst of new forwards costs one status write each, not two.
+      await this.writePendingIfNew(pf, now).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async work(key: string, pf: PortForward, log: Logger, now: Date): Promise<Result> {
     const view = this.clusterOf(key, pf);
     const resolution = view.ok ? resolveTarget(pf, view.objects) : fail(view.reason, view.message, false);
     const mem = this.memory(key, pf);
@@ -187,7 +198,7 @@ export class Reconciler {
     return done;
   }
 
-  /** kstatus reads a resource without conditions as Current: say Ready=False before any work. */
+  /** kstatus reads a resource without conditions as Current: say Ready=False when a pass failed. */
   private async writePendingIfNew(pf: PortForward, now: Date): Promise<void> {
     if (pf.status?.conditions?.length) return;
     const pending = 'the operator is setting the forward up';
