@@ -116,8 +116,8 @@ testenv-status: build ## Show whether the test control plane runs, and its proce
 	$(TESTENV) status
 
 .PHONY: run
-run: build ## Run the operator against the current kubeconfig context (ARGS="--namespace demo" adds flags)
-	node dist/main.js $(ARGS)
+run: build ## Run the operator against the current kubeconfig context, as the image does (ARGS="--namespace demo" adds flags)
+	node --max-semi-space-size=2 dist/main.js $(ARGS)
 
 .PHONY: demo
 demo: build ## See it work: control plane, demo pod, operator, examples/kuard.yaml, curl; Ctrl-C ends (DEMO_ONESHOT=1: once)

@@ -4,7 +4,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TestEnvError } from '../../tools/testenv/errors';
-import { stateDir, repoRoot } from '../../tools/testenv/paths';
+import { operatorNodeFlags, repoRoot, stateDir } from '../../tools/testenv/paths';
 import { freePort, httpGet } from '../../tools/testenv/procs';
 import { poll } from './wait';
 
@@ -65,7 +65,10 @@ export async function startOperator(opts: {
     '--status-interval=1s',
   ].filter((a) => !overridden(a));
   args.push(...extra);
-  const child = spawn(process.execPath, args, { stdio: ['ignore', out, out], env: opts.env ?? process.env });
+  const child = spawn(process.execPath, [...operatorNodeFlags(), ...args], {
+    stdio: ['ignore', out, out],
+    env: opts.env ?? process.env,
+  });
   fs.closeSync(out);
   let code: number | null | undefined;
   const exited = new Promise<number | null>((resolve) =>

@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { repoRoot } from '../../tools/testenv/paths';
+import { operatorNodeFlags, repoRoot } from '../../tools/testenv/paths';
 
 const read = (f: string): string => fs.readFileSync(path.join(repoRoot, f), 'utf8');
 
@@ -34,6 +34,14 @@ describe('the Node.js runtime, pinned in .nvmrc', function () {
     assert.match(pkg.devDependencies['@types/node'], new RegExp(`^\\^${major}\\.`));
     assert.match(read('README.md'), new RegExp(`Node\\.js ${major} `));
     assert.match(read('README.md'), new RegExp(`Node\\.js ${pinned.replace(/\./g, '\\.')}`));
+  });
+
+  it("starts the operator with the image's Node.js flags everywhere it is started from a command", function () {
+    const flags = operatorNodeFlags();
+    assert.ok(flags.length > 0, "the Dockerfile's ENTRYPOINT names its flags");
+    const command = `node ${flags.join(' ')} dist/main.js`;
+    assert.equal((JSON.parse(read('package.json')) as { scripts: { start: string } }).scripts.start, command);
+    assert.match(read('Makefile'), new RegExp(`^\\t${command.replace(/[.]/g, '\\.')} \\$\\(ARGS\\)$`, 'm'));
   });
 
   it('hack/ensure-node.sh says nothing and changes nothing when the node on PATH is new enough', function () {

@@ -19,7 +19,7 @@ import { TestCluster } from '../testenv/cluster';
 import { down, up } from '../testenv/controlplane';
 import { getPortForward } from '../testenv/portforward';
 import { TestEnvError } from '../testenv/errors';
-import { repoRoot } from '../testenv/paths';
+import { operatorNodeFlags, repoRoot } from '../testenv/paths';
 import { freePort, httpGet, lastLines } from '../testenv/procs';
 import { poll } from '../testenv/wait';
 import { DemoServer, startDemoServer } from './kuard';
@@ -216,10 +216,16 @@ class Demo {
     ];
     const main = path.join(repoRoot, 'dist', 'main.js');
     if (!fs.existsSync(main)) throw new DemoError(`${shown(main)} is missing: run \`make build\` first`);
-    say(`      $ node ${shown(main)} ${args.map((a) => a.replace(kubeconfig, shown(kubeconfig))).join(' ')}`);
+    const flags = operatorNodeFlags();
+    say(
+      `      $ node ${[...flags, shown(main)].join(' ')} ${args.map((a) => a.replace(kubeconfig, shown(kubeconfig))).join(' ')}`,
+    );
     const out = fs.openSync(this.operatorLog, 'a');
     // Its own process group: Ctrl-C reaches the demo only, which stops the operator first, in order.
-    const child = spawn(process.execPath, [main, ...args], { detached: true, stdio: ['ignore', out, out] });
+    const child = spawn(process.execPath, [...flags, main, ...args], {
+      detached: true,
+      stdio: ['ignore', out, out],
+    });
     fs.closeSync(out);
     this.operator = child;
     this.operatorExit = new Promise((resolve) => child.on('exit', (code) => resolve(code)));

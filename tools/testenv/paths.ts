@@ -1,5 +1,6 @@
 // Where the test control plane keeps things: the repository's pins, the binary cache outside the
 // repository, and the per-checkout state folder `.testenv/`.
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -19,4 +20,21 @@ export function cacheDir(): string {
 /** The state folder of a running test control plane; TESTENV_DIR overrides it. */
 export function stateDir(): string {
   return path.resolve(process.env.TESTENV_DIR || path.join(repoRoot, '.testenv'));
+}
+
+/**
+ * The Node.js flags the image starts the operator with: what stands between `node` and `dist/main.js`
+ * in the Dockerfile's ENTRYPOINT. Tests, benchmarks and the demo start it with the same flags, so that
+ * what they measure is what runs in a cluster.
+ */
+export function operatorNodeFlags(): string[] {
+  const dockerfile = fs.readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+  const line = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1];
+  const argv = line ? (JSON.parse(line) as string[]) : [];
+  if (argv[0] !== 'node' || argv.at(-1) !== 'dist/main.js') {
+    throw new Error(
+      `the Dockerfile's ENTRYPOINT is not ["node", ...flags, "dist/main.js"]: ${line ?? 'none'}`,
+    );
+  }
+  return argv.slice(1, -1);
 }
