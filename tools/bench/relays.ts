@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { poll } from '../testenv/wait';
-import { repoRoot } from '../testenv/paths';
+import { operatorNodeFlags, repoRoot } from '../testenv/paths';
 import { freePort, httpGet } from '../testenv/procs';
 
 /** The operator entry point: BENCH_OPERATOR, else build/src/main.js (compiled with the benchmark). */
@@ -44,6 +44,15 @@ export interface PortRange {
 
 let counter = 0;
 
+/**
+ * Operators started and not yet exited: killed when the benchmark exits, so that one started while an
+ * interrupt was being handled (its clean-up step not yet registered) is not left running.
+ */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of running) c.kill('SIGKILL');
+});
+
 export async function startOperator(opts: {
   kubeconfig: string;
   namespaces: string[];
@@ -68,16 +77,23 @@ export async function startOperator(opts: {
     '--log-level=info',
     '--status-interval=5s',
     ...(opts.extraArgs ?? []),
+    // An A/B of a flag on every operator the benchmark starts (BENCH_OPERATOR_ARGS="--workers=16").
+    ...(process.env.BENCH_OPERATOR_ARGS ?? '').split(/\s+/).filter(Boolean),
   ];
   // The transport is the benchmark's to choose: --transport, never a PFO_TRANSPORT left in the shell.
   const env = { ...process.env };
   delete env.PFO_TRANSPORT;
-  const child = spawn(process.execPath, args, { stdio: ['ignore', out, out], env });
+  const child = spawn(process.execPath, [...operatorNodeFlags(), ...args], {
+    stdio: ['ignore', out, out],
+    env,
+  });
   fs.closeSync(out);
+  running.add(child);
   let code: number | null | undefined;
   const exited = new Promise<void>((resolve) =>
     child.once('exit', (c) => {
       code = c; // null after a signal
+      running.delete(child);
       resolve();
     }),
   );

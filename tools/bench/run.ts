@@ -18,6 +18,8 @@
 //   BENCH_VERIFY [bytes]        how received bytes are checked: byte for byte, or sha256 digests (payload.ts)
 //   BENCH_SCALE_N [1000]        PortForwards of the scale part, to N/10 kwok pods, all five target kinds
 //   BENCH_SCALE_NAMESPACES [N/100, 1..100]  namespaces they are spread over
+//   BENCH_SCALE_FLOWSCHEMA [1]  0: the scale part runs without deploy/flowcontrol.yaml (the A/B of APF)
+//   BENCH_OPERATOR_ARGS         flags added to every operator the benchmark starts (an A/B of a flag)
 //   BENCH_SESSIONS_N [1000]     pods (one idle SPDY session each) of the sessions part; BENCH_KUBECTLS [20]
 //                               kubectl port-forward processes it compares with
 //                               (the limits part: the relay's buffer limits, each pair on a relay worker
@@ -69,6 +71,13 @@ function positive(name: string, fallback: number, integer = true): number {
   return n;
 }
 
+function flag(name: string, fallback: boolean): boolean {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === '1' || raw === '0') return raw === '1';
+  throw new UsageError(`${name}=${raw}: give 1 or 0 (default ${fallback ? 1 : 0})`);
+}
+
 function list(name: string, fallback: string): string[] {
   const items = (process.env[name] || fallback)
     .split(',')
@@ -109,6 +118,7 @@ function settings() {
     verify,
     scaleN: positive('BENCH_SCALE_N', 1000),
     scaleNamespaces: process.env.BENCH_SCALE_NAMESPACES ? positive('BENCH_SCALE_NAMESPACES', 10) : undefined,
+    scaleFlowSchema: flag('BENCH_SCALE_FLOWSCHEMA', true),
     sessionsN: positive('BENCH_SESSIONS_N', 1000),
     kubectls: positive('BENCH_KUBECTLS', 20),
     out,
@@ -263,7 +273,12 @@ async function main(): Promise<number> {
         } else if (p === 'controller') {
           table = await controllerBench({ ...common, runs: s.runs });
         } else {
-          table = await scaleBench({ ...common, n: s.scaleN, namespaces: s.scaleNamespaces });
+          table = await scaleBench({
+            ...common,
+            n: s.scaleN,
+            namespaces: s.scaleNamespaces,
+            flowSchema: s.scaleFlowSchema,
+          });
         }
       } catch (err) {
         if (interrupted) break;

@@ -14,9 +14,10 @@ import { httpGet } from '../testenv/procs';
 import { applyPortForward, waitForStatus } from '../testenv/portforward';
 import { poll } from '../testenv/wait';
 import { Targets } from './children';
+import { apfCounts, getPodsLoop, operatorIdentity, removeFlowSchema, Sample, within } from './fairness';
 import { freePortRange, OperatorProcess, PortRange, startOperator, tail } from './relays';
 import { apiCost, apiWrites } from './sessions';
-import { fmt, mdTable, timed } from './stats';
+import { fmt, mdTable, percentile, timed } from './stats';
 
 export interface ScaleBenchOptions {
   cluster: TestCluster;
@@ -27,6 +28,8 @@ export interface ScaleBenchOptions {
   n: number;
   /** Namespaces (default: N/100, at least 1, at most 100). */
   namespaces?: number;
+  /** Whether deploy/flowcontrol.yaml is applied for the run (BENCH_SCALE_FLOWSCHEMA=0: not). */
+  flowSchema: boolean;
   progress(line: string): void;
 }
 
@@ -156,9 +159,14 @@ async function allServing(o: ScaleBenchOptions, ports: number[]): Promise<void> 
   });
 }
 
-async function operator(o: ScaleBenchOptions, portRange: PortRange, label: string): Promise<OperatorProcess> {
+async function operator(
+  o: ScaleBenchOptions,
+  kubeconfig: string,
+  portRange: PortRange,
+  label: string,
+): Promise<OperatorProcess> {
   const started = await startOperator({
-    kubeconfig: o.cluster.state.kubeconfig,
+    kubeconfig,
     namespaces: [], // every namespace: one watch per resource, not one per namespace
     portRange,
     logDir: o.logDir,
@@ -173,10 +181,25 @@ async function operator(o: ScaleBenchOptions, portRange: PortRange, label: strin
   return started.op;
 }
 
+function latencies(xs: Sample[]): string {
+  const ms = xs.map((x) => x.ms);
+  const failed = xs.filter((x) => !x.ok).length;
+  return `${fmt(percentile(ms, 50), 0)} / ${fmt(percentile(ms, 99), 0)} / ${fmt(Math.max(...ms), 0)} ms (${xs.length}, ${failed})`;
+}
+
 export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
   const { cluster, n } = o;
   const nsCount = o.namespaces ?? Math.max(1, Math.min(100, Math.round(n / 100)));
   const podsPerNs = Math.max(1, Math.round(n / 10 / nsCount));
+  // An earlier run's namespaces are deleted at its end, and kube-controller-manager empties them
+  // afterwards: thousands of deletions (and the watches they wake) would load this run's API server.
+  await poll('the namespaces of an earlier scale run to be gone', 900_000, async () => {
+    if (o.aborted()) throw new TestEnvError('interrupted');
+    const left = (await cluster.core.listNamespace()).items.filter((ns) =>
+      ns.metadata?.name?.startsWith('bench-scale-'),
+    );
+    return left.length === 0;
+  });
   const namespaces: string[] = [];
   for (let i = 0; i < nsCount; i++) {
     const ns = await cluster.createNamespace('bench-scale');
@@ -199,12 +222,23 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
   });
   o.progress(`scale: ${nsCount} namespaces, ${pods} pods, a Service, Deployment and StatefulSet each`);
 
+  // The operator as deployed: its ServiceAccount (APF exempts an admin's system:masters), with or
+  // without deploy/flowcontrol.yaml; another client's `kubectl get pods` runs once a second throughout.
+  const kubeconfig = await operatorIdentity(cluster, o.flowSchema);
+  if (o.flowSchema) o.defer('deploy/flowcontrol.yaml', () => Promise.resolve(removeFlowSchema(cluster)));
+  const loop = await getPodsLoop(cluster, namespaces[0]);
+  o.defer('the kubectl get pods loop', () => loop.stop());
   const portRange = await freePortRange(n + 100);
-  let op = await operator(o, portRange, 'operator-scale');
+  let op = await operator(o, kubeconfig, portRange, 'operator-scale');
   o.defer('scale operator', () => op.stop());
   await new Promise((r) => setTimeout(r, 3_000)); // settle after start-up, then measure idle
   const idle = rssMiB(op.pid);
   const api0 = await apiCost(cluster);
+  // The other client's quiet baseline: 15 s with the operator started and idle.
+  const q0 = Date.now();
+  await new Promise((r) => setTimeout(r, 15_000)); // the measured window
+  const quiet = within(loop.samples, q0, Date.now());
+  const apf0 = await apfCounts(cluster);
 
   const t0 = Date.now();
   const specs = Array.from({ length: n }, (_, i) => ({
@@ -212,8 +246,29 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
     name: `pf-${i}`,
     target: targetOf(Math.floor(i / nsCount), podsPerNs),
   }));
+  // One more PortForward applied halfway through the burst: how long a user's apply waits meanwhile.
+  const oneMore = (name: string): Promise<[number, PortForward]> =>
+    timed(async () => {
+      await applyPortForward(cluster, namespaces[0], name, {
+        target: { pod: 'p-0' },
+        ports: [{ port: 8080 }],
+      });
+      return waitForStatus(
+        cluster,
+        namespaces[0],
+        name,
+        'Ready',
+        (p) => p.status?.phase === 'Ready',
+        900_000,
+      );
+    });
+  let midway: Promise<[number, PortForward]> | undefined;
   for (let i = 0; i < n; i += 25) {
     if (o.aborted()) throw new TestEnvError('interrupted');
+    if (!midway && i >= n / 2) {
+      midway = oneMore('one-more-midway');
+      midway.catch(() => undefined); // awaited after the creates; a failure is reported there
+    }
     await Promise.all(
       specs.slice(i, i + 25).map((s) =>
         cluster.custom.createNamespacedCustomObject({
@@ -235,23 +290,13 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
   o.progress(`scale: ${n} PortForwards created in ${fmt(created / 1000)} s`);
   const ready = await allReady(o, n);
   const readyMs = Date.now() - t0;
+  const burst = within(loop.samples, t0, Date.now());
+  const apf1 = await apfCounts(cluster);
   o.progress(`scale: all Ready ${fmt(readyMs / 1000)} s after the first create`);
 
   // Responsive under that load: one more PortForward, /readyz, and a relayed echo.
-  const [oneMore] = await timed(async () => {
-    await applyPortForward(cluster, namespaces[0], 'one-more', {
-      target: { pod: 'p-0' },
-      ports: [{ port: 8080 }],
-    });
-    await waitForStatus(
-      cluster,
-      namespaces[0],
-      'one-more',
-      'Ready',
-      (p) => p.status?.phase === 'Ready',
-      60_000,
-    );
-  });
+  const [midwayMs] = await midway!;
+  const [afterMs] = await oneMore('one-more');
   const [probe] = await timed(() => httpGet(`http://127.0.0.1:${op.healthPort}/readyz`));
 
   // Steady state: a minute with no traffic and no change.
@@ -261,22 +306,28 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
   const w1 = await apiWrites(cluster);
   const full = rssMiB(op.pid);
   const api1 = await apiCost(cluster);
+  await loop.stop();
 
   // SIGKILL, a new operator, and every forward serving again on the port it had.
   const ports = ready.map((p) => p.status!.endpoints![0].localPort);
   await op.kill();
   const k0 = Date.now();
-  op = await operator(o, portRange, 'operator-scale-restarted');
+  op = await operator(o, kubeconfig, portRange, 'operator-scale-restarted');
   await allServing(o, ports);
   const restartMs = Date.now() - k0;
 
+  const level = o.flowSchema ? 'portforward-operator' : 'workload-low';
+  const delta = (k: 'dispatched' | 'rejected'): number => (apf1[level]?.[k] ?? 0) - (apf0[level]?.[k] ?? 0);
+  const operatorLevel = { dispatched: delta('dispatched'), rejected: delta('rejected') };
   return mdTable(
     `Scale: ${n} PortForwards in ${nsCount} namespaces to ${pods} kwok pods, all five target kinds, one operator`,
     ['measure', 'value'],
     [
       ['PortForwards created (API calls, 25 at a time)', `${fmt(created / 1000)} s`],
       ['from the first create to all Ready', `${fmt(readyMs / 1000)} s`],
-      ['one more PortForward afterwards: apply -> Ready', `${fmt(oneMore, 0)} ms`],
+      ['from the last create to all Ready', `${fmt((readyMs - created) / 1000)} s`],
+      ['one more PortForward applied halfway through the creates: apply -> Ready', `${fmt(midwayMs, 0)} ms`],
+      ['one more PortForward afterwards: apply -> Ready', `${fmt(afterMs, 0)} ms`],
       ['/readyz answer', `${fmt(probe, 1)} ms`],
       ['operator RSS at idle (started, no PortForward)', `${fmt(idle.rss)} MiB`],
       ['operator RSS with all Ready, after a minute idle', `${fmt(full.rss)} MiB`],
@@ -289,8 +340,15 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
       ['kube-apiserver RSS, before / with all Ready', `${fmt(api0.rssMiB)} / ${fmt(api1.rssMiB)} MiB`],
       ['kube-apiserver goroutines, before / with all Ready', `${api0.goroutines} / ${api1.goroutines}`],
       ['SIGKILL -> every forward serving again on its old port', `${fmt(restartMs / 1000)} s`],
+      ["another client's `kubectl get pods`, quiet: p50 / p99 / max (calls, failed)", latencies(quiet)],
+      ["another client's `kubectl get pods`, first create -> all Ready: p50 / p99 / max", latencies(burst)],
+      [
+        `the operator's requests in priority level ${level} during the burst (rejected)`,
+        `${fmt(operatorLevel.dispatched, 0)} (${fmt(operatorLevel.rejected, 0)})`,
+      ],
     ],
     [
+      `deploy/flowcontrol.yaml ${o.flowSchema ? 'applied' : 'not applied (BENCH_SCALE_FLOWSCHEMA=0)'}; the operator runs with its ServiceAccount's token and deploy/'s RBAC; the other client is a ServiceAccount allowed to list pods (workload-low), a call a second, the kubectl process included.`,
       'The whole control plane, the bench and the operator share one machine: times are single runs and move by a third or more between runs; memory is steadier.',
     ],
   );

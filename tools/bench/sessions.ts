@@ -28,7 +28,7 @@ export interface ApiCost {
 }
 
 /** kube-apiserver's /metrics, with the TLS and credentials of the kubeconfig (cluster-admin). */
-async function apiMetricsText(cluster: TestCluster): Promise<string> {
+export async function apiMetricsText(cluster: TestCluster): Promise<string> {
   const o: https.RequestOptions = {};
   await cluster.kc.applyToHTTPSOptions(o);
   return new Promise<string>((resolve, reject) => {
