@@ -203,15 +203,18 @@ describe('relay engine tunnel liveness', function () {
   });
 
   it('keeps an idle tunnel open across many ping intervals while pongs arrive', async function () {
-    rig = await startRig({ pingIntervalMs: 30, pongTimeoutMs: 120 });
+    // The pong timeout is 13 ping intervals, so that an event loop stalled by a loaded machine (seen:
+    // over 120 ms) does not read as a lost pong; the idle window is four pong timeouts, so a tunnel
+    // whose pongs did not arrive would be closed within it.
+    rig = await startRig({ pingIntervalMs: 30, pongTimeoutMs: 400 });
     const echo = await startTcpServer((s) => s.pipe(s));
     rig.routes.set('echo', { kind: 'tcp', port: echo.port });
     try {
       const sock = await connect(await rig.listen('k', 'echo', 1));
       sock.write('a');
       await waitFor('the first echo', () => sock.bytesRead === 1);
-      // Idle for 10 ping intervals: polled, the tunnel must stay up the whole time.
-      const until = Date.now() + 300;
+      // Idle for 53 ping intervals: polled, the tunnel must stay up the whole time.
+      const until = Date.now() + 1600;
       await waitFor('the idle period', () => {
         assert.equal(rig!.engine.stats('k')!.active, 1, 'the idle tunnel was closed');
         return Date.now() > until;
