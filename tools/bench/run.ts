@@ -40,6 +40,7 @@ import { TestCluster } from '../testenv/cluster';
 import { down, runningState, up } from '../testenv/controlplane';
 import { REAL_NODE_NAME } from '../testenv/node';
 import { repoRoot } from '../testenv/paths';
+import { raiseOpenFileLimit } from '../testenv/procs';
 import { startLoadClient, startTargets } from './children';
 import { controllerBench } from './controller';
 import { limitsBench } from './limits';
@@ -166,6 +167,10 @@ async function main(): Promise<number> {
   if (!fs.existsSync(operatorMain())) {
     throw new UsageError(`${operatorMain()} does not exist: build first (make build), or set BENCH_OPERATOR`);
   }
+  // The operators and kubectls this process starts inherit its open-file limit: a cluster's, not a
+  // shell's (10,000 forwards are 10,000 listening sockets before any session or connection).
+  const refused = raiseOpenFileLimit(process.pid);
+  if (refused) console.error(`[bench] ${refused}`);
   const global = new Scope();
   let part = new Scope();
   const onSignal = (signal: NodeJS.Signals): void => {

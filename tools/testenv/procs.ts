@@ -27,12 +27,33 @@ export interface Started extends ProcessRef {
   child?: ChildProcess;
 }
 
+/** The open-file limit a cluster's kube-apiserver and kubelet get from systemd or containerd (kubeadm, kind). */
+export const CLUSTER_NOFILE = 1048576;
+
+/**
+ * Raises the open-file limit of process `pid` (soft and hard) to CLUSTER_NOFILE with util-linux's
+ * prlimit. A shell's usual 1,024 or 20,000 would cap the test env below what a cluster holds: each
+ * port-forward session is two of kube-apiserver's sockets, so 20,000 stops short of 10,000 sessions
+ * (seen: BENCH_SESSIONS_N=10000 never had them all open at once). Raising a hard limit needs root (or
+ * CAP_SYS_RESOURCE); without, what was in force stays and the returned line says so.
+ */
+export function raiseOpenFileLimit(pid: number): string | undefined {
+  const out = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${CLUSTER_NOFILE}:${CLUSTER_NOFILE}`], {
+    encoding: 'utf8',
+  });
+  if (out.status === 0) return undefined;
+  const why = (out.error?.message ?? out.stderr).trim();
+  return `could not raise the open-file limit of pid ${pid} to ${CLUSTER_NOFILE} (${why}); it stays as it was`;
+}
+
 export function startProcess(name: string, command: string, args: string[], logFile: string): Started {
   const fd = fs.openSync(logFile, 'a');
   const child = spawn(command, args, { detached: true, stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
   if (child.pid === undefined) throw new TestEnvError(`could not start ${name} (${command})`);
   child.unref();
+  const refused = raiseOpenFileLimit(child.pid);
+  if (refused) fs.appendFileSync(logFile, `[testenv] ${refused}\n`);
   const p: Started = {
     name,
     pid: child.pid,
