@@ -129,34 +129,52 @@ async function allReady(o: ScaleBenchOptions, n: number): Promise<PortForward[]>
   return items;
 }
 
-/** Whether a 1-byte echo comes back through the local port. */
-function serves(port: number): Promise<boolean> {
+type Probe = 'served' | 'refused' | 'stalled' | 'failed';
+
+/** Whether a 1-byte echo comes back through the local port: served, refused (no listener), stalled (10 s), failed. */
+function serves(port: number): Promise<Probe> {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1', () => s.write('x'));
-    const done = (ok: boolean): void => {
+    const done = (r: Probe): void => {
       s.destroy();
-      resolve(ok);
+      resolve(r);
     };
-    s.setTimeout(10_000, () => done(false));
-    s.once('data', () => done(true));
-    s.once('error', () => done(false));
+    s.setTimeout(10_000, () => done('stalled'));
+    s.once('data', () => done('served'));
+    s.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'ECONNREFUSED' ? 'refused' : 'failed'));
   });
 }
 
+interface Serving {
+  /** Per port, ms from `since` to its first served echo. */
+  servedAfter: number[];
+  /** Probes that did not serve, by outcome. */
+  misses: Record<Exclude<Probe, 'served'>, number>;
+}
+
 /** Until every port serves (50 probes at a time, each port retried until it does). */
-async function allServing(o: ScaleBenchOptions, ports: number[]): Promise<void> {
+async function allServing(o: ScaleBenchOptions, ports: number[], since: number): Promise<Serving> {
   let pending = ports;
+  const out: Serving = { servedAfter: [], misses: { refused: 0, stalled: 0, failed: 0 } };
   await poll(`${ports.length} forwards serving`, 300_000, async () => {
     if (o.aborted()) throw new TestEnvError('interrupted');
     const still: number[] = [];
     for (let i = 0; i < pending.length; i += 50) {
       const batch = pending.slice(i, i + 50);
-      const ok = await Promise.all(batch.map(serves));
-      batch.forEach((p, j) => ok[j] || still.push(p));
+      const got = await Promise.all(batch.map(serves));
+      batch.forEach((p, j) => {
+        const r = got[j];
+        if (r === 'served') out.servedAfter.push(Date.now() - since);
+        else {
+          out.misses[r]++;
+          still.push(p);
+        }
+      });
     }
     pending = still;
     return pending.length === 0;
   });
+  return out;
 }
 
 async function operator(
@@ -313,7 +331,8 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
   await op.kill();
   const k0 = Date.now();
   op = await operator(o, kubeconfig, portRange, 'operator-scale-restarted');
-  await allServing(o, ports);
+  const readyAfter = Date.now() - k0;
+  const serving = await allServing(o, ports, k0);
   const restartMs = Date.now() - k0;
 
   const level = o.flowSchema ? 'portforward-operator' : 'workload-low';
@@ -340,6 +359,14 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
       ['kube-apiserver RSS, before / with all Ready', `${fmt(api0.rssMiB)} / ${fmt(api1.rssMiB)} MiB`],
       ['kube-apiserver goroutines, before / with all Ready', `${api0.goroutines} / ${api1.goroutines}`],
       ['SIGKILL -> every forward serving again on its old port', `${fmt(restartMs / 1000)} s`],
+      [
+        'of it: SIGKILL -> new operator /readyz; forwards serving again p50 / p90',
+        `${fmt(readyAfter / 1000)} s; ${fmt(percentile(serving.servedAfter, 50) / 1000)} / ${fmt(percentile(serving.servedAfter, 90) / 1000)} s`,
+      ],
+      [
+        'probes meanwhile that did not serve: refused / stalled 10 s / failed',
+        `${serving.misses.refused} / ${serving.misses.stalled} / ${serving.misses.failed}`,
+      ],
       ["another client's `kubectl get pods`, quiet: p50 / p99 / max (calls, failed)", latencies(quiet)],
       ["another client's `kubectl get pods`, first create -> all Ready: p50 / p99 / max", latencies(burst)],
       [
