@@ -5,6 +5,7 @@ import * as k8s from '@kubernetes/client-node';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { reuseConnections } from './connections';
 
 /** The kubeconfig could not be found or used; the message names the file or the sources tried. */
 export class KubeConfigError extends Error {
@@ -22,7 +23,12 @@ export interface KubeConfigSources {
 
 const SA_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
+/** The operator's KubeConfig (see findKubeConfig), its API calls on keep-alive connections. */
 export function loadKubeConfig(sources: KubeConfigSources = {}): k8s.KubeConfig {
+  return reuseConnections(findKubeConfig(sources));
+}
+
+function findKubeConfig(sources: KubeConfigSources): k8s.KubeConfig {
   const env = sources.env ?? process.env;
   const kc = new k8s.KubeConfig();
   if (sources.file) {

@@ -14,6 +14,7 @@
 import * as crypto from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { apiMessage, statusCode } from './client';
+import { reuseConnections } from './connections';
 
 /** Why a kubeconfig Secret gives no usable cluster; the words of status reasons. */
 export type KubeConfigReason =
@@ -178,6 +179,7 @@ export function parseKubeConfig(
     return failure('KubeConfigInvalid', `${where}: its current context could not be loaded`);
   }
   const proxyUrl = typeof cluster['proxy-url'] === 'string' ? cluster['proxy-url'] : undefined;
+  reuseConnections(kc);
   return { ok: true, kc, server, ...(proxyUrl ? { proxyUrl } : {}) };
 }
 

@@ -137,6 +137,21 @@ describe('Reconciler', function () {
     }
   });
 
+  it('never writes Pending over a status it wrote that the cache does not show yet', async function () {
+    const t = setup();
+    t.apply('a');
+    await t.rec.reconcile('ns/a');
+    assert.equal(t.writes.at(-1)?.phase, 'Ready');
+    t.apply('a'); // the watch cache has not caught up with that write: no conditions yet
+    t.relay.ensure = () => Promise.reject(new Error('the relay worker died'));
+    await assert.rejects(t.rec.reconcile('ns/a'), /worker died/);
+    assert.deepEqual(
+      t.writes.map((w) => w.phase),
+      ['Ready'],
+      'no Pending over the Ready just written',
+    );
+  });
+
   it('gives ports recorded in status back after a restart, whatever order keys run in', async function () {
     const t = setup();
     const recorded = (port: number): PortForwardStatus => ({

@@ -131,8 +131,9 @@ export class Reconciler {
     } catch (err) {
       // The pass did not get to write status: a new forward says Pending at least (kstatus reads one
       // without conditions as Current). A pass that gets there writes its outcome as the first status,
-      // so a burst of new forwards costs one status write each, not two.
-      await this.writePendingIfNew(pf, now).catch(() => undefined);
+      // so a burst of new forwards costs one status write each, not two. Not when this operator
+      // already wrote one: the cache may not show it yet, and Pending would overwrite it.
+      if (!this.sessions.get(key)?.lastWrite) await this.writePendingIfNew(pf, now).catch(() => undefined);
       throw err;
     }
   }

@@ -8,6 +8,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { statusCode } from '../../src/kube/client';
+import { reuseConnections } from '../../src/kube/connections';
 import { NODE_NAME, readState, TestEnvState } from './controlplane';
 import { TestEnvError } from './errors';
 import { stateDir } from './paths';
@@ -44,6 +45,7 @@ export class TestCluster {
   private constructor(readonly state: TestEnvState) {
     this.kc = new k8s.KubeConfig();
     this.kc.loadFromFile(state.kubeconfig);
+    reuseConnections(this.kc); // one TLS handshake per test run, not per call
     this.core = this.kc.makeApiClient(k8s.CoreV1Api);
     this.apps = this.kc.makeApiClient(k8s.AppsV1Api);
     this.custom = this.kc.makeApiClient(k8s.CustomObjectsApi);

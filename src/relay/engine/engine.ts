@@ -131,30 +131,39 @@ class Engine implements RelayEngine {
   }
 
   /**
-   * Tells the transport which pods any session may send new connections to (on every ensure, as the
-   * transport also tops up its warm sessions then). Counted per pod, and only `key`'s own targets are
-   * compared: an ensure costs its targets and the distinct pods, not every session's targets (a walk
-   * over all sessions per ensure made a burst of N forwards quadratic: 7.5 s of 18.5 s of the relay
-   * thread's work in a restart with 2,000, by its CPU profile).
+   * Tells the transport which pods any session may send new connections to, when that set changed.
+   * Counted per pod, and only `key`'s own targets are compared: an ensure costs its targets, not every
+   * session's (a walk over all sessions per ensure made a burst of N forwards quadratic: 7.5 s of
+   * 18.5 s of the relay thread's work in a restart with 2,000, by its CPU profile). The transport
+   * hears the whole set only when a pod joins or leaves it, not on every ensure: most ensures (a
+   * connection ended, a status interval) change nothing, and the transport keeps its pods warm by
+   * itself (after a dial, a close, a failed PING).
    */
   private retainTargets(key: string, pods: readonly PodTarget[]): void {
     if (!this.transport.retain) return;
     const before = this.retainedBy.get(key);
     const after = new Map(pods.map((t) => [retainKey(t), t]));
+    let changed = false;
     for (const [k, pod] of after) {
       if (before?.has(k)) continue;
       const r = this.retained.get(k);
       if (r) r.sessions++;
-      else this.retained.set(k, { pod, sessions: 1 });
+      else {
+        this.retained.set(k, { pod, sessions: 1 });
+        changed = true;
+      }
     }
     for (const k of before ?? []) {
       if (after.has(k)) continue;
       const r = this.retained.get(k)!;
-      if (--r.sessions === 0) this.retained.delete(k);
+      if (--r.sessions === 0) {
+        this.retained.delete(k);
+        changed = true;
+      }
     }
     if (after.size > 0) this.retainedBy.set(key, new Set(after.keys()));
     else this.retainedBy.delete(key);
-    this.transport.retain([...this.retained.values()].map((r) => r.pod));
+    if (changed) this.transport.retain([...this.retained.values()].map((r) => r.pod));
   }
 
   keys(): string[] {
