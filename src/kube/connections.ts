@@ -3,8 +3,15 @@
 // applySecurityAuthentication, is not cached, unlike createAgent for https), so every API call
 // opened its own TCP connection and TLS handshake, on the operator's main thread and on
 // kube-apiserver: 100 sequential reads made 100 handshakes (9.5 ms a call on the test control
-// plane). This caches the dispatcher the library builds, so its pool's keep-alive connections are
-// reused (undici's own pooling, not ours).
+// plane). This keeps one dispatcher, built from the library's own options, so its pool's keep-alive
+// connections are reused (undici's own pooling, not ours).
+//
+// HTTP/1.1, not HTTP/2: undici 8 offers h2 by default, and on one shared h2 connection a request
+// that fails authentication brings a GOAWAY from kube-apiserver (its guard against unauthenticated
+// h2 clients), which undici turns into "fetch failed" for every other request in flight on it: a
+// refused token showed as "cannot reach the API server" on the watches beside it. On HTTP/1.1 a
+// refused request is answered on its own connection, as each was before. (kube-apiserver's
+// --goaway-chance sends the same frame to h2 clients at random.)
 //
 // Guarantees
 // - One dispatcher per cluster, user and TLS material (CA, client certificate and key, servername,
@@ -16,6 +23,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import type * as https from 'node:https';
+import { Agent } from 'undici';
 
 const REUSED = Symbol('portforward-operator.reuseConnections');
 
@@ -50,7 +58,14 @@ function fingerprint(cluster: k8s.Cluster | null, user: k8s.User | null, o: http
 export function reuseConnections(kc: k8s.KubeConfig): k8s.KubeConfig {
   const target = kc as unknown as { createDispatcher: CreateDispatcher; [REUSED]?: true };
   if (target[REUSED]) return kc;
-  const build = target.createDispatcher.bind(kc);
+  const library = target.createDispatcher.bind(kc);
+  // The library's own choice of dispatcher, on HTTP/1.1 where it is a plain agent (see the header).
+  const build: CreateDispatcher = (cluster, agentOptions) => {
+    const o = kc.createDispatcherOptions(cluster, agentOptions);
+    return o.type === 'agent'
+      ? new Agent({ connect: o.connect, allowH2: false })
+      : library(cluster, agentOptions);
+  };
   /** By cluster and user: the TLS fingerprint and the dispatcher built for it. */
   const current = new Map<string, { print: string; dispatcher: Closable | undefined }>();
   target.createDispatcher = (cluster, agentOptions) => {
