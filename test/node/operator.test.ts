@@ -19,6 +19,7 @@ import {
   isReady,
   OPERATOR_NS,
   operatorPods,
+  operatorState,
   podUsage,
   probeFrom,
   SERVER_JS,
@@ -218,7 +219,11 @@ describe('the operator in pods on a real node (deploy/, containerd)', function (
       'lastError',
       (p) => !!p.status?.lastError?.message,
       2_000 + got.ms,
-    );
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}\nthe client saw ${JSON.stringify(got)}\n${operatorState(cluster, ns, 'closed')}`,
+      );
+    });
     const text = failed.status!.lastError!.message;
     assert.match(text, /9999/);
     console.log(`      lastError after ${Date.now() - t0} ms (client included): ${text}`);
@@ -288,10 +293,14 @@ describe('the operator in pods on a real node (deploy/, containerd)', function (
     assert.equal(out.code, 0, out.stderr);
     const seen = await probe;
     console.log(
-      `      rollout restart: ${seen.ok} served, ${seen.failed} not, longest gap ${(seen.longestGapMs / 1000).toFixed(1)} s`,
+      `      rollout restart: ${seen.ok} served, ${seen.failed} not (${JSON.stringify(seen.reasons)}), ` +
+        `longest gap ${(seen.longestGapMs / 1000).toFixed(1)} s`,
     );
-    assert.ok(seen.ok > 0, 'served before and after the rollout');
-    assert.ok(seen.longestGapMs < 20_000, 'no gap longer than one takeover (20 s)');
+    if (seen.ok === 0 || seen.longestGapMs >= 20_000) {
+      const why = `the client saw ${seen.timeline.join(', ')}\n${operatorState(cluster, ns, 'server')}`;
+      assert.ok(seen.ok > 0, `served before and after the rollout; ${why}`);
+      assert.ok(seen.longestGapMs < 20_000, `no gap longer than one takeover (20 s); ${why}`);
+    }
     await waitOperator(cluster);
   });
 });

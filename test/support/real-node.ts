@@ -172,35 +172,71 @@ export function runInPod<T>(
 
 /**
  * Run inside a client pod: connects to host:port every 100 ms for `ms` milliseconds, each time an echo
- * of 5 bytes then a full close, and prints how many were served and the longest time with none served.
+ * of 5 bytes then a full close, and prints how many were served, the longest time with none served,
+ * why the others were not (error code, `timeout`, `closed`) and when the outcome changed (ms from the
+ * start), so that a failure says what the client saw.
  */
 const PROBE_JS = `
 const net = require('net');
 const [host, port, ms] = process.argv.slice(1);
-const end = Date.now() + Number(ms);
-let ok = 0, failed = 0, lastOk = Date.now(), longest = 0;
+const start = Date.now();
+const end = start + Number(ms);
+let ok = 0, failed = 0, lastOk = Date.now(), longest = 0, last = '';
+const reasons = {}, timeline = [];
 const once = () => new Promise((resolve) => {
   const s = net.connect({ host, port: Number(port) });
-  const t = setTimeout(() => { s.destroy(); resolve(false); }, 1000);
+  let done = false;
+  const finish = (why) => { if (done) return; done = true; clearTimeout(t); s.destroy(); resolve(why); };
+  const t = setTimeout(() => finish('timeout'), 1000);
   s.on('connect', () => s.write('hello'));
-  s.on('data', (d) => { if (String(d) === 'hello') { clearTimeout(t); s.destroy(); resolve(true); } });
-  s.on('error', () => { clearTimeout(t); resolve(false); });
-  s.on('close', () => { clearTimeout(t); resolve(false); });
+  s.on('data', (d) => { if (String(d) === 'hello') finish('ok'); });
+  s.on('error', (e) => finish(e.code || 'error'));
+  s.on('close', () => finish('closed'));
 });
 (async () => {
   while (Date.now() < end) {
     const t0 = Date.now();
-    if (await once()) { ok++; longest = Math.max(longest, Date.now() - lastOk); lastOk = Date.now(); } else failed++;
+    const why = await once();
+    if (why === 'ok') { ok++; longest = Math.max(longest, Date.now() - lastOk); lastOk = Date.now(); }
+    else { failed++; reasons[why] = (reasons[why] || 0) + 1; }
+    if (why !== last && timeline.length < 40) timeline.push((t0 - start) + ' ms: ' + why);
+    last = why;
     await new Promise((r) => setTimeout(r, Math.max(0, 100 - (Date.now() - t0))));
   }
   longest = Math.max(longest, Date.now() - lastOk);
-  console.log(JSON.stringify({ ok, failed, longestGapMs: longest }));
+  console.log(JSON.stringify({ ok, failed, longestGapMs: longest, reasons, timeline }));
 })();`;
 
 export interface ProbeResult {
   ok: number;
   failed: number;
   longestGapMs: number;
+  /** Connections not served, by why: an error code, `timeout` (no echo within 1 s) or `closed`. */
+  reasons: Record<string, number>;
+  /** Each change of outcome, as `<ms from the start>: <outcome>`. */
+  timeline: string[];
+}
+
+/**
+ * What the operator's namespace and a forward look like now, for a failing test's message: the
+ * operator's pods, the Lease, the Service's EndpointSlices, the forward's status and the last lines
+ * of each operator pod's log.
+ */
+export function operatorState(cluster: TestCluster, ns: string, name: string): string {
+  const run = (args: string[]): string => {
+    const out = cluster.kubectl(args);
+    return `$ kubectl ${args.join(' ')}\n${out.stdout}${out.stderr}`;
+  };
+  const parts = [
+    run(['get', 'pods', '-n', OPERATOR_NS, '-o', 'wide']),
+    run(['get', 'lease', '-n', OPERATOR_NS, '-o', 'custom-columns=NAME:.metadata.name,HOLDER:.spec.holderIdentity,RENEWED:.spec.renewTime']),
+    run(['get', 'endpointslices', '-n', OPERATOR_NS, '-o', 'yaml']),
+    run(['get', 'portforward', '-n', ns, name, '-o', 'jsonpath={.status}']),
+  ]; // prettier-ignore
+  const pods = cluster.kubectl(['get', 'pods', '-n', OPERATOR_NS, '-l', OPERATOR_LABELS, '-o', 'name']);
+  for (const pod of pods.stdout.split('\n').filter(Boolean))
+    parts.push(run(['logs', '-n', OPERATOR_NS, pod, '--tail=30']));
+  return parts.join('\n');
 }
 
 /** Starts PROBE_JS in a client pod; resolves with its result when it ends. */
