@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { TestCluster } from '../testenv/cluster';
 import { applyPortForward, waitForStatus } from '../testenv/portforward';
-import { cpuSeconds, freePortRange, startKubectl, startOperator } from './relays';
+import { cpuSeconds, freePortRange, ioCounters, startKubectl, startOperator } from './relays';
 import { fmt, median, percentile } from './stats';
 
 const BYTES = 256 * 1024 * 1024;
@@ -66,6 +66,9 @@ interface Pair {
   cpu: number;
 }
 
+/** One transfer through one relay: MiB/s, its CPU s/GiB, and its KiB per read and per write call. */
+type Figures = [number, number, number, number];
+
 async function main(): Promise<void> {
   const pairs = Number(process.argv[2] ?? 30);
   const cluster = TestCluster.connect();
@@ -116,19 +119,26 @@ async function main(): Promise<void> {
     stops.push(() => kubectl.stop());
     const kcPort = (d: Direction): number => kubectl.localPorts.get(d === 'pull' ? 8080 : 8081)!;
 
-    const one = async (pid: number, dir: Direction, port: number): Promise<[number, number]> => {
+    const one = async (pid: number, dir: Direction, port: number): Promise<Figures> => {
       const c0 = cpuSeconds(pid);
+      const io0 = ioCounters([pid]);
       const mibs = await transfer(dir, port);
-      return [mibs, (cpuSeconds(pid) - c0) / (BYTES / 1024 ** 3)];
+      const io1 = ioCounters([pid]);
+      return [
+        mibs,
+        (cpuSeconds(pid) - c0) / (BYTES / 1024 ** 3),
+        (io1.readBytes - io0.readBytes) / (io1.reads - io0.reads) / 1024,
+        (io1.writeBytes - io0.writeBytes) / (io1.writes - io0.writes) / 1024,
+      ];
     };
-    const rows: Record<Direction, (Pair & { op: [number, number]; kc: [number, number] })[]> = {
+    const rows: Record<Direction, (Pair & { op: Figures; kc: Figures })[]> = {
       pull: [],
       push: [],
     };
     for (let i = 0; i < pairs; i++) {
       for (const dir of ['pull', 'push'] as const) {
-        let o: [number, number];
-        let k: [number, number];
+        let o: Figures;
+        let k: Figures;
         if (i % 2 === 0) {
           o = await one(op.pid, dir, opPort(dir));
           k = await one(kubectl.pid, dir, kcPort(dir));
@@ -148,13 +158,15 @@ async function main(): Promise<void> {
         const v = xs.map((x) => x[k]);
         return `median ${fmt(median(v), 2)}x, quartiles ${fmt(percentile(v, 25), 2)}-${fmt(percentile(v, 75), 2)}, range ${fmt(Math.min(...v), 2)}-${fmt(Math.max(...v), 2)}`;
       };
+      const calls = (side: 'op' | 'kc'): string =>
+        `${fmt(median(xs.map((x) => x[side][2])), 1)} KiB per read, ${fmt(median(xs.map((x) => x[side][3])), 1)} per write`;
       const fives: string[] = [];
       for (let j = 0; j + 5 <= xs.length; j += 5)
         fives.push(fmt(median(xs.slice(j, j + 5).map((x) => x.rate)), 2));
       console.log(
         `${dir}: rate ${summary('rate')}; CPU/GiB ${summary('cpu')}; ` +
-          `operator ${fmt(median(xs.map((x) => x.op[0])), 0)} MiB/s, ${fmt(median(xs.map((x) => x.op[1])), 2)} s/GiB; ` +
-          `kubectl ${fmt(median(xs.map((x) => x.kc[0])), 0)} MiB/s, ${fmt(median(xs.map((x) => x.kc[1])), 2)} s/GiB; ` +
+          `operator ${fmt(median(xs.map((x) => x.op[0])), 0)} MiB/s, ${fmt(median(xs.map((x) => x.op[1])), 2)} s/GiB, ${calls('op')}; ` +
+          `kubectl ${fmt(median(xs.map((x) => x.kc[0])), 0)} MiB/s, ${fmt(median(xs.map((x) => x.kc[1])), 2)} s/GiB, ${calls('kc')}; ` +
           `5-pair medians of the rate ratio: ${fives.join(', ')}`,
       );
     }

@@ -22,7 +22,16 @@ import { OPERATOR_IMAGE, REAL_NODE_NAME } from '../testenv/node';
 import { applyPortForward, waitForStatus } from '../testenv/portforward';
 import { Destination, LoadClient, Targets } from './children';
 import { TargetPorts } from './proto';
-import { cpuSeconds, freePortRange, KubectlRelay, pause, startKubectl, startOperator, tail } from './relays';
+import {
+  cpuSeconds,
+  freePortRange,
+  ioCounters,
+  KubectlRelay,
+  pause,
+  startKubectl,
+  startOperator,
+  tail,
+} from './relays';
 import { fmt, mdTable, median, percentile, spread } from './stats';
 
 export interface RelayBenchOptions {
@@ -38,6 +47,8 @@ export interface RelayBenchOptions {
   aborted(): boolean;
   logDir: string;
   runs: number;
+  /** Repetitions of the pull and the push within a round, interleaved across the systems; a round's figure is their median. */
+  reps: number;
   transports: string[];
   streamBytes: number;
   connects: number;
@@ -266,6 +277,11 @@ function measures(o: RelayBenchOptions, t: Target): Measure[] {
     })),
     { key: 'cpuPull', label: 'relay CPU s/GiB, pull', digits: 2, better: 'lower', relayOnly: true },
     { key: 'cpuPush', label: 'relay CPU s/GiB, push', digits: 2, better: 'lower', relayOnly: true },
+    // Bytes per system call of the relaying process: every call costs the same, however few bytes.
+    { key: 'readKiBPull', label: 'relay KiB per read call, pull', digits: 1, better: 'higher', relayOnly: true },
+    { key: 'writeKiBPull', label: 'relay KiB per write call, pull', digits: 1, better: 'higher', relayOnly: true },
+    { key: 'readKiBPush', label: 'relay KiB per read call, push', digits: 1, better: 'higher', relayOnly: true },
+    { key: 'writeKiBPush', label: 'relay KiB per write call, push', digits: 1, better: 'higher', relayOnly: true },
     {
       key: 'cpuApiserver',
       label: 'kube-apiserver CPU s/GiB (pull + push)',
@@ -278,28 +294,36 @@ function measures(o: RelayBenchOptions, t: Target): Measure[] {
 }
 
 class Results {
-  /** label -> measure key -> one figure per round (NaN: failed). */
-  readonly figures = new Map<string, Map<string, number[]>>();
+  /** label -> measure key -> the samples of each round: one per repetition, or one running total. */
+  private readonly samples = new Map<string, Map<string, number[][]>>();
   readonly echoFailures = new Map<string, { failed: number; corrupted: number; of: number }>();
   readonly errors: string[] = [];
 
   constructor(private readonly runs: number) {}
 
+  private slot(label: string, key: string, run: number): number[] {
+    let m = this.samples.get(label);
+    if (!m) this.samples.set(label, (m = new Map<string, number[][]>()));
+    let rounds = m.get(key);
+    if (!rounds) m.set(key, (rounds = Array.from({ length: this.runs }, (): number[] => [])));
+    return rounds[run];
+  }
+
+  /** One repetition's figure in round `run`. */
   set(label: string, key: string, run: number, value: number): void {
-    let m = this.figures.get(label);
-    if (!m) this.figures.set(label, (m = new Map<string, number[]>()));
-    let xs = m.get(key);
-    if (!xs) m.set(key, (xs = Array.from({ length: this.runs }, () => NaN)));
-    xs[run] = value;
+    this.slot(label, key, run).push(value);
   }
 
+  /** Adds to round `run`'s total (CPU seconds and GiB, summed over its repetitions). */
   add(label: string, key: string, run: number, value: number): void {
-    const prior = this.get(label, key)[run];
-    this.set(label, key, run, (Number.isFinite(prior) ? prior : 0) + value);
+    const xs = this.slot(label, key, run);
+    if (xs.length === 0) xs.push(value);
+    else xs[0] += value;
   }
 
+  /** Each round's figure: the median of its repetitions' (NaN when none succeeded). */
   get(label: string, key: string): number[] {
-    return this.figures.get(label)?.get(key) ?? [];
+    return (this.samples.get(label)?.get(key) ?? []).map((xs) => median(xs));
   }
 
   error(run: number, label: string, what: string, err: unknown): void {
@@ -323,12 +347,22 @@ function stream(dir: 'pull' | 'push'): Step {
     const apiserver = controlPlanePids(o.cluster, ['kube-apiserver']);
     const node = controlPlanePids(o.cluster, t.nodeProcesses);
     const cpu0 = [cpuOf(s.pids), cpuOf(apiserver), cpuOf(node)];
+    const io0 = ioCounters(s.pids);
     const res = await o.client[dir](s.ports[dir === 'pull' ? 'source' : 'sink'], o.streamBytes, timeout);
     const cpu1 = [cpuOf(s.pids), cpuOf(apiserver), cpuOf(node)];
+    const io1 = ioCounters(s.pids);
     const gib = res.bytes / GiB;
     r.set(s.label, dir, run, o.streamBytes / MiB / (res.ms / 1000));
     if (s.kind !== 'direct') {
       r.set(s.label, dir === 'pull' ? 'cpuPull' : 'cpuPush', run, (cpu1[0] - cpu0[0]) / gib);
+      const Dir = dir === 'pull' ? 'Pull' : 'Push';
+      r.set(s.label, `readKiB${Dir}`, run, (io1.readBytes - io0.readBytes) / (io1.reads - io0.reads) / 1024);
+      r.set(
+        s.label,
+        `writeKiB${Dir}`,
+        run,
+        (io1.writeBytes - io0.writeBytes) / (io1.writes - io0.writes) / 1024,
+      );
       // Per GiB of pull + push together: the sums of both directions, divided when the table is made.
       r.add(s.label, 'apiserverCpu', run, cpu1[1] - cpu0[1]);
       r.add(s.label, 'nodeCpu', run, cpu1[2] - cpu0[2]);
@@ -427,15 +461,19 @@ export async function relayBench(o: RelayBenchOptions): Promise<string> {
   await warmUp(o, systems, notes);
   for (const pid of relays) pause(pid, true);
 
-  const steps: [string, Step][] = [
-    ['pull', stream('pull')],
-    ['push', stream('push')],
-    ['connects', connectsStep],
-    ...o.concurrencies.map((n): [string, Step] => [`${n} echoes`, echoStep(n)]),
+  // Repetitions for the streams only: the connects and echoes are figures over many connections
+  // already, and kwok keeps every connection's sockets until its session ends, so three times their
+  // connections through one session reach its 20,000 open files.
+  const steps: [string, Step, number][] = [
+    ['pull', stream('pull'), o.reps],
+    ['push', stream('push'), o.reps],
+    ['connects', connectsStep, 1],
+    ...o.concurrencies.map((n): [string, Step, number] => [`${n} echoes`, echoStep(n), 1]),
   ];
-  for (const [what, step] of steps) {
-    for (let run = 0; run < o.runs; run++) {
-      const order = systems.map((_, i) => systems[(i + run) % systems.length]);
+  for (const [what, step, reps] of steps) {
+    for (let turn = 0; turn < o.runs * reps; turn++) {
+      const run = Math.floor(turn / reps);
+      const order = systems.map((_, i) => systems[(i + turn) % systems.length]);
       const line: string[] = [];
       for (const s of order) {
         if (o.aborted()) throw new Error('interrupted');
@@ -455,7 +493,8 @@ export async function relayBench(o: RelayBenchOptions): Promise<string> {
           s.pids.forEach((pid) => pause(pid, true));
         }
       }
-      o.progress(`${what} round ${run + 1}/${o.runs}: ${line.join('; ')}`);
+      const rep = reps > 1 ? `, repetition ${(turn % reps) + 1}/${reps}` : '';
+      o.progress(`${what} round ${run + 1}/${o.runs}${rep}: ${line.join('; ')}`);
     }
   }
   // CPU of kube-apiserver and the node per GiB of pull + push, round by round.
@@ -488,9 +527,12 @@ export async function relayBench(o: RelayBenchOptions): Promise<string> {
       : 'target pod on kwok (its ports mapped to servers on this host)';
   const allNotes = [
     `${where}; every system forwards to that one pod.`,
-    'Each cell: median of the rounds (min-max). MiB/s: higher is better; ms, s and CPU s/GiB: lower is better.',
-    'Each measure runs in rounds; a round measures every system once, in an order rotated from round to ' +
-      'round, and every relaying process but the measured one is stopped (SIGSTOP) meanwhile.',
+    'Each cell: median of the rounds (min-max). MiB/s and KiB per call: higher is better; ms, s and CPU ' +
+      's/GiB: lower is better.',
+    `Each measure runs in rounds (pull and push: of ${o.reps} repetition${o.reps === 1 ? '' : 's'}); a ` +
+      'repetition measures every system once, in an order rotated from one repetition to the next, and every ' +
+      "relaying process but the measured one is stopped (SIGSTOP) meanwhile. A round's figure is the median " +
+      'of its repetitions.',
     '"best operator / best kubectl": the operator transport and the kubectl way with the best medians, ' +
       'divided within each round; median (min-max) of the rounds.',
     'CPU s/GiB: utime + stime from /proc/PID/stat of every thread of the relaying processes (the ' +

@@ -268,6 +268,34 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/** A process's I/O counters, all its threads (/proc/PID/io): read and write calls, and their bytes. */
+export interface IoCounters {
+  /** read(2)-like calls (read, readv, recvmsg...) and the bytes they returned. */
+  reads: number;
+  readBytes: number;
+  /** write(2)-like calls (write, writev, sendmsg...) and the bytes they wrote. */
+  writes: number;
+  writeBytes: number;
+}
+
+export function ioCounters(pids: readonly number[]): IoCounters {
+  const sum: IoCounters = { reads: 0, readBytes: 0, writes: 0, writeBytes: 0 };
+  for (const pid of pids) {
+    let text: string;
+    try {
+      text = fs.readFileSync(`/proc/${pid}/io`, 'utf8');
+    } catch {
+      return { reads: NaN, readBytes: NaN, writes: NaN, writeBytes: NaN };
+    }
+    const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(text)?.[1]);
+    sum.reads += field('syscr');
+    sum.readBytes += field('rchar');
+    sum.writes += field('syscw');
+    sum.writeBytes += field('wchar');
+  }
+  return sum;
+}
+
 function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = net.createServer();

@@ -8,7 +8,9 @@
 //                                when named)
 //
 // Environment (defaults in brackets):
-//   BENCH_RUNS [5]              rounds of every relay measure; the order of the systems rotates per round
+//   BENCH_RUNS [5]              rounds of every relay measure; each cell is their median and spread
+//   BENCH_REPS [3]              repetitions of the relay's pull and push within a round, interleaved across
+//                               the systems (the order rotates per repetition); a round's figure is their median
 //   BENCH_TRANSPORTS [spdy,spdy-websocket,websocket]   one operator per entry, started with --transport=X;
 //                               when the operator rejects the flag (exit 2), one operator without it
 //   BENCH_STREAM_MIB [256]      size of the pull (pod -> client) and the push (client -> pod)
@@ -111,6 +113,7 @@ function settings() {
   const out = path.resolve(process.env.BENCH_OUT || path.join(repoRoot, 'build', 'bench-results.md'));
   return {
     runs: positive('BENCH_RUNS', 5),
+    reps: positive('BENCH_REPS', 3),
     transports,
     streamBytes: Math.round(positive('BENCH_STREAM_MIB', 256, false) * MiB),
     connects: positive('BENCH_CONNECTS', 200),
@@ -206,7 +209,7 @@ async function main(): Promise<number> {
         kwok: cluster.state.versions.kwok,
         operatorMain: operatorMain(),
         settings: [
-          `runs: ${s.runs} (BENCH_RUNS); parts: ${parts.join(', ')}`,
+          `runs: ${s.runs} (BENCH_RUNS) of ${s.reps} repetitions (BENCH_REPS); parts: ${parts.join(', ')}`,
           ...(info
             ? [
                 `real node ${REAL_NODE_NAME}: kubelet ${info.kubeletVersion}, ${info.containerRuntimeVersion}, ` +
@@ -250,6 +253,7 @@ async function main(): Promise<number> {
             client,
             seed,
             runs: s.runs,
+            reps: s.reps,
             transports: s.transports,
             streamBytes: s.streamBytes,
             connects: s.connects,
