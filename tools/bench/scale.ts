@@ -42,6 +42,30 @@ function rssMiB(pid: number): { rss: number; hwm: number } {
 }
 
 /** The i-th forward's target: the five kinds in turn, pods of the namespace spread evenly. */
+/** Every Event's occurrences so far (its series count), by uid, with who reported it. */
+async function eventCounts(cluster: TestCluster): Promise<Map<string, { by: string; count: number }>> {
+  const out = new Map<string, { by: string; count: number }>();
+  for (const e of (await cluster.core.listEventForAllNamespaces()).items) {
+    const by = e.reportingComponent || e.source?.component || 'unknown';
+    out.set(e.metadata.uid!, { by, count: Math.max(e.count ?? 1, e.series?.count ?? 1) });
+  }
+  return out;
+}
+
+/** Occurrences between two eventCounts, by reporter: "a 12, b 3", or "none". */
+function eventsBetween(
+  before: Map<string, { by: string; count: number }>,
+  after: Map<string, { by: string; count: number }>,
+): string {
+  const by = new Map<string, number>();
+  for (const [uid, e] of after) {
+    const n = e.count - (before.get(uid)?.count ?? 0);
+    if (n > 0) by.set(e.by, (by.get(e.by) ?? 0) + n);
+  }
+  const parts = [...by].sort((a, b) => b[1] - a[1]).map(([who, n]) => `${who} ${n}`);
+  return parts.length > 0 ? parts.join(', ') : 'none';
+}
+
 function targetOf(i: number, podsPerNs: number): Target {
   switch (i % 5) {
     case 0:
@@ -359,8 +383,10 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
   // Steady state: a minute with no traffic and no change.
   await new Promise((r) => setTimeout(r, 10_000)); // let the last status writes land
   const w0 = await apiWrites(cluster);
+  const e0 = await eventCounts(cluster);
   await new Promise((r) => setTimeout(r, 60_000)); // the measured window
   const w1 = await apiWrites(cluster);
+  const e1 = await eventCounts(cluster);
   const full = rssMiB(op.pid);
   const api1 = await apiCost(cluster);
   await loop.stop();
@@ -399,6 +425,7 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
         fmt(w1.portForwards - w0.portForwards, 0),
       ],
       ['API writes a minute in steady state: Events (every client)', fmt(w1.events - w0.events, 0)],
+      ['of them, Event occurrences by who reported them', eventsBetween(e0, e1)],
       ['kube-apiserver RSS, before / with all Ready', `${fmt(api0.rssMiB)} / ${fmt(api1.rssMiB)} MiB`],
       ['kube-apiserver goroutines, before / with all Ready', `${api0.goroutines} / ${api1.goroutines}`],
       ['SIGKILL -> every forward serving again on its old port', `${fmt(restartMs / 1000)} s`],
