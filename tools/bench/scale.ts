@@ -41,7 +41,6 @@ function rssMiB(pid: number): { rss: number; hwm: number } {
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
 }
 
-/** The i-th forward's target: the five kinds in turn, pods of the namespace spread evenly. */
 /** Every Event's occurrences so far (its series count), by uid, with who reported it. */
 async function eventCounts(cluster: TestCluster): Promise<Map<string, { by: string; count: number }>> {
   const out = new Map<string, { by: string; count: number }>();
@@ -66,6 +65,7 @@ function eventsBetween(
   return parts.length > 0 ? parts.join(', ') : 'none';
 }
 
+/** The i-th forward's target: the five kinds in turn, pods of the namespace spread evenly. */
 function targetOf(i: number, podsPerNs: number): Target {
   switch (i % 5) {
     case 0:
@@ -131,14 +131,14 @@ async function createTargets(
 
 /**
  * Watches the labelled PortForwards (one list, then a watch, as `kubectl wait` does) from before the
- * first create; `ready` resolves with all of them once `n` are Ready. Lists of every forward four
+ * first create; `ready` resolves with all of them, and the time, once `n` are Ready. Lists of every forward four
  * times a second, as this bench used to poll, cost kube-apiserver more than the operator's own
  * writes at 10,000 (25 MB of JSON per list) and slowed what they measured.
  */
 function watchReady(
   o: ScaleBenchOptions,
   n: number,
-): { started: Promise<void>; ready: Promise<PortForward[]>; stop(): Promise<void> } {
+): { started: Promise<void>; ready: Promise<{ items: PortForward[]; at: number }>; stop(): Promise<void> } {
   const list = (): Promise<k8s.KubernetesListObject<k8s.KubernetesObject>> =>
     o.cluster.custom.listClusterCustomObject({
       group: 'portforward.dev',
@@ -154,7 +154,7 @@ function watchReady(
   );
   const forwards = (): PortForward[] => informer.list() as unknown as PortForward[];
   let stopped = false;
-  const ready = new Promise<PortForward[]>((resolve, reject) => {
+  const ready = new Promise<{ items: PortForward[]; at: number }>((resolve, reject) => {
     const timer = setTimeout(
       () => finish(new TestEnvError(`not all ${n} PortForwards Ready in 900 s`)),
       900_000,
@@ -166,7 +166,7 @@ function watchReady(
       informer.off('add', check);
       informer.off('update', check);
       if (err) reject(err);
-      else resolve(forwards());
+      else resolve({ items: forwards(), at: Date.now() });
     };
     const check = (): void => {
       const items = forwards();
@@ -175,6 +175,7 @@ function watchReady(
     informer.on('add', check);
     informer.on('update', check);
   });
+  ready.catch(() => undefined); // awaited after the creates; an interruption meanwhile is reported there
   // A watch the API server ends (its timeout, a restart) is started again from a new list.
   informer.on('error', () => {
     if (!stopped) setTimeout(() => void informer.start().catch(() => undefined), 1_000);
@@ -183,6 +184,7 @@ function watchReady(
     started: informer.start(),
     ready,
     stop: async () => {
+      if (stopped) return;
       stopped = true;
       await informer.stop();
     },
@@ -358,6 +360,7 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
   const apf0 = await apfCounts(cluster);
 
   const watch = watchReady(o, n);
+  o.defer('the Ready watch', () => watch.stop());
   await watch.started;
   const t0 = Date.now();
   const specs = Array.from({ length: n }, (_, i) => ({
@@ -407,8 +410,8 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
   }
   const created = Date.now() - t0;
   o.progress(`scale: ${n} PortForwards created in ${fmt(created / 1000)} s`);
-  const ready = await watch.ready.finally(() => watch.stop());
-  const readyMs = Date.now() - t0;
+  const { items: ready, at: readyAt } = await watch.ready.finally(() => watch.stop());
+  const readyMs = readyAt - t0;
   const burst = within(loop.samples, t0, Date.now());
   const apf1 = await apfCounts(cluster);
   o.progress(`scale: all Ready ${fmt(readyMs / 1000)} s after the first create`);
