@@ -75,13 +75,16 @@ export class TestCluster {
     return { code: out.status ?? -1, stdout: out.stdout, stderr: out.stderr };
   }
 
-  /** A new namespace with a unique name, ready for pods (its default ServiceAccount exists). */
-  async createNamespace(prefix: string): Promise<string> {
+  /**
+   * A new namespace with a unique name, ready for pods (its default ServiceAccount exists, which
+   * kube-controller-manager creates: within `saTimeoutMs`).
+   */
+  async createNamespace(prefix: string, saTimeoutMs = 30_000): Promise<string> {
     const name = `${prefix}-${crypto.randomBytes(3).toString('hex')}`;
     await this.core.createNamespace({
       body: { metadata: { name, labels: { 'portforward.dev/test': 'true' } } },
     });
-    await poll(`ServiceAccount ${name}/default`, 30_000, async () => {
+    await poll(`ServiceAccount ${name}/default`, saTimeoutMs, async () => {
       await this.core.readNamespacedServiceAccount({ name: 'default', namespace: name });
       return true;
     });
@@ -311,11 +314,13 @@ export class TestCluster {
    * Waits until kwok forwards the ports of a pod created now. After kube-apiserver or etcd restarts,
    * kwok's watches of ClusterPortForwards come back with a backoff of their own (client-go's
    * reflector), and until then a new pod's port-forward fails on the node with "no forward found for
-   * port" (seen for tens of seconds). A test that restarts a component calls this before it leaves
-   * the control plane to the next test. Checked with the pinned kubectl, not the operator.
+   * port" (seen for tens of seconds). kube-controller-manager's watches come back the same way, so
+   * the probe namespace's default ServiceAccount gets the same time (once more than 30 s in CI-like
+   * runs). A test that restarts a component calls this before it leaves the control plane to the
+   * next test. Checked with the pinned kubectl, not the operator.
    */
   async waitNodeForwards(timeoutMs = 90_000): Promise<void> {
-    const ns = await this.createNamespace('testenv-probe');
+    const ns = await this.createNamespace('testenv-probe', timeoutMs);
     const server = await startNamedEchoServer('probe');
     try {
       await this.createPod(ns, 'probe', [{ port: 8080, targetPort: server.port }]);
