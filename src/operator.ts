@@ -40,6 +40,24 @@ import { kubeAccess, RelayLogger, RelayWorker } from './relay';
 type Shared = TermDeps & { statusWriter: StatusWriter; remotes: RemoteClusters };
 
 /** The operator's ServiceAccount (deploy/ sets POD_SERVICE_ACCOUNT): named in the RoleBinding a message asks for. */
+/** How long a shutdown waits for the listeners to close before it releases the Lease regardless. */
+const STOP_ACCEPTING_DEADLINE_MS = 5_000;
+
+/** Whether `p` settles (resolved or rejected) within `ms`; no promise counts as settled. */
+async function settlesWithin(p: Promise<unknown> | undefined, ms: number): Promise<boolean> {
+  if (!p) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([p.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const serviceAccount = (): string =>
   `${podNamespace() ?? 'portforward-system'}/${process.env.POD_SERVICE_ACCOUNT || 'portforward-operator'}`;
 
@@ -178,7 +196,13 @@ export class PortForwardOperator extends Operator {
    */
   async shutdown(graceMs = this.cfg.shutdownGraceMs): Promise<void> {
     this.stopping = true;
-    await this.term?.stopAccepting();
+    // The Lease is handed over even when the listeners cannot be closed in time (a reconcile or the
+    // relay's worker stuck): a standby must not wait out the whole termination grace meanwhile.
+    const closed = await settlesWithin(this.term?.stopAccepting(), STOP_ACCEPTING_DEADLINE_MS);
+    if (!closed)
+      this.log.warn('listeners not closed within the deadline; releasing the Lease anyway', {
+        deadlineMs: STOP_ACCEPTING_DEADLINE_MS,
+      });
     await this.elector?.stop({ release: true });
     const active = this.term?.activeConnections() ?? 0;
     if (active > 0) this.log.info('draining open connections', { active, graceMs });
