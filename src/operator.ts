@@ -21,6 +21,7 @@ import type { PortForward } from './api/v1alpha1';
 import type { Config } from './config/flags';
 import { WatchCaches } from './controller/caches';
 import { RemoteClusters } from './controller/remote-clusters';
+import { stopThenRelease } from './controller/handover';
 import { ServingTerm, TermDeps } from './controller/term';
 import { routeWatchEvents } from './controller/watches';
 import { EventRecorder } from './kube/events';
@@ -28,6 +29,7 @@ import { podNamespace } from './kube/client';
 import { candidateIdentity, LeaderElector, leaseName } from './kube/leader';
 import { constructOnKubeConfig } from './kube/operator-base';
 import { StatusWriter, statusFieldManager } from './kube/status';
+import { realTimers } from './kube/timers';
 import { serveMetrics, serveProbes } from './observability/http';
 import type { Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
@@ -39,25 +41,10 @@ import { kubeAccess, RelayLogger, RelayWorker } from './relay';
 /** What every serving term shares, and what a term's reconciler writes status with. */
 type Shared = TermDeps & { statusWriter: StatusWriter; remotes: RemoteClusters };
 
-/** The operator's ServiceAccount (deploy/ sets POD_SERVICE_ACCOUNT): named in the RoleBinding a message asks for. */
 /** How long a shutdown waits for the listeners to close before it releases the Lease regardless. */
 const STOP_ACCEPTING_DEADLINE_MS = 5_000;
 
-/** Whether `p` settles (resolved or rejected) within `ms`; no promise counts as settled. */
-async function settlesWithin(p: Promise<unknown> | undefined, ms: number): Promise<boolean> {
-  if (!p) return true;
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-    timer.unref();
-  });
-  try {
-    return await Promise.race([p.then(() => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
+/** The operator's ServiceAccount (deploy/ sets POD_SERVICE_ACCOUNT): named in the RoleBinding a message asks for. */
 const serviceAccount = (): string =>
   `${podNamespace() ?? 'portforward-system'}/${process.env.POD_SERVICE_ACCOUNT || 'portforward-operator'}`;
 
@@ -196,14 +183,15 @@ export class PortForwardOperator extends Operator {
    */
   async shutdown(graceMs = this.cfg.shutdownGraceMs): Promise<void> {
     this.stopping = true;
-    // The Lease is handed over even when the listeners cannot be closed in time (a reconcile or the
-    // relay's worker stuck): a standby must not wait out the whole termination grace meanwhile.
-    const closed = await settlesWithin(this.term?.stopAccepting(), STOP_ACCEPTING_DEADLINE_MS);
-    if (!closed)
-      this.log.warn('listeners not closed within the deadline; releasing the Lease anyway', {
-        deadlineMs: STOP_ACCEPTING_DEADLINE_MS,
-      });
-    await this.elector?.stop({ release: true });
+    // The Lease is handed over even when the listeners cannot be closed in time (controller/handover.ts).
+    const stopped = await stopThenRelease(
+      realTimers,
+      () => this.term?.stopAccepting(),
+      () => this.elector?.stop({ release: true }),
+      STOP_ACCEPTING_DEADLINE_MS,
+    );
+    if (!stopped.closed)
+      this.log.warn('listeners not closed; the Lease was released anyway', { error: stopped.error });
     const active = this.term?.activeConnections() ?? 0;
     if (active > 0) this.log.info('draining open connections', { active, graceMs });
     await this.stopServing(graceMs);

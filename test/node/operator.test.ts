@@ -14,6 +14,7 @@ import {
   applyDeploy,
   connectFrom,
   echoLoadFrom,
+  followOperatorLogs,
   createClientPod,
   createNodePod,
   isReady,
@@ -22,6 +23,7 @@ import {
   operatorState,
   podUsage,
   probeFrom,
+  type ProbeResult,
   SERVER_JS,
   waitOperator,
 } from '../support/real-node';
@@ -221,7 +223,8 @@ describe('the operator in pods on a real node (deploy/, containerd)', function (
       2_000 + got.ms,
     ).catch((err: Error) => {
       throw new Error(
-        `${err.message}\nthe client saw ${JSON.stringify(got)}\n${operatorState(cluster, ns, 'closed')}`,
+        // The tail of a failure is what CI shows: the verdict goes last.
+        `${operatorState(cluster, ns, 'closed')}\n${err.message}\nthe client saw ${JSON.stringify(got)}`,
       );
     });
     const text = failed.status!.lastError!.message;
@@ -281,23 +284,38 @@ describe('the operator in pods on a real node (deploy/, containerd)', function (
 
   it('keeps the forward served through `kubectl rollout restart`, with no gap longer than one takeover', async function () {
     const ep = (await waitForStatus(cluster, ns, 'server', 'Ready', ready, 20_000)).status!.endpoints![0];
-    const probe = probeFrom(
-      cluster,
-      ns,
-      'client',
-      'portforward-operator.portforward-system.svc',
-      ep.localPort,
-      40_000,
-    );
-    const out = cluster.kubectl(['rollout', 'restart', 'deployment/portforward-operator', '-n', OPERATOR_NS]);
-    assert.equal(out.code, 0, out.stderr);
-    const seen = await probe;
+    // The replaced pods' logs are gone by the time a failure is reported: follow them from now.
+    const logs = await followOperatorLogs(cluster);
+    let oldLogs: string;
+    let seen: ProbeResult;
+    try {
+      const probe = probeFrom(
+        cluster,
+        ns,
+        'client',
+        'portforward-operator.portforward-system.svc',
+        ep.localPort,
+        40_000,
+      );
+      const out = cluster.kubectl([
+        'rollout',
+        'restart',
+        'deployment/portforward-operator',
+        '-n',
+        OPERATOR_NS,
+      ]);
+      assert.equal(out.code, 0, out.stderr);
+      seen = await probe;
+    } finally {
+      oldLogs = logs.stop();
+    }
     console.log(
       `      rollout restart: ${seen.ok} served, ${seen.failed} not (${JSON.stringify(seen.reasons)}), ` +
         `longest gap ${(seen.longestGapMs / 1000).toFixed(1)} s`,
     );
     if (seen.ok === 0 || seen.longestGapMs >= 20_000) {
-      const why = `the client saw ${seen.timeline.join(', ')}\n${operatorState(cluster, ns, 'server')}`;
+      // The tail of a failure is what CI shows: the client's view goes last.
+      const why = `${oldLogs}\n${operatorState(cluster, ns, 'server')}\nthe client saw ${seen.timeline.join(', ')}`;
       assert.ok(seen.ok > 0, `served before and after the rollout; ${why}`);
       assert.ok(seen.longestGapMs < 20_000, `no gap longer than one takeover (20 s); ${why}`);
     }

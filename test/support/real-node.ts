@@ -239,6 +239,36 @@ export function operatorState(cluster: TestCluster, ns: string, name: string): s
   return parts.join('\n');
 }
 
+/**
+ * Follows the logs of the operator's pods running now (`kubectl logs -f`), so that what a pod said
+ * before it was replaced is still there when a test fails; stop() ends the followers and returns
+ * the last `lines` lines of each, headed by the pod's name.
+ */
+export async function followOperatorLogs(cluster: TestCluster): Promise<{ stop(lines?: number): string }> {
+  const pods = await operatorPods(cluster);
+  const followers = pods.map((p) => {
+    const name = p.metadata!.name!;
+    const child = spawn(cluster.state.kubectl, [
+      '--kubeconfig', cluster.state.kubeconfig, 'logs', '-f', '-n', OPERATOR_NS, name,
+    ]); // prettier-ignore
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    return { name, child, out: () => out };
+  });
+  return {
+    stop(lines = 40): string {
+      return followers
+        .map((f) => {
+          f.child.kill();
+          const tail = f.out().split('\n').filter(Boolean).slice(-lines);
+          return `--- the log of ${f.name}, followed from the test's start (last ${lines} lines)\n${tail.join('\n')}`;
+        })
+        .join('\n');
+    },
+  };
+}
+
 /** Starts PROBE_JS in a client pod; resolves with its result when it ends. */
 export function probeFrom(
   cluster: TestCluster,

@@ -257,6 +257,57 @@ describe('relay SPDY transport on a node that copies into reset streams (as kwok
   });
 });
 
+describe('relay SPDY transport on a node that ends the data stream before it says why (as containerd does)', function () {
+  let fake: FakeSpdyServer;
+  let engine: RelayEngine | undefined;
+  let dataFin: (() => void) | undefined;
+
+  before(async function () {
+    fake = await startFakeSpdyServer({
+      portMap: () => undefined, // nothing listens: every dial fails
+      dataFinFirst: { textDelayMs: 200, onDataFin: () => dataFin?.() },
+    });
+  });
+  afterEach(async function () {
+    await engine?.close();
+  });
+  after(async function () {
+    await fake.close();
+  });
+
+  it("reports the node's error even when the client's FIN comes between the data stream's FIN and the text", async function () {
+    // containerd 2.x closes the data stream when its dial fails, then writes why on the error stream;
+    // a client that half-closes in between must not turn the failure into a clean end (seen on the
+    // real node: no lastError, 1 connection in 30).
+    const transport = new SpdyTransport({
+      name: 'spdy',
+      logger: silentLogger,
+      dial: (pod) =>
+        dialSpdy(
+          { namespace: pod.namespace, pod: pod.name },
+          { server: fake.url, applyOptions: fake.applyOptions() },
+        ),
+    });
+    const relay = createRelayEngine({ transport });
+    engine = relay;
+    const [state] = await relay.ensure('demo/pf', {
+      listeners: [{ id: 'closed', address: '127.0.0.1', localPort: 0, remotePort: 9999 }],
+      targets: [{ namespace: 'demo', name: 'web' }],
+    });
+    for (let i = 1; i <= 3; i++) {
+      const s = await connect(state.localPort);
+      dataFin = () => setImmediate(() => s.end());
+      s.write('hello');
+      const got = await readAll(s);
+      assert.equal(got.data.length, 0);
+      await waitFor(`failure ${i} in stats`, () => relay.stats('demo/pf')?.failed === i, 2_000);
+      const last = relay.stats('demo/pf')?.lastError;
+      assert.equal(last?.kind, 'nodeError');
+      assert.match(last?.message ?? '', /error forwarding port 9999/);
+    }
+  });
+});
+
 describe('AutoTransport', function () {
   const target: StreamTarget = { namespace: 'demo', pod: 'web', port: 80 };
   const tunnel = { done: Promise.resolve(undefined), bufferedBytes: () => 0, abort: () => undefined };

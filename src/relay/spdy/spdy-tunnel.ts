@@ -29,6 +29,9 @@ export class SpdyTunnel implements RelayTunnel {
   private finished = false;
   private error: PortForwardError | undefined;
   private clientEnded = false;
+  /** The data stream's FIN came. */
+  private podFin = false;
+  /** ...and the error stream's verdict said the forward ended cleanly. */
   private podEnded = false;
   private resolveDone!: (err: PortForwardError | undefined) => void;
   private socketClosed = false;
@@ -86,14 +89,16 @@ export class SpdyTunnel implements RelayTunnel {
     });
     socket.on('drain', () => data.resume());
     data.on('end', () => {
-      this.podEnded = true;
-      // A node may end the data stream before it writes why on the error stream (kwok does, for a
-      // forward command that fails). The error stream ends with the forward either way: its verdict
-      // is waited for (at most `verdictTimeoutMs`) before the client sees a clean end, so that a failed
-      // connection is never reported as a clean one.
+      this.podFin = true;
+      // A node may end the data stream before it writes why on the error stream (kwok does for a
+      // forward command that fails, containerd 2.x for a dial that fails). The error stream ends with
+      // the forward either way: its verdict is waited for (at most `verdictTimeoutMs`) before the pod
+      // side counts as ended, so that a failed connection is never reported as a clean one, whether
+      // the client's FIN comes before, during or after the wait.
       void this.verdict().then((err) => {
         if (this.finished) return;
         if (err) return this.finish(err, true);
+        this.podEnded = true;
         if (!socket.destroyed && !socket.writableEnded) socket.end();
         this.maybeDone();
       });
@@ -105,7 +110,7 @@ export class SpdyTunnel implements RelayTunnel {
     data.on('close', () => {
       this.streamClosed = true;
       // A stream that closed without FIN nor error (the session closing cleanly): the pod is gone.
-      if (!this.podEnded && !this.finished) this.finish(undefined, true);
+      if (!this.podFin && !this.finished) this.finish(undefined, true);
       this.settle();
     });
     void conn.error.then((err) => {

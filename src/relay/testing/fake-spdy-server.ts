@@ -2,7 +2,8 @@
 // accepts a direct `Upgrade: SPDY/3.1` POST and a `SPDY/3.1+portforward.k8s.io` WebSocket, and then
 // behaves like the kubelet's httpstream handler on moby/spdystream: SYN_REPLY to each SYN_STREAM,
 // error + data streams paired by `requestid`, a dial of the local TCP port the port map names, and on a
-// failed dial the error text on the error stream followed by RST_STREAM of both. It answers pings and
+// failed dial the error text on the error stream followed by RST_STREAM of both (or, told to, containerd's
+// order: FIN on the data stream, then the text). It answers pings and
 // can be told to stall (stop reading its sockets) or to send GOAWAY.
 import * as http from 'node:http';
 import type * as https from 'node:https';
@@ -36,6 +37,12 @@ export interface FakeSpdyServerOptions {
    * pod connection is closed, as containerd does).
    */
   copyAfterReset?: boolean;
+  /**
+   * As containerd 2.x on a failed dial: the data stream's FIN goes out first (its dial closes the
+   * stream on return), `textDelayMs` later the error text, then FIN on the error stream; `onDataFin`
+   * is told when the FIN went out. Default: the kubelet's order (text, then RST_STREAM of both).
+   */
+  dataFinFirst?: { textDelayMs: number; onDataFin?: () => void };
 }
 
 export interface ReceivedFrame {
@@ -296,11 +303,18 @@ class FakeConnection {
   private forward(error: ServerStream, data: ServerStream): void {
     const port = Number(headerValue(data.headers, 'port'));
     const fail = (why: string): void => {
-      this.sendData(
-        error,
-        Buffer.from(`error forwarding port ${port} to pod ${this.pod}, uid : ${why}`),
-        false,
-      );
+      const text = Buffer.from(`error forwarding port ${port} to pod ${this.pod}, uid : ${why}`);
+      const finFirst = this.options.dataFinFirst;
+      if (finFirst) {
+        this.sendData(data, Buffer.alloc(0), true);
+        finFirst.onDataFin?.();
+        setTimeout(() => {
+          this.sendData(error, text, false);
+          this.sendData(error, Buffer.alloc(0), true);
+        }, finFirst.textDelayMs);
+        return;
+      }
+      this.sendData(error, text, false);
       this.reset(data, RstStatus.CANCEL);
       this.reset(error, RstStatus.CANCEL);
     };
