@@ -14,7 +14,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { TestCluster } from '../testenv/cluster';
 import { applyPortForward, waitForStatus } from '../testenv/portforward';
-import { cpuSeconds, freePortRange, ioCounters, startKubectl, startOperator } from './relays';
+import { cpuSeconds, ioCounters } from './proc';
+import { freePortRange, startKubectl, startOperator } from './relays';
 import { fmt, median, percentile } from './stats';
 
 const BYTES = 256 * 1024 * 1024;

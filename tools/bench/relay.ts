@@ -22,16 +22,8 @@ import { OPERATOR_IMAGE, REAL_NODE_NAME } from '../testenv/node';
 import { applyPortForward, waitForStatus } from '../testenv/portforward';
 import { Destination, LoadClient, Targets } from './children';
 import { TargetPorts } from './proto';
-import {
-  cpuSeconds,
-  freePortRange,
-  ioCounters,
-  KubectlRelay,
-  pause,
-  startKubectl,
-  startOperator,
-  tail,
-} from './relays';
+import { cpuSeconds, ioCounters } from './proc';
+import { freePortRange, KubectlRelay, pause, startKubectl, startOperator, tail } from './relays';
 import { fmt, mdTable, median, percentile, spread } from './stats';
 
 export interface RelayBenchOptions {

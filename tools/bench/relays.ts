@@ -5,7 +5,7 @@
 // Adapted from test/support/operator.ts and TestCluster.portForward (tools/testenv/cluster.ts): the
 // benchmark needs what those do not offer (a start-up that reports a rejected flag instead of
 // throwing, the operator's main file chosen at run time, every "Forwarding from" line of kubectl).
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -240,60 +240,6 @@ export function pause(pid: number, paused: boolean): void {
   } catch {
     // gone: the system's dead() reports it
   }
-}
-
-let clkTck: number | undefined;
-
-/** Clock ticks per second of /proc's CPU counters (`getconf CLK_TCK`, 100 where that fails). */
-export function clockTicks(): number {
-  if (clkTck === undefined) {
-    try {
-      clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    } catch {
-      clkTck = 100;
-    }
-  }
-  return clkTck;
-}
-
-/** User + system CPU seconds of a process (all its threads) so far: /proc/PID/stat utime + stime. */
-export function cpuSeconds(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks(); // fields 14 and 15 of stat
-  } catch {
-    return NaN;
-  }
-}
-
-/** A process's I/O counters, all its threads (/proc/PID/io): read and write calls, and their bytes. */
-export interface IoCounters {
-  /** read(2)-like calls (read, readv, recvmsg...) and the bytes they returned. */
-  reads: number;
-  readBytes: number;
-  /** write(2)-like calls (write, writev, sendmsg...) and the bytes they wrote. */
-  writes: number;
-  writeBytes: number;
-}
-
-export function ioCounters(pids: readonly number[]): IoCounters {
-  const sum: IoCounters = { reads: 0, readBytes: 0, writes: 0, writeBytes: 0 };
-  for (const pid of pids) {
-    let text: string;
-    try {
-      text = fs.readFileSync(`/proc/${pid}/io`, 'utf8');
-    } catch {
-      return { reads: NaN, readBytes: NaN, writes: NaN, writeBytes: NaN };
-    }
-    const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(text)?.[1]);
-    sum.reads += field('syscr');
-    sum.readBytes += field('rchar');
-    sum.writes += field('syscw');
-    sum.writeBytes += field('wchar');
-  }
-  return sum;
 }
 
 function portFree(port: number): Promise<boolean> {

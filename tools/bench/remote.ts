@@ -18,7 +18,8 @@ import type { TestCluster } from '../testenv/cluster';
 import { applyPortForward, waitForStatus } from '../testenv/portforward';
 import { startRemoteCluster } from '../testenv/remote';
 import type { LoadClient, Targets } from './children';
-import { cpuSeconds, freePortRange, startKubectl, startOperator, tail } from './relays';
+import { cpuSeconds } from './proc';
+import { freePortRange, startKubectl, startOperator, tail } from './relays';
 import { fmt, mdTable, median, percentile, spread } from './stats';
 
 export interface RemoteBenchOptions {

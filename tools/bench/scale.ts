@@ -15,6 +15,7 @@ import { applyPortForward, waitForStatus } from '../testenv/portforward';
 import { poll } from '../testenv/wait';
 import { Targets } from './children';
 import { apfCounts, getPodsLoop, operatorIdentity, removeFlowSchema, Sample, within } from './fairness';
+import { procStatus } from './proc';
 import { freePortRange, OperatorProcess, PortRange, startOperator, tail } from './relays';
 import { apiCost, apiWrites } from './sessions';
 import { fmt, mdTable, percentile, timed } from './stats';
@@ -34,12 +35,6 @@ export interface ScaleBenchOptions {
 }
 
 const LABEL = 'bench.portforward.dev/scale';
-
-function rssMiB(pid: number): { rss: number; hwm: number } {
-  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? NaN);
-  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
-}
 
 /** Every Event's occurrences so far (its series count), by uid, with who reported it. */
 async function eventCounts(cluster: TestCluster): Promise<Map<string, { by: string; count: number }>> {
@@ -351,7 +346,7 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
   let op = await operator(o, kubeconfig, portRange, 'operator-scale');
   o.defer('scale operator', () => op.stop());
   await new Promise((r) => setTimeout(r, 3_000)); // settle after start-up, then measure idle
-  const idle = rssMiB(op.pid);
+  const idle = procStatus(op.pid);
   const api0 = await apiCost(cluster);
   // The other client's quiet baseline: 15 s with the operator started and idle.
   const q0 = Date.now();
@@ -428,7 +423,7 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
   await new Promise((r) => setTimeout(r, 60_000)); // the measured window
   const w1 = await apiWrites(cluster);
   const e1 = await eventCounts(cluster);
-  const full = rssMiB(op.pid);
+  const full = procStatus(op.pid);
   const api1 = await apiCost(cluster);
   await loop.stop();
 
@@ -458,9 +453,9 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
       ['one more PortForward applied halfway through the creates: apply -> Ready', `${fmt(midwayMs, 0)} ms`],
       ['one more PortForward afterwards: apply -> Ready', `${fmt(afterMs, 0)} ms`],
       ['/readyz answer', `${fmt(probe, 1)} ms`],
-      ['operator RSS at idle (started, no PortForward)', `${fmt(idle.rss)} MiB`],
-      ['operator RSS with all Ready, after a minute idle', `${fmt(full.rss)} MiB`],
-      ['operator peak RSS (VmHWM)', `${fmt(full.hwm)} MiB`],
+      ['operator RSS at idle (started, no PortForward)', `${fmt(idle.rssMiB)} MiB`],
+      ['operator RSS with all Ready, after a minute idle', `${fmt(full.rssMiB)} MiB`],
+      ['operator peak RSS (VmHWM)', `${fmt(full.hwmMiB)} MiB`],
       [
         'API writes a minute in steady state: PortForwards (status)',
         fmt(w1.portForwards - w0.portForwards, 0),

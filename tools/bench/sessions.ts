@@ -4,7 +4,6 @@
 // what kubectl port-forward's one session costs (K kubectl processes, each holding the session it
 // dials at start). Also the connect -> first byte of a warm forward (session open) against a cold one
 // (the connection dials its session).
-import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import { silentLogger } from '../../src/relay/logger';
@@ -15,7 +14,8 @@ import { TestCluster } from '../testenv/cluster';
 import { readState } from '../testenv/state';
 import { startEchoServer } from '../testenv/peers';
 import { poll } from '../testenv/wait';
-import { cpuSeconds, startKubectl } from './relays';
+import { cpuSeconds, procStatus } from './proc';
+import { startKubectl } from './relays';
 import { fmt, median, mdTable, percentile } from './stats';
 
 export interface ApiCost {
@@ -68,16 +68,6 @@ export async function apiWrites(cluster: TestCluster): Promise<{ portForwards: n
     else if (resource === 'events') out.events += n;
   }
   return out;
-}
-
-function procStatus(pid: number): { rssMiB: number; threads: number } {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const v = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? NaN);
-    return { rssMiB: v('VmRSS') / 1024, threads: v('Threads') };
-  } catch {
-    return { rssMiB: NaN, threads: NaN };
-  }
 }
 
 function kwokPid(): number | undefined {
