@@ -9,7 +9,7 @@
 //
 // Environment (defaults in brackets):
 //   BENCH_RUNS [5]              rounds of every relay measure; each cell is their median and spread
-//   BENCH_REPS [3]              repetitions of the relay's pull and push within a round, interleaved across
+//   BENCH_REPS [5]              repetitions of the relay's pull and push within a round, interleaved across
 //                               the systems (the order rotates per repetition); a round's figure is their median
 //   BENCH_TRANSPORTS [spdy,spdy-websocket,websocket]   one operator per entry, started with --transport=X;
 //                               when the operator rejects the flag (exit 2), one operator without it
@@ -113,7 +113,7 @@ function settings() {
   const out = path.resolve(process.env.BENCH_OUT || path.join(repoRoot, 'build', 'bench-results.md'));
   return {
     runs: positive('BENCH_RUNS', 5),
-    reps: positive('BENCH_REPS', 3),
+    reps: positive('BENCH_REPS', 5),
     transports,
     streamBytes: Math.round(positive('BENCH_STREAM_MIB', 256, false) * MiB),
     connects: positive('BENCH_CONNECTS', 200),

@@ -19,6 +19,19 @@ const ECHO = 8080;
 const SINK = 9090; // a target that accepts and never reads
 const REPLY_ON_END = 7070; // replies with the byte count once the client half-closed
 
+/** A SPDY transport whose sessions are dialed to `fake`. */
+function transportTo(fake: FakeSpdyServer): SpdyTransport {
+  return new SpdyTransport({
+    name: 'spdy',
+    logger: silentLogger,
+    dial: (pod) =>
+      dialSpdy(
+        { namespace: pod.namespace, pod: pod.name },
+        { server: fake.url, applyOptions: fake.applyOptions() },
+      ),
+  });
+}
+
 describe('relay SPDY transport (sessions before they are needed) on the fake spdystream server', function () {
   let echo: TcpServer;
   let sink: TcpServer;
@@ -217,15 +230,7 @@ describe('relay SPDY transport on a node that copies into reset streams (as kwok
   });
 
   it('retires a session that keeps carrying a reset stream, which stops the pod side; others go on', async function () {
-    const transport = new SpdyTransport({
-      name: 'spdy',
-      logger: silentLogger,
-      dial: (pod) =>
-        dialSpdy(
-          { namespace: pod.namespace, pod: pod.name },
-          { server: fake.url, applyOptions: fake.applyOptions() },
-        ),
-    });
+    const transport = transportTo(fake);
     engine = createRelayEngine({ transport });
     const states = await engine.ensure('demo/pf', {
       listeners: [
@@ -279,15 +284,7 @@ describe('relay SPDY transport on a node that ends the data stream before it say
     // containerd 2.x closes the data stream when its dial fails, then writes why on the error stream;
     // a client that half-closes in between must not turn the failure into a clean end (seen on the
     // real node: no lastError, 1 connection in 30).
-    const transport = new SpdyTransport({
-      name: 'spdy',
-      logger: silentLogger,
-      dial: (pod) =>
-        dialSpdy(
-          { namespace: pod.namespace, pod: pod.name },
-          { server: fake.url, applyOptions: fake.applyOptions() },
-        ),
-    });
+    const transport = transportTo(fake);
     const relay = createRelayEngine({ transport });
     engine = relay;
     const [state] = await relay.ensure('demo/pf', {
