@@ -117,7 +117,7 @@ testenv-status: build ## Show whether the test control plane runs, and its proce
 
 .PHONY: run
 run: build ## Run the operator against the current kubeconfig context, as the image does (ARGS="--namespace demo" adds flags)
-	node --max-semi-space-size=2 dist/main.js $(ARGS)
+	node --max-semi-space-size=2 --external-memory-accounted-in-global-limit dist/main.js $(ARGS)
 
 .PHONY: demo
 demo: build ## See it work: control plane, demo pod, operator, examples/kuard.yaml, curl; Ctrl-C ends (DEMO_ONESHOT=1: once)

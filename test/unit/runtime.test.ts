@@ -44,6 +44,15 @@ describe('the Node.js runtime, pinned in .nvmrc', function () {
     assert.match(read('Makefile'), new RegExp(`^\\t${command.replace(/[.]/g, '\\.')} \\$\\(ARGS\\)$`, 'm'));
   });
 
+  it("accepts every one of the image's Node.js flags (a V8 flag a newer Node.js dropped would stop the operator)", function () {
+    const flags = operatorNodeFlags();
+    const out = execFileSync(process.execPath, [...flags, '-e', 'process.stdout.write("started")'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    assert.equal(out, 'started');
+  });
+
   it('hack/ensure-node.sh says nothing and changes nothing when the node on PATH is new enough', function () {
     const out = execFileSync(path.join(repoRoot, 'hack', 'ensure-node.sh'), {
       env: { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}` },
