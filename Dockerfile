@@ -44,8 +44,8 @@ EXPOSE 8080 8081
 # 2,000 forwards at no measured cost in time (docs/benchmarks.md, "Scale").
 # --external-memory-accounted-in-global-limit: V8 gives the memory outside its heap (the relay's socket
 # buffers) a limit of its own instead of adding every byte allocated since the last full collection to
-# the old generation's, which made the relay worker mark its whole heap every 10-17 MiB relayed: about
-# a third less CPU per GiB relayed (ADR 8, second addendum).
+# the old generation's, which made the relay worker mark its whole heap about every 20 MiB relayed:
+# 35-56 % less CPU per GiB relayed on kwok, 4-20 % on the real node (ADR 8, second addendum).
 # Tests and benchmarks start the operator with the flags of this line (tools/testenv/paths.ts
 # operatorNodeFlags).
 ENTRYPOINT ["node", "--max-semi-space-size=2", "--external-memory-accounted-in-global-limit", "dist/main.js"]
