@@ -19,16 +19,23 @@ const ECHO = 8080;
 const SINK = 9090; // a target that accepts and never reads
 const REPLY_ON_END = 7070; // replies with the byte count once the client half-closed
 
-/** A SPDY transport whose sessions are dialed to `fake`. */
-function transportTo(fake: FakeSpdyServer): SpdyTransport {
+/** A SPDY transport whose sessions are dialed to `fake` (`onDial` is told of each dial). */
+function transportTo(
+  fake: FakeSpdyServer,
+  o: Partial<SpdyTransportOptions> = {},
+  onDial: () => void = () => undefined,
+): SpdyTransport {
   return new SpdyTransport({
     name: 'spdy',
     logger: silentLogger,
-    dial: (pod) =>
-      dialSpdy(
+    dial: (pod) => {
+      onDial();
+      return dialSpdy(
         { namespace: pod.namespace, pod: pod.name },
         { server: fake.url, applyOptions: fake.applyOptions() },
-      ),
+      );
+    },
+    ...o,
   });
 }
 
@@ -54,18 +61,7 @@ describe('relay SPDY transport (sessions before they are needed) on the fake spd
   }
 
   async function start(o: Partial<SpdyTransportOptions> = {}): Promise<Record<string, number>> {
-    transport = new SpdyTransport({
-      name: 'spdy',
-      logger: silentLogger,
-      dial: (pod) => {
-        dials++;
-        return dialSpdy(
-          { namespace: pod.namespace, pod: pod.name },
-          { server: fake.url, applyOptions: fake.applyOptions() },
-        );
-      },
-      ...o,
-    });
+    transport = transportTo(fake, o, () => dials++);
     engine = createRelayEngine({ transport });
     const states = await engine.ensure('demo/pf', spec());
     return Object.fromEntries(states.map((s) => [s.id, s.localPort]));
