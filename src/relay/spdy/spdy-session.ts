@@ -42,6 +42,7 @@ import {
 } from './frames';
 import { FrameDecoder } from './decoder';
 import { HeaderCompressor, HeaderDecompressor, SpdyHeaders } from './headers';
+import { PendingPings } from './pings';
 import { SpdyStream, StreamOwner } from './stream';
 
 import type {
@@ -62,11 +63,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   private readonly maxFrameBytes: number;
   private readonly streamHighWaterMark: number;
   private nextStreamId = 1;
-  private nextPingId = 1;
-  private readonly pings = new Map<
-    number,
-    { start: bigint; resolve(ms: number): void; reject(e: Error): void }
-  >();
+  private readonly pings = new PendingPings();
   private drainWaiters: ((err?: Error | null) => void)[] = [];
   private readonly blocking = new Set<SpdyStream>();
   private corked = false;
@@ -144,26 +141,9 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   /** Round-trip time of a PING, in ms; rejects after `timeoutMs` or when the session ends. */
   ping(timeoutMs = 10_000): Promise<number> {
     if (this.closed) return Promise.reject(new PortForwardError('network', `${this.name} is closed`));
-    const id = this.nextPingId;
-    this.nextPingId = id >= 0x7ffffffd ? 1 : id + 2;
-    return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pings.delete(id);
-        reject(new PortForwardError('timeout', `${this.name}: no PING reply within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pings.set(id, {
-        start: process.hrtime.bigint(),
-        resolve: (ms) => {
-          clearTimeout(timer);
-          resolve(ms);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.send(encodePing(id));
-    });
+    const { id, rtt } = this.pings.start(this.name, timeoutMs);
+    this.send(encodePing(id));
+    return rtt;
   }
 
   stats(): SpdySessionStats {
@@ -209,6 +189,25 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     else cb();
   }
 
+  writeFramed(stream: SpdyStream, framed: Buffer, written: () => void, drained: () => void): boolean {
+    const n = framed.length - FRAME_HEADER_BYTES;
+    if (this.closed) {
+      written();
+      return true;
+    }
+    if (n > this.maxFrameBytes) {
+      // Larger than this session's frames: split as write() does (no copy, the header room unused).
+      this.writeData(stream, framed.subarray(FRAME_HEADER_BYTES), false, () => written());
+    } else {
+      framed.writeUInt32BE(stream.id, 0);
+      framed.writeUInt32BE(n, 4); // flags 0: FIN goes out with end()
+      this.send(framed, written);
+    }
+    if (!this.socket.writableNeedDrain) return true;
+    this.drainWaiters.push(() => drained());
+    return false;
+  }
+
   resetStream(stream: SpdyStream, status: number): void {
     if (this.closed || !this.streams.has(stream.id)) return;
     this.send(encodeRstStream(stream.id, status));
@@ -234,8 +233,8 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
 
   // ------------------------------------------------------------------------ internals
 
-  private send(buf: Buffer): void {
-    if (this.closed) return;
+  private send(buf: Buffer, written?: () => void): void {
+    if (this.closed) return written?.();
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
@@ -245,7 +244,8 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
       });
     }
     this.bytesOut += buf.length;
-    if (!this.socket.write(buf) && this.writeBlockedSince === 0) this.writeBlockedSince = Date.now();
+    const more = written ? this.socket.write(buf, () => written()) : this.socket.write(buf);
+    if (!more && this.writeBlockedSince === 0) this.writeBlockedSince = Date.now();
   }
 
   private onDrain(): void {
@@ -299,9 +299,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
         if (frame.id % 2 === 0) {
           this.send(encodePing(frame.id));
         } else {
-          const p = this.pings.get(frame.id);
-          this.pings.delete(frame.id);
-          p?.resolve(Number(process.hrtime.bigint() - p.start) / 1e6);
+          this.pings.replied(frame.id);
         }
         return;
       case 'goaway':
@@ -379,8 +377,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     const streamErr = err ?? new PortForwardError('network', `${this.name} was closed`);
     for (const stream of [...this.streams.values()]) stream.abort(streamErr);
     this.streams.clear();
-    for (const p of this.pings.values()) p.reject(streamErr);
-    this.pings.clear();
+    this.pings.failAll(streamErr);
     this.onDrain();
     this.compressor.close();
     this.decompressor.close();
@@ -390,3 +387,5 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
 }
 
 const EMPTY = Buffer.alloc(0);
+/** A DATA frame's header: the room writeFramed's caller leaves in front of the payload. */
+const FRAME_HEADER_BYTES = 8;

@@ -7,6 +7,9 @@
 // - Backpressure both ways through Node's streams: a client that reads slowly pauses the data stream
 //   (and, past its buffer, the session's socket: see the session's caveats); a pod side that reads
 //   slowly holds the data stream's write callbacks, which pauses the client's socket.
+// - A client that sent DIRECT_AFTER_BYTES has its reads switched to direct ones (direct-reads.ts):
+//   each read is framed in place and written as one buffer, in order with what went before; the
+//   session's socket asking for 'drain' pauses the client's reads as the stream's callbacks did.
 // - A node-side error (the error stream's text) ends this connection only, as a `nodeError`; a reset of
 //   the data stream or the session failing ends it as that error. The session and its other streams
 //   go on in the first two cases.
@@ -23,6 +26,14 @@ import { asPortForwardError, PortForwardError } from '../errors';
 import type { PortForwardConnection } from './portforward';
 import type { RelayTunnel, TunnelHooks } from '../transport';
 import type { TransportName } from '../types';
+import { directReads, directReadsSupported, withHeader } from '../direct-reads';
+
+/**
+ * Bytes a client sends through 'data' events before its reads go direct: a connection that carries
+ * this much is taken to carry more, and is worth the 64 KiB buffer it then holds until it closes.
+ */
+export const DIRECT_AFTER_BYTES = 256 * 1024;
+let warnedUnsupported = false;
 
 export class SpdyTunnel implements RelayTunnel {
   readonly done: Promise<PortForwardError | undefined>;
@@ -38,6 +49,9 @@ export class SpdyTunnel implements RelayTunnel {
   private streamClosed = false;
   private halfCloseTimer: NodeJS.Timeout | undefined;
   private released = false;
+  /** The client's bytes are read into pooled buffers and framed in place (direct-reads.ts). */
+  private direct = false;
+  private sentThroughStream = 0;
 
   constructor(
     private readonly socket: net.Socket,
@@ -51,17 +65,22 @@ export class SpdyTunnel implements RelayTunnel {
      * then on the connection puts no load on its session (a half-closed one only waits for the pod).
      */
     private readonly onRelease?: () => void,
+    /** After this many bytes from the client through 'data' events, reads go direct; 0: never. */
+    directAfterBytes = DIRECT_AFTER_BYTES,
   ) {
+    if (directAfterBytes <= 0) directAfterBytes = Infinity;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     const data = conn.data;
 
     socket.on('data', (chunk: Buffer) => {
       if (this.finished) return;
       hooks.onSent(chunk.length);
-      if (!data.write(chunk)) socket.pause();
+      const more = data.write(chunk);
+      if ((this.sentThroughStream += chunk.length) >= directAfterBytes) this.goDirect(hooks);
+      if (!more && !this.direct) socket.pause();
     });
     data.on('drain', () => {
-      if (!this.finished) socket.resume();
+      if (!this.finished && !this.direct) socket.resume();
     });
     socket.on('end', () => {
       this.clientEnded = true;
@@ -129,6 +148,41 @@ export class SpdyTunnel implements RelayTunnel {
 
   abort(): void {
     this.finish(undefined, true);
+  }
+
+  /**
+   * Switches the client's reads to direct ones (direct-reads.ts): from the next read on, its bytes go
+   * from the socket to the session without a 'data' event, a fresh buffer or a copy. Called in a
+   * 'data' handler right after its write; done only when nothing is queued on either side (no byte
+   * may overtake another), else tried again on the next chunk.
+   */
+  private goDirect(hooks: TunnelHooks): void {
+    const { socket } = this;
+    const data = this.conn.data;
+    if (this.direct || this.clientEnded || socket.readableLength > 0 || data.writableLength > 0) return;
+    if (!directReadsSupported(socket)) {
+      this.sentThroughStream = -Infinity; // not on this socket: never again
+      if (!socket.destroyed && !warnedUnsupported) {
+        warnedUnsupported = true;
+        hooks.logger.warn(
+          'direct reads are not available on this Node.js: uploads go through stream events',
+          {
+            node: process.version,
+          },
+        );
+      }
+      return;
+    }
+    this.direct = directReads(socket, (view, release) => {
+      if (this.finished) {
+        release();
+        return false;
+      }
+      hooks.onSent(view.length);
+      return data.writeFramed(withHeader(view), release, () => {
+        if (!this.finished) socket.resume();
+      });
+    });
   }
 
   /** Both directions ended cleanly: close at once (the client's socket closes once its data is out). */

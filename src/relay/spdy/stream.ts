@@ -19,6 +19,11 @@ import type { SpdyHeaders } from './headers';
 /** What a stream needs of its session. */
 export interface StreamOwner {
   writeData(stream: SpdyStream, chunk: Buffer, fin: boolean, cb: (err?: Error | null) => void): void;
+  /**
+   * Sends `framed` (8 bytes of room for the header, then the payload) as one DATA frame; `written`
+   * once the socket took it, `drained` after a false return once the socket drained.
+   */
+  writeFramed(stream: SpdyStream, framed: Buffer, written: () => void, drained: () => void): boolean;
   resetStream(stream: SpdyStream, status: number): void;
   streamReadable(stream: SpdyStream): void;
   streamBackpressure(stream: SpdyStream): void;
@@ -94,6 +99,21 @@ export class SpdyStream extends Duplex {
     this.dead = true;
     this.owner.streamClosed(this);
     cb(err);
+  }
+
+  /**
+   * Writes one DATA frame past the writable side: `framed` holds the payload after 8 bytes the
+   * session writes the frame's header into, so header and payload leave as one buffer. For a writer
+   * that never used write() (its frames would overtake what write() still queues): the tunnel's
+   * direct reads. `written()` is called once the bytes are no longer needed (also when nothing is
+   * sent: the stream is closed); returns false when the writer should wait for `drained()`.
+   */
+  writeFramed(framed: Buffer, written: () => void, drained: () => void): boolean {
+    if (this.dead || this.localFin || this.destroyed) {
+      written();
+      return true;
+    }
+    return this.owner.writeFramed(this, framed, written, drained);
   }
 
   // ------------------------------------------------------------------------ called by the session
