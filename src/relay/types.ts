@@ -119,7 +119,8 @@ export interface RelayEngine {
   ensure(key: string, spec: SessionSpec): Promise<ListenerState[]>;
   /** Closes the session's listeners and connections. */
   stop(key: string): Promise<void>;
-  stats(key: string): SessionStats | undefined;
+  /** The session's counters; `buffered: false` leaves out bufferedBytes (it walks every connection). */
+  stats(key: string, opts?: { buffered?: boolean }): SessionStats | undefined;
   /** Keys of the sessions it holds. */
   keys(): string[];
   /** Relay events; the controller enqueues the key, it never writes status from here. */

@@ -120,11 +120,17 @@ export class ClientSession {
     return this.targets;
   }
 
-  stats(): SessionStats {
-    let buffered = 0;
-    for (const c of this.connections) buffered += c.bufferedBytes();
+  /**
+   * The counters; with `buffered` also bufferedBytes, which walks every open connection (those
+   * waiting out a half-close included: thousands in a burst of short connections), so per-event
+   * callers leave it out.
+   */
+  stats(buffered = true): SessionStats {
     const lastError = this.counters.lastError && { ...this.counters.lastError };
-    return { ...this.counters, lastError, bufferedBytes: buffered };
+    if (!buffered) return { ...this.counters, lastError };
+    let bytes = 0;
+    for (const c of this.connections) bytes += c.bufferedBytes();
+    return { ...this.counters, lastError, bufferedBytes: bytes };
   }
 
   /** Closes every listener and connection. */

@@ -170,10 +170,10 @@ class Engine implements RelayEngine {
     return [...this.sessions.keys()];
   }
 
-  stats(key: string): SessionStats | undefined {
+  stats(key: string, opts: { buffered?: boolean } = {}): SessionStats | undefined {
     const session = this.sessions.get(key);
     if (!session) return undefined;
-    const stats = session.stats();
+    const stats = session.stats(opts.buffered ?? true);
     if (this.transport.warm) {
       const pods = session.targetPods();
       stats.warm = pods.length > 0 && pods.some((p) => this.transport.warm!(p));

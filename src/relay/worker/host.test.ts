@@ -93,6 +93,15 @@ describe('relay worker thread (host.ts)', function () {
     assert.equal(stats?.active, 0, 'the close event carried the counters after it');
     assert.equal(stats?.bytesSent, 'hello over the thread'.length);
     assert.ok(credentialReads >= 1, 'credentials were read on the main thread');
+    // bufferedBytes comes with the periodic counters only (it walks every connection); an event's
+    // counters keep the last one.
+    await waitFor('the periodic counters', () => relay!.stats(KEY)?.bufferedBytes !== undefined);
+    const atEvents: (number | undefined)[] = [];
+    relay.onEvent(() => atEvents.push(relay!.stats(KEY)?.bufferedBytes)); // the event's own counters
+    assert.equal(await echoOnce(state.localPort, 'again'), 'again');
+    await waitFor('the second connection to be reported closed', () => relay!.stats(KEY)?.total === 2);
+    await waitFor('its events', () => atEvents.length >= 2);
+    assert.deepEqual(atEvents.slice(0, 2), [0, 0], "an event's counters dropped bufferedBytes");
     await relay.stop(KEY);
     assert.deepEqual(relay.keys(), []);
     assert.equal(relay.stats(KEY), undefined);

@@ -199,7 +199,7 @@ export class RelayWorker implements RelayEngine {
         return;
       }
       case 'event':
-        if (m.stats) this.counters.set(m.event.key, m.stats);
+        if (m.stats) this.applyStats([[m.event.key, m.stats]], false);
         this.emit(m.event);
         return;
       case 'stats':
@@ -243,7 +243,9 @@ export class RelayWorker implements RelayEngine {
       for (const k of [...this.counters.keys()]) if (!present.has(k)) this.counters.delete(k);
     }
     for (const [k, s] of entries) {
-      if (s) this.counters.set(k, s);
+      // Counters sent with an event or a reply leave bufferedBytes out: the last periodic one stays.
+      if (s)
+        this.counters.set(k, { ...s, bufferedBytes: s.bufferedBytes ?? this.counters.get(k)?.bufferedBytes });
       else this.counters.delete(k);
     }
   }

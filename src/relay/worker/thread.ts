@@ -79,7 +79,11 @@ const engine: RelayEngine = createRelayEngine({
   socketBufferBytes: tuning.socketBufferBytes,
 });
 
-engine.onEvent((event) => send({ type: 'event', event, stats: engine.stats(event.key) }));
+// The counters of an event or a reply leave bufferedBytes out (it walks every connection, and
+// events, and the ensure calls they lead to, come per connection); the periodic stats carry it.
+engine.onEvent((event) =>
+  send({ type: 'event', event, stats: engine.stats(event.key, { buffered: false }) }),
+);
 
 const statsTimer = setInterval(() => {
   const keys = engine.keys();
@@ -117,7 +121,9 @@ port.on('message', (m: ToWorker) => {
   const keyOf = 'key' in call ? call.key : undefined;
   run(call).then(
     ({ result }) => {
-      const stats: StatsEntry[] | undefined = keyOf ? [[keyOf, engine.stats(keyOf)]] : undefined;
+      const stats: StatsEntry[] | undefined = keyOf
+        ? [[keyOf, engine.stats(keyOf, { buffered: false })]]
+        : undefined;
       send({ type: 'reply', id, result, stats });
     },
     (err: unknown) => {
