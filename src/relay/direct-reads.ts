@@ -7,7 +7,7 @@
 // `net.connect` and `new net.Socket`, not to those a `net.Server` accepts. `directReads` turns it on
 // for an accepted socket the way `new net.Socket({ onread })` does, through net.Socket's own
 // fields (its `kBuffer`, `kBufferCb`, `kBufferGen` symbols and the handle's `useUserBuffer`). Node.js is
-// pinned (hack/ensure-node.sh, the Dockerfile), and test/unit/direct-reads.test.ts fails on a
+// pinned (hack/ensure-node.sh, the Dockerfile), and src/relay/direct-reads.test.ts fails on a
 // Node.js where those fields are gone. `directReadsSupported()` says whether they are there; where
 // not, the SPDY tunnel relays through the socket's 'data' events as before and logs it once.
 //
@@ -23,7 +23,8 @@
 //
 // Caveats
 // - A socket in direct mode holds one buffer of READ_BYTES + HEADROOM (64 KiB + 8 bytes) until it
-//   closes, idle or not; callers switch only sockets that carry bulk data (spdy-tunnel.ts).
+//   closes, idle or not. The SPDY tunnel switches a connection once it has sent 256 KiB in all, so
+//   a long-lived one (a pooled database connection) switches too in time, and then keeps its buffer.
 // - `release` must come only once nothing reads the bytes any more (a write's callback): a buffer
 //   released early may be read into while it is still being written. Calls after the first do nothing.
 import type * as net from 'node:net';

@@ -29,25 +29,45 @@ async function timedMs(start: () => Promise<void>): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
+/** A connect gets its first byte within this, or the run fails. */
+const TIMEOUT_MS = 10_000;
+
 /** connect() on a local port -> the first byte read. */
 function viaPort(port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const s = net.connect(port, '127.0.0.1');
-    s.once('data', () => {
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
       s.destroy();
-      resolve();
-    });
-    s.once('error', reject);
+      if (err) reject(err);
+      else resolve();
+    };
+    const timer = setTimeout(
+      () => done(new Error(`no first byte on port ${port} within ${TIMEOUT_MS} ms`)),
+      TIMEOUT_MS,
+    );
+    s.once('data', () => done());
+    s.once('error', done);
+    s.once('close', () => done(new Error(`port ${port} closed before its first byte`)));
   });
 }
 
 /** A stream pair on `session` to `port` -> its first byte. */
 function viaSession(session: SpdySession, port: number, id: number): Promise<void> {
   const c = openPortForward(session, port, id);
+  let timer: NodeJS.Timeout | undefined;
   return new Promise<void>((resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no first byte on the stream within ${TIMEOUT_MS} ms`)),
+      TIMEOUT_MS,
+    );
     c.data.once('data', () => resolve());
     c.data.once('error', reject);
-  }).finally(() => c.close());
+    c.data.once('close', () => reject(new Error('the stream closed before its first byte')));
+  }).finally(() => {
+    clearTimeout(timer);
+    c.close();
+  });
 }
 
 async function main(): Promise<void> {

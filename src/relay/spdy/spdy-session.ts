@@ -196,8 +196,13 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
       return true;
     }
     if (n > this.maxFrameBytes) {
-      // Larger than this session's frames: split as write() does (no copy, the header room unused).
-      this.writeData(stream, framed.subarray(FRAME_HEADER_BYTES), false, () => written());
+      // Larger than this session's frames: split as write() does (no copy, the header room unused);
+      // `written` waits for the socket to take the last piece, and with it every one before.
+      for (let at = FRAME_HEADER_BYTES; at < framed.length; at += this.maxFrameBytes) {
+        const piece = framed.subarray(at, Math.min(at + this.maxFrameBytes, framed.length));
+        this.send(encodeDataHeader(stream.id, piece.length, false));
+        this.send(piece, at + piece.length >= framed.length ? written : undefined);
+      }
     } else {
       framed.writeUInt32BE(stream.id, 0);
       framed.writeUInt32BE(n, 4); // flags 0: FIN goes out with end()

@@ -2,7 +2,6 @@
 // dialed before they are needed, connections isolated from a session that stalls, half-close carried,
 // node-side errors ending one connection, and AutoTransport's fallback order.
 import * as assert from 'node:assert/strict';
-import * as crypto from 'node:crypto';
 import * as net from 'node:net';
 import { connect, readAll, startTcpServer, TcpServer } from '../../../test/support/net';
 import { waitFor } from '../../../test/support/wait';
@@ -10,7 +9,6 @@ import { AutoTransport, transportUnsupported } from '../auto-transport';
 import { createRelayEngine } from '../engine/engine';
 import { PortForwardError } from '../errors';
 import { silentLogger } from '../logger';
-import { directReadCounts } from '../direct-reads';
 import { dialSpdy } from './dial';
 import { SpdyTransport, SpdyTransportOptions } from './spdy-transport';
 import { FakeSpdyServer, startFakeSpdyServer } from '../testing/fake-spdy-server';
@@ -129,35 +127,6 @@ describe('relay SPDY transport (sessions before they are needed) on the fake spd
       () => engine.stats('demo/pf')?.active === 0,
       1_000,
     );
-  });
-
-  it('relays bulk uploads byte for byte once their reads go direct, also through a stall', async function () {
-    const ports = await start();
-    const before = directReadCounts().sockets;
-    // Past DIRECT_AFTER_BYTES the client's reads are framed in place: an echo of 8 MiB comes back
-    // exactly, through both directions' backpressure.
-    const sent = crypto.randomBytes(8 * 1024 * 1024);
-    const got = await echoOnce(ports.echo, sent);
-    assert.ok(got.equals(sent), `${got.length} bytes came back, not the ${sent.length} sent`);
-    assert.equal(directReadCounts().sockets, before + 1, 'the upload never switched to direct reads');
-    // The session's peer stops reading for a while: the upload waits for it (the client is paused,
-    // not buffered without bound) and every byte arrives once it reads again.
-    const s = await connect(ports.count);
-    s.write(Buffer.alloc(2 * 1024 * 1024, 2));
-    await waitFor('the bytes to reach the pod side', () =>
-      fake
-        .received()
-        .flat()
-        .some((f) => f.type === 'data'),
-    );
-    fake.stall(true);
-    s.write(Buffer.alloc(24 * 1024 * 1024, 3)); // more than loopback's socket buffers hold
-    await waitFor('the session to stop taking writes', () =>
-      transport.sessions().some((x) => x.queuedBytes > 0),
-    );
-    fake.stall(false);
-    s.end();
-    assert.equal((await readAll(s)).data.toString(), `got ${26 * 1024 * 1024}`);
   });
 
   it('ends only the failing connection on a node-side error; others on the same session go on', async function () {

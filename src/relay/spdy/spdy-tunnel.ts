@@ -51,6 +51,8 @@ export class SpdyTunnel implements RelayTunnel {
   private released = false;
   /** The client's bytes are read into pooled buffers and framed in place (direct-reads.ts). */
   private direct = false;
+  /** Bytes read directly that the session's socket has not taken yet. */
+  private directQueued = 0;
   private sentThroughStream = 0;
 
   constructor(
@@ -143,7 +145,9 @@ export class SpdyTunnel implements RelayTunnel {
 
   bufferedBytes(): number {
     const d = this.conn.data;
-    return this.socket.writableLength + this.socket.readableLength + d.writableLength + d.readableLength;
+    const held =
+      this.socket.writableLength + this.socket.readableLength + d.writableLength + d.readableLength;
+    return held + this.directQueued;
   }
 
   abort(): void {
@@ -178,8 +182,14 @@ export class SpdyTunnel implements RelayTunnel {
         release();
         return false;
       }
-      hooks.onSent(view.length);
-      return data.writeFramed(withHeader(view), release, () => {
+      const n = view.length;
+      hooks.onSent(n);
+      this.directQueued += n;
+      const written = (): void => {
+        this.directQueued -= n;
+        release();
+      };
+      return data.writeFramed(withHeader(view), written, () => {
         if (!this.finished) socket.resume();
       });
     });
