@@ -20,6 +20,7 @@ import { dialSpdy } from '../../src/relay/spdy/dial';
 import { openPortForward } from '../../src/relay/spdy/portforward';
 import type { SpdySession } from '../../src/relay/spdy/spdy-session';
 import { freePortRange, startKubectl, startOperator } from './relays';
+import { runCheck } from './cli';
 import { fmt, median, percentile } from './stats';
 
 /** ms until `start()` resolves. */
@@ -163,10 +164,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exit(1);
-  },
-);
+runCheck(main);

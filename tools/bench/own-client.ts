@@ -16,6 +16,7 @@ import { TestCluster } from '../testenv/cluster';
 import { applyPortForward, waitForStatus } from '../testenv/portforward';
 import { cpuSeconds, ioCounters } from './proc';
 import { freePortRange, startKubectl, startOperator } from './relays';
+import { runCheck } from './cli';
 import { fmt, median, percentile } from './stats';
 
 const BYTES = 256 * 1024 * 1024;
@@ -179,10 +180,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exit(1);
-  },
-);
+runCheck(main);

@@ -4,7 +4,7 @@
 // smaller than a read.
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
-import { connect, readAll, startTcpServer, TcpServer } from '../../../test/support/net';
+import { connect, echoRoundTrip, readAll, startTcpServer, TcpServer } from '../../../test/support/net';
 import { waitFor } from '../../../test/support/wait';
 import { directReadCounts } from '../direct-reads';
 import { createRelayEngine } from '../engine/engine';
@@ -46,12 +46,6 @@ describe('relay SPDY transport: uploads read direct', function () {
     return { echo: e.localPort, count: c.localPort };
   }
 
-  async function echoOnce(port: number, payload: Buffer): Promise<Buffer> {
-    const s = await connect(port);
-    s.end(payload);
-    return (await readAll(s)).data;
-  }
-
   before(async function () {
     echo = await startTcpServer((s) => s.pipe(s));
     counter = await startTcpServer((s) => {
@@ -78,7 +72,7 @@ describe('relay SPDY transport: uploads read direct', function () {
     // Past DIRECT_AFTER_BYTES the client's reads are framed in place: an echo of 8 MiB comes back
     // exactly, through both directions' backpressure.
     const sent = crypto.randomBytes(8 * 1024 * 1024);
-    const got = await echoOnce(ports.echo, sent);
+    const got = await echoRoundTrip(ports.echo, sent);
     assert.ok(got.equals(sent), `${got.length} bytes came back, not the ${sent.length} sent`);
     assert.equal(directReadCounts().sockets, before + 1, 'the upload never switched to direct reads');
     // The session's peer stops reading for a while: the upload waits for it (the client is paused,
@@ -108,7 +102,7 @@ describe('relay SPDY transport: uploads read direct', function () {
     // moment: this covers the path, it does not force that timing.
     const ports = await start(10_000);
     const sent = crypto.randomBytes(8 * 1024 * 1024);
-    const got = await echoOnce(ports.echo, sent);
+    const got = await echoRoundTrip(ports.echo, sent);
     assert.ok(got.equals(sent), `${got.length} bytes came back, not the ${sent.length} sent`);
   });
 });

@@ -177,14 +177,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
 
   writeData(stream: SpdyStream, chunk: Buffer, fin: boolean, cb: (err?: Error | null) => void): void {
     if (this.closed) return cb(new PortForwardError('network', `${this.name} is closed`));
-    let at = 0;
-    do {
-      const n = Math.min(this.maxFrameBytes, chunk.length - at);
-      const last = at + n >= chunk.length;
-      this.send(encodeDataHeader(stream.id, n, fin && last));
-      if (n > 0) this.send(chunk.subarray(at, at + n));
-      at += n;
-    } while (at < chunk.length);
+    this.sendFrames(stream, chunk, fin);
     if (this.socket.writableNeedDrain) this.drainWaiters.push(cb);
     else cb();
   }
@@ -196,13 +189,8 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
       return true;
     }
     if (n > this.maxFrameBytes) {
-      // Larger than this session's frames: split as write() does (no copy, the header room unused);
-      // `written` waits for the socket to take the last piece, and with it every one before.
-      for (let at = FRAME_HEADER_BYTES; at < framed.length; at += this.maxFrameBytes) {
-        const piece = framed.subarray(at, Math.min(at + this.maxFrameBytes, framed.length));
-        this.send(encodeDataHeader(stream.id, piece.length, false));
-        this.send(piece, at + piece.length >= framed.length ? written : undefined);
-      }
+      // Larger than this session's frames: split as write() does (the header room unused).
+      this.sendFrames(stream, framed.subarray(FRAME_HEADER_BYTES), false, written);
     } else {
       framed.writeUInt32BE(stream.id, 0);
       framed.writeUInt32BE(n, 4); // flags 0: FIN goes out with end()
@@ -237,6 +225,21 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   }
 
   // ------------------------------------------------------------------------ internals
+
+  /**
+   * `data` as DATA frames of at most maxFrameBytes (header, then the payload's slice: no copy);
+   * `written` once the socket took the last one, and with it every one before.
+   */
+  private sendFrames(stream: SpdyStream, data: Buffer, fin: boolean, written?: () => void): void {
+    let at = 0;
+    do {
+      const n = Math.min(this.maxFrameBytes, data.length - at);
+      const last = at + n >= data.length;
+      this.send(encodeDataHeader(stream.id, n, fin && last), last && n === 0 ? written : undefined);
+      if (n > 0) this.send(data.subarray(at, at + n), last ? written : undefined);
+      at += n;
+    } while (at < data.length);
+  }
 
   private send(buf: Buffer, written?: () => void): void {
     if (this.closed) return written?.();
