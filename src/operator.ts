@@ -20,6 +20,7 @@ import { keyOf } from './api/key';
 import type { PortForward } from './api/v1alpha1';
 import type { Config } from './config/flags';
 import { WatchCaches } from './controller/caches';
+import { OwnWrites } from './controller/own-writes';
 import { RemoteClusters } from './controller/remote-clusters';
 import { stopThenRelease } from './controller/handover';
 import { ServingTerm, TermDeps } from './controller/term';
@@ -96,7 +97,10 @@ export class PortForwardOperator extends Operator {
     const instance = cfg.className ? `${os.hostname()}/${cfg.className}` : os.hostname();
     const serves = (pf: PortForward): boolean => (pf.spec?.className ?? '') === cfg.className;
     const events = new EventRecorder(kc, instance, this.log);
-    const statusWriter = new StatusWriter(kc, statusFieldManager(cfg.className));
+    const ownWrites = new OwnWrites();
+    const statusWriter = new StatusWriter(kc, statusFieldManager(cfg.className), (ns, name, rv) =>
+      ownWrites.wrote(keyOf({ namespace: ns, name }), rv),
+    );
     const { metrics, log } = this;
     // Remote clusters (spec.kubeConfig): their watches run while a PortForward of this term uses them.
     const remotes = new RemoteClusters({
@@ -113,6 +117,7 @@ export class PortForwardOperator extends Operator {
       { serves, listenAddress: cfg.listenAddress },
       () => this.term,
       () => events.retryNow(),
+      ownWrites,
     );
     await caches.start();
     this.log.info('operator started', {

@@ -134,4 +134,57 @@ describe('WorkQueue', function () {
     assert.equal(clock.waiting, 0, 'the later timer of x was dropped');
     await q.shutdown();
   });
+
+  it('runs normal keys before low ones, first in first out within each, and reports each wait', async function () {
+    const clock = new FakeTimers();
+    const waits: [number, string][] = [];
+    const q = new WorkQueue({ workers: 1, timers: clock, onDequeue: (ms, p) => waits.push([ms, p]) });
+    const runs: string[] = [];
+    const gate = deferred();
+    q.start(async (key) => {
+      if (key === 'block') await gate.promise;
+      runs.push(key);
+    });
+    q.add('block');
+    await waitFor('block to start', () => q.depth === 0, 2000, 2);
+    for (let i = 0; i < 2000; i++) q.add(`restored-${i}`, 'low');
+    await clock.advance(7);
+    q.add('applied');
+    q.add('restored-1500'); // asked again at normal: moves up, keeps its time
+    q.add('restored-3', 'low'); // already waiting: nothing changes
+    assert.equal(q.depth, 2001);
+    gate.resolve();
+    await waitFor('all to run', () => runs.length === 2002, 2000, 2);
+    await q.shutdown();
+    const restored = Array.from({ length: 2000 }, (_, i) => `restored-${i}`).filter(
+      (k) => k !== 'restored-1500',
+    );
+    assert.deepEqual(runs, ['block', 'applied', 'restored-1500', ...restored]);
+    assert.deepEqual(waits.slice(0, 3), [
+      [0, 'normal'],
+      [0, 'normal'],
+      [7, 'normal'],
+    ]);
+    assert.deepEqual(waits[3], [7, 'low']);
+    assert.equal(waits.length, 2002, 'a raised key is taken once');
+  });
+
+  it('runs a key added during its run again at the highest priority asked meanwhile', async function () {
+    const q = new WorkQueue({ workers: 1 });
+    const runs: string[] = [];
+    const gate = deferred();
+    q.start(async (key) => {
+      runs.push(key);
+      if (runs.length === 1) await gate.promise;
+    });
+    q.add('k');
+    await waitFor('k to start', () => runs.length === 1, 2000, 2);
+    q.add('k', 'low');
+    q.add('other', 'low');
+    q.add('k'); // normal: the rerun goes before 'other', queued low meanwhile
+    gate.resolve();
+    await waitFor('the rest to run', () => runs.length === 3, 2000, 2);
+    await q.shutdown();
+    assert.deepEqual(runs, ['k', 'k', 'other']);
+  });
 });

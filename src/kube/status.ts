@@ -47,9 +47,18 @@ export function statusFieldManager(className = ''): string {
 export class StatusWriter {
   private readonly api: k8s.CustomObjectsApi;
 
+  /**
+   * `onWritten` hears the resourceVersion of every object a write returned (controller/own-writes.ts
+   * tells its watch event from others' changes by it).
+   */
   constructor(
     kc: k8s.KubeConfig,
     private readonly fieldManager?: string,
+    private readonly onWritten?: (
+      namespace: string,
+      name: string,
+      resourceVersion: string | undefined,
+    ) => void,
   ) {
     this.api = kc.makeApiClient(k8s.CustomObjectsApi);
   }
@@ -92,7 +101,7 @@ export class StatusWriter {
     testFailed?: () => string,
   ): Promise<boolean> {
     try {
-      await this.api.patchNamespacedCustomObjectStatus(
+      const written: unknown = await this.api.patchNamespacedCustomObjectStatus(
         {
           group: GROUP,
           version: VERSION,
@@ -103,6 +112,11 @@ export class StatusWriter {
           fieldManager: this.fieldManager,
         },
         k8s.setHeaderOptions('Content-Type', strategy),
+      );
+      this.onWritten?.(
+        namespace,
+        name,
+        (written as k8s.KubernetesObject | undefined)?.metadata?.resourceVersion,
       );
       return true;
     } catch (err) {

@@ -1,11 +1,14 @@
 // The status writer against the real API server: a status write lands only while the PortForward is
 // of the writer's class (a JSON patch that tests spec.className first), so an operator cannot write
 // the status of a forward that moved to another class, even with a write already on its way.
+import * as k8s from '@kubernetes/client-node';
 import * as assert from 'node:assert/strict';
+import { OwnWrites } from '../../src/controller/own-writes';
 import { StatusWriteError, StatusWriter, statusFieldManager } from '../../src/kube/status';
 import { TestCluster } from '../../tools/testenv/cluster';
 import type { PortForwardSpec } from '../../src/api/v1alpha1';
 import { applyPortForward, getPortForward, patchSpec } from '../support/portforward';
+import { waitFor } from '../support/wait';
 
 describe('status writer: writes only for its class', function () {
   let cluster: TestCluster;
@@ -58,5 +61,35 @@ describe('status writer: writes only for its class', function () {
 
   it('returns false for a PortForward that is gone', async function () {
     assert.equal(await new StatusWriter(cluster.kc).replace(ns, 'gone', { phase: 'Ready' }, ''), false);
+  });
+
+  it("tells the watch event of its own write from another client's status edit (issue 24)", async function () {
+    const own = new OwnWrites();
+    const writer = new StatusWriter(cluster.kc, statusFieldManager(''), (namespace, name, rv) =>
+      own.wrote(`${namespace}/${name}`, rv),
+    );
+    const other = new StatusWriter(cluster.kc, 'someone-else');
+    await applyPortForward(cluster, ns, 'echo', { target: { pod: 'x' }, ports: [{ port: 80 }] });
+    const seen: { message?: string; rv?: string }[] = [];
+    const req = await new k8s.Watch(cluster.kc).watch(
+      `/apis/portforward.dev/v1alpha1/namespaces/${ns}/portforwards`,
+      { fieldSelector: 'metadata.name=echo' },
+      (_type: string, obj: { metadata?: { resourceVersion?: string }; status?: { message?: string } }) =>
+        seen.push({ message: obj.status?.message, rv: obj.metadata?.resourceVersion }),
+      () => undefined,
+    );
+    try {
+      await waitFor('the watch to list the forward', () => seen.length > 0, 10_000);
+      assert.equal(await writer.replace(ns, 'echo', { phase: 'Pending', message: 'mine' }, ''), true);
+      assert.equal(await other.patch(ns, 'echo', { message: 'theirs' }), true);
+      await waitFor('both edits as watch events', () => seen.some((e) => e.message === 'theirs'), 10_000);
+    } finally {
+      req.abort();
+    }
+    const verdicts = seen.slice(1).map((e) => [e.message, own.isEcho(`${ns}/echo`, e.rv)]);
+    assert.deepEqual(verdicts, [
+      ['mine', true],
+      ['theirs', false],
+    ]);
   });
 });
