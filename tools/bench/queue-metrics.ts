@@ -9,7 +9,10 @@ import { fmt } from './stats';
 export interface OperatorCounts {
   /** portforward_reconcile_total, both results. */
   reconciles: number;
-  /** portforward_workqueue_queue_duration_seconds buckets by priority: upper bound (s) -> cumulative count. */
+  /**
+   * Histogram buckets, upper bound (s) -> cumulative count: portforward_workqueue_queue_duration_seconds
+   * by priority ('normal', 'low'), and portforward_reconcile_duration_seconds as 'reconcile'.
+   */
   wait: Map<string, Map<number, number>>;
 }
 
@@ -21,11 +24,12 @@ export async function scrapeOperator(port: number): Promise<OperatorCounts> {
     const reconcile = /^portforward_reconcile_total\{[^}]*\} (\d+)/.exec(line);
     if (reconcile) out.reconciles += Number(reconcile[1]);
     const bucket =
-      /^portforward_workqueue_queue_duration_seconds_bucket\{(?=[^}]*le="([^"]+)")(?=[^}]*priority="([^"]+)")[^}]*\} (\d+)/.exec(
+      /^portforward_(workqueue_queue|reconcile)_duration_seconds_bucket\{(?=[^}]*le="([^"]+)")(?=(?:[^}]*priority="([^"]+)")?)[^}]*\} (\d+)/.exec(
         line,
       );
     if (!bucket) continue;
-    const [, le, priority, count] = bucket;
+    const [, which, le, label, count] = bucket;
+    const priority = which === 'reconcile' ? 'reconcile' : label;
     const buckets = out.wait.get(priority) ?? new Map<number, number>();
     buckets.set(le === '+Inf' ? Infinity : Number(le), Number(count));
     out.wait.set(priority, buckets);
@@ -33,7 +37,7 @@ export async function scrapeOperator(port: number): Promise<OperatorCounts> {
   return out;
 }
 
-/** "p50 <= 0.01 / p99 <= 0.5 s (n keys)" of the waits at `priority` between two scrapes, or '-'. */
+/** "p50 <= 0.01 / p99 <= 0.5 s (n keys)" of the waits at `priority` (or of the reconciles) between two scrapes, or '-'. */
 export function waitQuantiles(before: OperatorCounts, after: OperatorCounts, priority: string): string {
   const a = after.wait.get(priority);
   if (!a) return '-';

@@ -7,6 +7,7 @@
 import * as k8s from '@kubernetes/client-node';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { PortForward, Target } from '../../src/api/v1alpha1';
 import { TestCluster } from '../testenv/cluster';
 import { TestEnvError } from '../testenv/errors';
@@ -135,7 +136,13 @@ async function createTargets(
 function watchReady(
   o: ScaleBenchOptions,
   n: number,
-): { started: Promise<void>; ready: Promise<{ items: PortForward[]; at: number }>; stop(): Promise<void> } {
+): {
+  started: Promise<void>;
+  ready: Promise<{ items: PortForward[]; at: number }>;
+  /** When each forward was first seen Ready (performance.now()), by namespace/name. */
+  readyAt: Map<string, number>;
+  stop(): Promise<void>;
+} {
   const list = (): Promise<k8s.KubernetesListObject<k8s.KubernetesObject>> =>
     o.cluster.custom.listClusterCustomObject({
       group: 'portforward.dev',
@@ -150,6 +157,14 @@ function watchReady(
     LABEL,
   );
   const forwards = (): PortForward[] => informer.list() as unknown as PortForward[];
+  const readyAt = new Map<string, number>();
+  const seen = (obj: k8s.KubernetesObject): void => {
+    const pf = obj as PortForward;
+    const key = `${pf.metadata.namespace}/${pf.metadata.name}`;
+    if (pf.status?.phase === 'Ready' && !readyAt.has(key)) readyAt.set(key, performance.now());
+  };
+  informer.on('add', seen);
+  informer.on('update', seen);
   let stopped = false;
   const ready = new Promise<{ items: PortForward[]; at: number }>((resolve, reject) => {
     const timer = setTimeout(
@@ -180,6 +195,7 @@ function watchReady(
   return {
     started: informer.start(),
     ready,
+    readyAt,
     stop: async () => {
       if (stopped) return;
       stopped = true;
@@ -299,6 +315,12 @@ async function operator(
   return started.op;
 }
 
+/** The percentiles of create answered -> first seen Ready over the forwards of the burst. */
+function createToReady(createdAt: Map<string, number>, readyAt: Map<string, number>): string {
+  const ms = [...createdAt].map(([key, at]) => (readyAt.get(key) ?? NaN) - at);
+  return `${[50, 90, 99].map((p) => fmt(percentile(ms, p), 0)).join(' / ')} ms (${ms.filter(Number.isFinite).length})`;
+}
+
 function applyCell(t: ApplyTiming): string {
   return `${fmt(t.totalMs, 0)} ms (${fmt(t.createMs, 0)}; ${fmt(t.readyMs, 0)})`;
 }
@@ -381,6 +403,8 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
   const oneMore = (name: string): Promise<ApplyTiming> =>
     applyTimed(cluster, namespaces[0], name, { target: { pod: 'p-0' }, ports: [{ port: 8080 }] }, 900_000);
   const m0 = await scrapeOperator(metricsPort);
+  /** When each create was answered (performance.now()), by namespace/name. */
+  const createdAt = new Map<string, number>();
   let midway: Promise<ApplyTiming> | undefined;
   for (let i = 0; i < n; i += 25) {
     if (o.aborted()) throw new TestEnvError('interrupted');
@@ -390,18 +414,20 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
     }
     await Promise.all(
       specs.slice(i, i + 25).map((s) =>
-        cluster.custom.createNamespacedCustomObject({
-          group: 'portforward.dev',
-          version: 'v1alpha1',
-          namespace: s.ns,
-          plural: 'portforwards',
-          body: {
-            apiVersion: 'portforward.dev/v1alpha1',
-            kind: 'PortForward',
-            metadata: { name: s.name, namespace: s.ns, labels: { [LABEL]: 'true' } },
-            spec: { target: s.target, ports: [{ port: 8080 }] },
-          },
-        }),
+        cluster.custom
+          .createNamespacedCustomObject({
+            group: 'portforward.dev',
+            version: 'v1alpha1',
+            namespace: s.ns,
+            plural: 'portforwards',
+            body: {
+              apiVersion: 'portforward.dev/v1alpha1',
+              kind: 'PortForward',
+              metadata: { name: s.name, namespace: s.ns, labels: { [LABEL]: 'true' } },
+              spec: { target: s.target, ports: [{ port: 8080 }] },
+            },
+          })
+          .then(() => createdAt.set(`${s.ns}/${s.name}`, performance.now())),
       ),
     );
   }
@@ -460,6 +486,10 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
       ['from the first create to all Ready', `${fmt(readyMs / 1000)} s`],
       ['from the last create to all Ready', `${fmt((readyMs - created) / 1000)} s`],
       [
+        'every forward of the burst: create answered -> Ready seen, p50 / p90 / p99',
+        createToReady(createdAt, watch.readyAt),
+      ],
+      [
         'one more PortForward applied halfway through the creates: apply -> Ready (create call; create -> Ready)',
         applyCell(midwayApply),
       ],
@@ -478,6 +508,7 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
       ['kube-apiserver goroutines, before / with all Ready', `${api0.goroutines} / ${api1.goroutines}`],
       ["the operator's reconciles, first create -> all Ready (per forward)", reconcilesCell(m0, m1, n)],
       ['keys waiting in its work queue meanwhile, normal priority', waitQuantiles(m0, m1, 'normal')],
+      ['one reconcile meanwhile (its status write included)', waitQuantiles(m0, m1, 'reconcile')],
       ['SIGKILL -> every forward serving again on its old port', `${fmt(restartMs / 1000)} s`],
       [
         'of it: SIGKILL -> new operator /readyz; forwards serving again p50 / p90',
