@@ -98,9 +98,11 @@ export class PortForwardOperator extends Operator {
     const serves = (pf: PortForward): boolean => (pf.spec?.className ?? '') === cfg.className;
     const events = new EventRecorder(kc, instance, this.log);
     const ownWrites = new OwnWrites();
-    const statusWriter = new StatusWriter(kc, statusFieldManager(cfg.className), (ns, name, rv) =>
-      ownWrites.wrote(keyOf({ namespace: ns, name }), rv),
-    );
+    // A write whose echo the cache already holds (it came before the response) is not noted: it ran.
+    const statusWriter = new StatusWriter(kc, statusFieldManager(cfg.className), (ns, name, rv) => {
+      if (caches.portForward(ns, name)?.metadata?.resourceVersion !== rv)
+        ownWrites.wrote(keyOf({ namespace: ns, name }), rv);
+    });
     const { metrics, log } = this;
     // Remote clusters (spec.kubeConfig): their watches run while a PortForward of this term uses them.
     const remotes = new RemoteClusters({
@@ -110,7 +112,17 @@ export class PortForwardOperator extends Operator {
       logger: log,
       enqueue: (keys) => this.term?.enqueue(keys),
     });
-    this.shared = { workers: cfg.workers, caches, events, statusWriter, metrics, log, serves, remotes };
+    this.shared = {
+      workers: cfg.workers,
+      caches,
+      events,
+      statusWriter,
+      metrics,
+      log,
+      serves,
+      remotes,
+      ownWrites,
+    };
     // Events that must not be lost are sent at once when the API server is back (a relist).
     routeWatchEvents(
       caches,

@@ -2,9 +2,16 @@
 // for nothing: the pass found the status it had just written. A burst of 10,000 new forwards cost
 // 20,000 passes, the second half queued among the creates (issue 24). The status writer notes the
 // resourceVersion of the object each write returned; the watch event with exactly that
-// resourceVersion is the echo and runs nothing. Any other event of the key, someone else's status
-// edit included, carries another resourceVersion and runs the key as before. An echo that arrives
-// before its write's response is not recognised and runs the key, as every echo did before.
+// resourceVersion is the echo and runs nothing. What keeps that safe:
+// - Only a write whose object is the generation the status reports on is noted (StatusWriter): a
+//   spec change merged into the same object (a relist after a 410 delivers one UPDATE for several
+//   changes) runs the key.
+// - A pass that starts before the echo came forgets the note (passStarts): it read the cache from
+//   before the write, so the echo must run the key again, as every echo did before.
+// - The caller skips only an event whose object the cache still holds (a deletion runs the key).
+// - Any other event of the key, someone else's status edit included, carries another
+//   resourceVersion; an echo that arrives before its write's response is not recognised. Both run
+//   the key, as before.
 // controller-runtime's GenerationChangedPredicate would drop status edits by others too.
 export class OwnWrites {
   /** The resourceVersion this operator's latest status write of a key produced, until its echo. */
@@ -24,6 +31,11 @@ export class OwnWrites {
     if (wrote === undefined) return false;
     this.versions.delete(key);
     return wrote === resourceVersion;
+  }
+
+  /** A pass of `key` starts: it reads the cache as it is, so the echo of an earlier write must run. */
+  passStarts(key: string): void {
+    this.versions.delete(key);
   }
 
   /** Writes whose echo has not come yet. */

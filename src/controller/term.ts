@@ -13,6 +13,7 @@ import type { Reconciler } from '../reconcile/reconciler';
 import type { ClientRule, RelayEngine, RelayEvent } from '../relay';
 import type { WatchCaches } from './caches';
 import { reconcileHandler } from './handler';
+import type { OwnWrites } from './own-writes';
 import { Priority, WorkQueue } from './workqueue';
 
 /** What every term shares. */
@@ -24,6 +25,8 @@ export interface TermDeps {
   log: Logger;
   /** Whether this operator serves `pf` (its class). */
   serves: (pf: PortForward) => boolean;
+  /** The operator's own status writes, whose echoes run nothing (told when a pass starts). */
+  ownWrites?: OwnWrites;
 }
 
 /** What one term owns: a relay of its own, and the reconciler in front of it. */
@@ -62,7 +65,10 @@ export class ServingTerm {
     this.reconciler.restoreRecordedPorts(pfs);
     this.queue.start(
       reconcileHandler({
-        reconcile: (key) => this.reconciler.reconcile(key),
+        reconcile: (key) => {
+          this.d.ownWrites?.passStarts(key);
+          return this.reconciler.reconcile(key);
+        },
         queue: this.queue,
         log: this.d.log,
         metrics: {
@@ -133,7 +139,7 @@ export class ServingTerm {
       if (pf) events.record(pf, 'Warning', 'RelayRestarted', ev.message);
     }
     // A closed connection only moves counters (written at the status interval anyway); a failure,
-    // a refusal or a lost session is news for status at once.
+    // a refused client (its clientRefused event) or a lost session is news for status at once.
     this.queue.add(ev.key, ev.type === 'connectionClosed' ? 'low' : 'normal');
   }
 

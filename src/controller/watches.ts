@@ -31,7 +31,15 @@ export function routeWatchEvents(
   const holds = (key: ObjectKey): boolean => sink()?.holds(key) ?? false;
   caches.onChange('PortForward', (obj) => {
     const pf = obj as PortForward;
-    if (ownWrites?.isEcho(keyOf(pf), pf.metadata?.resourceVersion)) return;
+    const rv = pf.metadata?.resourceVersion;
+    const key = keyOf(pf);
+    // Only while the cache still holds that object: the delete event of a forward carries the last
+    // object the cache had, which may be the echo's, and must run the key.
+    if (
+      ownWrites?.isEcho(key, rv) &&
+      caches.portForward(pf.metadata.namespace, pf.metadata.name)?.metadata?.resourceVersion === rv
+    )
+      return;
     sink()?.enqueue(keysForPortForward(ctx, pf, holds));
   });
   caches.onClientsChange((namespaces) => sink()?.enqueue(keysForClients(ctx, namespaces)));

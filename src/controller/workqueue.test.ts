@@ -1,12 +1,32 @@
 import * as assert from 'node:assert/strict';
 import { waitFor } from '../../test/support/wait';
 import { FakeTimers } from '../testing/fake-timers';
-import { WorkQueue } from './workqueue';
+import { Priority, WorkQueue, WorkQueueOptions } from './workqueue';
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/**
+ * A one-worker queue whose first key, 'block' (added at `blockAt`), runs until `release()`: keys added
+ * meanwhile wait, and `runs` lists every key in the order the worker ran them.
+ */
+async function blockedQueue(
+  opts: WorkQueueOptions = {},
+  blockAt: Priority = 'normal',
+): Promise<{ q: WorkQueue; runs: string[]; release: () => void }> {
+  const q = new WorkQueue({ ...opts, workers: 1 });
+  const runs: string[] = [];
+  const gate = deferred();
+  q.start(async (key) => {
+    if (key === 'block') await gate.promise;
+    runs.push(key);
+  });
+  q.add('block', blockAt);
+  await waitFor('block to start', () => q.depth === 0, 2000, 2);
+  return { q, runs, release: gate.resolve };
 }
 
 describe('WorkQueue', function () {
@@ -138,22 +158,17 @@ describe('WorkQueue', function () {
   it('runs normal keys before low ones, first in first out within each, and reports each wait', async function () {
     const clock = new FakeTimers();
     const waits: [number, string][] = [];
-    const q = new WorkQueue({ workers: 1, timers: clock, onDequeue: (ms, p) => waits.push([ms, p]) });
-    const runs: string[] = [];
-    const gate = deferred();
-    q.start(async (key) => {
-      if (key === 'block') await gate.promise;
-      runs.push(key);
+    const { q, runs, release } = await blockedQueue({
+      timers: clock,
+      onDequeue: (ms, p) => waits.push([ms, p]),
     });
-    q.add('block');
-    await waitFor('block to start', () => q.depth === 0, 2000, 2);
     for (let i = 0; i < 2000; i++) q.add(`restored-${i}`, 'low');
     await clock.advance(7);
     q.add('applied');
     q.add('restored-1500'); // asked again at normal: moves up, keeps its time
     q.add('restored-3', 'low'); // already waiting: nothing changes
     assert.equal(q.depth, 2001);
-    gate.resolve();
+    release();
     await waitFor('all to run', () => runs.length === 2002, 2000, 2);
     await q.shutdown();
     const restored = Array.from({ length: 2000 }, (_, i) => `restored-${i}`).filter(
@@ -186,5 +201,41 @@ describe('WorkQueue', function () {
     await waitFor('the rest to run', () => runs.length === 3, 2000, 2);
     await q.shutdown();
     assert.deepEqual(runs, ['k', 'k', 'other']);
+  });
+
+  it('takes a low key after every three normal ones while both wait: restored forwards are not starved', async function () {
+    const { q, runs, release } = await blockedQueue({}, 'low');
+    for (let i = 0; i < 3; i++) q.add(`restored-${i}`, 'low');
+    for (let i = 0; i < 8; i++) q.add(`change-${i}`);
+    release();
+    await waitFor('all to run', () => runs.length === 12, 2000, 2);
+    await q.shutdown();
+    assert.deepEqual(runs, [
+      'block',
+      'change-0',
+      'change-1',
+      'change-2',
+      'restored-0',
+      'change-3',
+      'change-4',
+      'change-5',
+      'restored-1',
+      'change-6',
+      'change-7',
+      'restored-2',
+    ]);
+  });
+
+  it('keeps first-in first-out order for a key queued low again after it moved up and ran', async function () {
+    const { q, runs, release } = await blockedQueue();
+    q.add('k', 'low');
+    q.add('a', 'low');
+    q.add('k'); // moves up: runs first
+    release();
+    await waitFor('k to run', () => runs.includes('k'), 2000, 2);
+    q.add('k', 'low'); // queued behind 'a', not at the place of its first entry
+    await waitFor('the rest to run', () => runs.length === 4, 2000, 2);
+    await q.shutdown();
+    assert.deepEqual(runs, ['block', 'k', 'a', 'k']);
   });
 });

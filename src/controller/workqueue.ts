@@ -6,7 +6,10 @@
 // Two priorities, after controller-runtime's priority queue: `normal` keys (a change someone made, an
 // error to report) run before `low` ones (every key of a new serving term, counters to refresh), first
 // in first out within each. So a forward applied while 10,000 restored ones wait is not behind them.
-// A key added again at a higher priority than it waits at moves up, keeping its place in time.
+// A key added again at a higher priority than it waits at goes to the back of that FIFO (its wait is
+// still counted from its first add). Low keys are never starved: while both wait, every LOW_SHARE-th
+// key a worker takes is a low one, so restored forwards get their listeners back under a storm of
+// changes too.
 import { realTimers, Timers } from '../kube/timers';
 
 export type Priority = 'normal' | 'low';
@@ -25,16 +28,25 @@ export interface WorkQueueOptions {
   onDequeue?: (waitedMs: number, priority: Priority) => void;
 }
 
-/** A FIFO of keys with a moving head, so taking the first of 10,000 does not move the rest. */
+/** While both priorities have keys waiting, one key in this many taken is a low one. */
+const LOW_SHARE = 4;
+
+interface Entry {
+  key: string;
+  /** Which add of the key this entry is: an entry of an earlier add (the key moved up) is skipped. */
+  seq: number;
+}
+
+/** A FIFO with a moving head, so taking the first of 10,000 does not move the rest. */
 class Fifo {
-  private items: string[] = [];
+  private items: Entry[] = [];
   private head = 0;
 
-  push(key: string): void {
-    this.items.push(key);
+  push(entry: Entry): void {
+    this.items.push(entry);
   }
 
-  shift(): string | undefined {
+  shift(): Entry | undefined {
     if (this.head >= this.items.length) return undefined;
     const key = this.items[this.head++];
     if (this.head >= 1024 && this.head * 2 >= this.items.length) {
@@ -50,8 +62,11 @@ export type Worker = (key: string) => Promise<void>;
 
 export class WorkQueue {
   private readonly fifos = new Map<Priority, Fifo>(PRIORITIES.map((p) => [p, new Fifo()]));
-  /** Queued keys: the priority they wait at (a FIFO may hold stale entries of raised keys) and since when. */
-  private readonly queued = new Map<string, { priority: Priority; since: number }>();
+  /** Queued keys: the priority they wait at, since when, and their current entry (a FIFO may hold older ones). */
+  private readonly queued = new Map<string, { priority: Priority; since: number; seq: number }>();
+  private seq = 0;
+  /** Keys taken since the last low one. */
+  private sinceLow = 0;
   private readonly processing = new Set<string>();
   /** Keys added while processing, with the highest priority asked: they run again when the run ends. */
   private readonly dirty = new Map<string, Priority>();
@@ -90,11 +105,13 @@ export class WorkQueue {
     if (waiting) {
       if (higher(waiting.priority, priority) === waiting.priority) return;
       waiting.priority = priority; // its entry in the lower FIFO is skipped when reached
-      this.fifos.get(priority)!.push(key);
+      waiting.seq = ++this.seq;
+      this.fifos.get(priority)!.push({ key, seq: waiting.seq });
       return;
     }
-    this.queued.set(key, { priority, since: this.timers.now() });
-    this.fifos.get(priority)!.push(key);
+    const seq = ++this.seq;
+    this.queued.set(key, { priority, since: this.timers.now(), seq });
+    this.fifos.get(priority)!.push({ key, seq });
     this.waiters.shift()?.();
   }
 
@@ -146,15 +163,27 @@ export class WorkQueue {
     await Promise.all(this.running);
   }
 
+  /**
+   * The next key to run, marked as processing at once (so an add before its worker starts waits as
+   * dirty instead of queuing it for a second worker): normal first, but a low one when LOW_SHARE - 1
+   * keys in a row were normal.
+   */
   private take(): string | undefined {
-    for (const priority of PRIORITIES) {
+    const order: Priority[] = this.sinceLow >= LOW_SHARE - 1 ? ['low', 'normal'] : ['normal', 'low'];
+    for (const priority of order) {
       const fifo = this.fifos.get(priority)!;
-      for (let key = fifo.shift(); key !== undefined; key = fifo.shift()) {
-        const waiting = this.queued.get(key);
-        if (waiting?.priority !== priority) continue; // raised to a higher FIFO, or already taken
-        this.queued.delete(key);
-        this.onDequeue?.(this.timers.now() - waiting.since, priority);
-        return key;
+      for (let entry = fifo.shift(); entry !== undefined; entry = fifo.shift()) {
+        const waiting = this.queued.get(entry.key);
+        if (waiting?.seq !== entry.seq) continue; // moved up to the normal FIFO, or already taken
+        this.queued.delete(entry.key);
+        this.processing.add(entry.key);
+        this.sinceLow = priority === 'low' ? 0 : this.sinceLow + 1;
+        try {
+          this.onDequeue?.(this.timers.now() - waiting.since, priority);
+        } catch {
+          // a metric that fails must not lose the key
+        }
+        return entry.key;
       }
     }
     return undefined;
@@ -171,9 +200,8 @@ export class WorkQueue {
 
   private async work(worker: Worker): Promise<void> {
     for (;;) {
-      const key = await this.next();
+      const key = await this.next(); // marked as processing by take()
       if (key === undefined) return;
-      this.processing.add(key);
       try {
         await worker(key);
       } finally {
