@@ -226,16 +226,50 @@ describe('WorkQueue', function () {
     ]);
   });
 
-  it('keeps first-in first-out order for a key queued low again after it moved up and ran', async function () {
-    const { q, runs, release } = await blockedQueue();
+  it('keeps first-in first-out order for a key queued low again while its moved-up run goes on', async function () {
+    const q = new WorkQueue({ workers: 1 });
+    const runs: string[] = [];
+    const gate = deferred();
+    q.start(async (key) => {
+      if (key === 'block') await gate.promise;
+      // Its first run asks for another, at low: queued behind 'a', not at its first entry's place.
+      if (key === 'k' && !runs.includes('k')) q.add('k', 'low');
+      runs.push(key);
+    });
+    q.add('block');
+    await waitFor('block to start', () => q.depth === 0, 2000, 2);
     q.add('k', 'low');
     q.add('a', 'low');
     q.add('k'); // moves up: runs first
-    release();
-    await waitFor('k to run', () => runs.includes('k'), 2000, 2);
-    q.add('k', 'low'); // queued behind 'a', not at the place of its first entry
+    gate.resolve();
     await waitFor('the rest to run', () => runs.length === 4, 2000, 2);
     await q.shutdown();
     assert.deepEqual(runs, ['block', 'k', 'a', 'k']);
+  });
+
+  it('never hands a key to a second worker between its take and its run, and survives a throwing onDequeue', async function () {
+    let dequeues = 0;
+    const q: WorkQueue = new WorkQueue({
+      workers: 2,
+      onDequeue: () => {
+        if (++dequeues === 1) q.add('k'); // added while taken, before its worker started
+        if (dequeues === 2) throw new Error('a broken metric');
+      },
+    });
+    let active = 0;
+    let maxActive = 0;
+    let runs = 0;
+    q.start(async () => {
+      active++;
+      maxActive = Math.max(maxActive, active);
+      await new Promise((r) => setTimeout(r, 5));
+      runs++;
+      active--;
+    });
+    q.add('k');
+    await waitFor('two runs', () => runs === 2, 2000, 2);
+    await q.shutdown();
+    assert.equal(maxActive, 1, 'one key, one worker at a time');
+    assert.equal(dequeues, 2);
   });
 });
