@@ -11,7 +11,9 @@
 // - The caller skips only an event whose object the cache still holds (a deletion runs the key).
 // - Any other event of the key, someone else's status edit included, carries another
 //   resourceVersion; an echo that arrives before its write's response is not recognised. Both run
-//   the key, as before.
+//   the key, as before. (A write that changed nothing returns the resourceVersion the object had,
+//   maybe of a change the cache has not seen: that event is skipped, which is harmless, since its
+//   generation is the one reconciled and its status the one just written.)
 // controller-runtime's GenerationChangedPredicate would drop status edits by others too.
 export class OwnWrites {
   /** The resourceVersion this operator's latest status write of a key produced, until its echo. */
