@@ -13,8 +13,7 @@ import type { Reconciler } from '../reconcile/reconciler';
 import type { ClientRule, RelayEngine, RelayEvent } from '../relay';
 import type { WatchCaches } from './caches';
 import { reconcileHandler } from './handler';
-import type { OwnWrites } from './own-writes';
-import { Priority, WorkQueue } from './workqueue';
+import { WorkQueue } from './workqueue';
 
 /** What every term shares. */
 export interface TermDeps {
@@ -25,8 +24,6 @@ export interface TermDeps {
   log: Logger;
   /** Whether this operator serves `pf` (its class). */
   serves: (pf: PortForward) => boolean;
-  /** The operator's own status writes, whose echoes run nothing (told when a pass starts). */
-  ownWrites?: OwnWrites;
 }
 
 /** What one term owns: a relay of its own, and the reconciler in front of it. */
@@ -48,27 +45,18 @@ export class ServingTerm {
   ) {
     this.relay = relay;
     this.reconciler = reconciler;
-    this.queue = new WorkQueue({
-      workers: d.workers,
-      onDequeue: (ms, priority) => d.metrics.queueWaitSeconds.observe({ priority }, ms / 1000),
-    });
+    this.queue = new WorkQueue({ workers: d.workers });
     d.metrics.observeSessions(relay);
     relay.onEvent((ev) => this.onRelayEvent(ev));
   }
 
-  /**
-   * Claims the ports recorded in status, then runs every key in `keys`, at low priority: a change
-   * made meanwhile (a new forward applied while 10,000 are restored) runs first.
-   */
+  /** Claims the ports recorded in status, then runs every key in `keys`. */
   start(pfs: readonly PortForward[]): void {
     const m = this.d.metrics;
     this.reconciler.restoreRecordedPorts(pfs);
     this.queue.start(
       reconcileHandler({
-        reconcile: (key) => {
-          this.d.ownWrites?.passStarts(key);
-          return this.reconciler.reconcile(key);
-        },
+        reconcile: (key) => this.reconciler.reconcile(key),
         queue: this.queue,
         log: this.d.log,
         metrics: {
@@ -78,24 +66,18 @@ export class ServingTerm {
         },
       }),
     );
-    this.enqueue(
-      pfs.map((pf) => keyOf(pf)),
-      'low',
-    );
+    this.enqueue(pfs.map((pf) => keyOf(pf)));
   }
 
-  enqueue(keys: readonly ObjectKey[], priority: Priority = 'normal'): void {
-    for (const key of keys) this.queue.add(key, priority);
+  enqueue(keys: readonly ObjectKey[]): void {
+    for (const key of keys) this.queue.add(key);
   }
 
-  /**
-   * Runs `keys` now, with their backoff forgotten (the API server is reachable again), at low priority
-   * like a new term's: changes made meanwhile go first.
-   */
+  /** Runs `keys` now, with their backoff forgotten (the API server is reachable again). */
   catchUp(keys: readonly ObjectKey[]): void {
     for (const key of keys) {
       this.queue.forget(key);
-      this.queue.add(key, 'low');
+      this.queue.add(key);
     }
   }
 
@@ -138,9 +120,7 @@ export class ServingTerm {
     } else if (ev.type === 'sessionLost') {
       if (pf) events.record(pf, 'Warning', 'RelayRestarted', ev.message);
     }
-    // A closed connection only moves counters (written at the status interval anyway); a failure,
-    // a refused client (its clientRefused event) or a lost session is news for status at once.
-    this.queue.add(ev.key, ev.type === 'connectionClosed' ? 'low' : 'normal');
+    this.queue.add(ev.key);
   }
 
   /** Counts a refused client in status and metrics, and logs it (rate-limited, with its pod). */
