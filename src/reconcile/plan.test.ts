@@ -101,7 +101,7 @@ describe('plan', function () {
     assert.deepEqual(p.targets, [
       { namespace: 'demo', name: 'kuard', uid: 'p1', ports: { http: 8080, '1/9000': 9000 } },
     ]);
-    assert.equal(p.holdMs, 0);
+    assert.equal(p.holdMs, 30_000, 'a connection whose pod is gone at its dial waits for the next');
     assert.deepEqual(
       p.listeners.map((l) => [l.id, l.address, l.requestedPort, l.remotePort]),
       [

@@ -40,7 +40,10 @@ export interface Outcome {
 export type Plan = Outcome & {
   /** Listeners to hold; empty closes the session (suspended, expired, failed before binding). */
   listeners: PlannedListener[];
-  /** Ready pods new connections go to, preferred first; empty holds them up to holdMs. */
+  /**
+   * Ready pods new connections go to, preferred first; empty holds them up to holdMs (as does a pod
+   * found gone at the dial with no other target).
+   */
   targets: PodTarget[];
   loadBalance: LoadBalance;
   holdMs: number;
@@ -160,8 +163,9 @@ export function plan(
   return {
     ...outcome,
     ...base,
-    // A failure only a spec change can fix refuses at once; a missing pod may come back.
-    holdMs: resolution.ok || resolution.stalled ? 0 : cfg.holdMs,
+    // A failure only a spec change can fix refuses at once; a missing pod may come back. With a
+    // target too: a connection whose pod is gone at its dial (deleted a moment ago) waits for the next.
+    holdMs: !resolution.ok && resolution.stalled ? 0 : cfg.holdMs,
     ...(resolution.ok ? {} : { noTargetReason: resolution.message }),
     listeners,
     targets,

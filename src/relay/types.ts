@@ -60,7 +60,11 @@ export interface SessionSpec {
   targets: PodTarget[];
   /** 'first' (default): new connections go to targets[0]; 'spread': round-robin over all targets. */
   loadBalance?: LoadBalance;
-  /** How long a new connection waits while there is no target; 0 (default) refuses at once. */
+  /**
+   * How long a new connection waits while there is no target, counted from when its client connected
+   * (also one whose pod was gone at the dial, a 404 before any byte reached it, with no other target);
+   * 0 (default) refuses at once.
+   */
   holdMs?: number;
   /**
    * Why there is no target, in a user's words (`pod demo/web has no TCP container port named "grpc"`):

@@ -5,7 +5,15 @@ import type { PortForwardError } from '../errors';
 import { RelayListener } from './listener';
 import type { ClientAccess } from './client-access';
 import type { RelayLogger } from '../logger';
-import type { ListenerSpec, ListenerState, LoadBalance, PodTarget, RelayEvent, SessionStats } from '../types';
+import type {
+  ListenerSpec,
+  ListenerState,
+  LoadBalance,
+  PodTarget,
+  RelayEvent,
+  SessionStats,
+  TransportName,
+} from '../types';
 
 export interface SessionDeps extends Omit<ConnectionDeps, 'onSent' | 'onReceived' | 'onDialed'> {
   socketBufferBytes: number;
@@ -195,7 +203,7 @@ export class ClientSession {
     }
     this.counters.active++;
     if (this.targets.length > 0) {
-      this.start(socket, listener);
+      this.start(socket, listener, performance.now());
       return;
     }
     if (this.holdMs <= 0) {
@@ -206,17 +214,69 @@ export class ClientSession {
       return;
     }
     // No pod is ready (a rollout, a restart): hold the connection instead of failing it.
+    this.hold(socket, listener, performance.now());
+    this.logger.debug('connection held until a pod is ready', { key: this.key, remote });
+  }
+
+  /**
+   * Holds an accepted connection (counted active) until a pod is ready, or fails it once it waited
+   * holdMs since its client connected (`acceptedAt`, performance.now()).
+   */
+  private hold(socket: net.Socket, listener: RelayListener, acceptedAt: number): void {
+    const holdMs = this.holdMs;
+    const deadline = acceptedAt + holdMs;
     const h: HeldConnection = {
       socket,
       listener,
-      timer: setTimeout(() => {
-        const why = this.noTargetReason ? ` (${this.noTargetReason})` : '';
-        this.dropHeld(h, `no ready pod within ${this.holdMs / 1000} s${why}`);
-      }, this.holdMs),
+      acceptedAt,
+      timer: setTimeout(
+        () => {
+          const why = this.noTargetReason ? ` (${this.noTargetReason})` : '';
+          this.dropHeld(h, `no ready pod within ${holdMs / 1000} s${why}`);
+        },
+        Math.max(0, deadline - performance.now()),
+      ),
     };
     socket.once('close', () => this.dropHeld(h, undefined));
     this.held.add(h);
-    this.logger.debug('connection held until a pod is ready', { key: this.key, remote });
+  }
+
+  /**
+   * A connection whose pod was gone when its tunnel was dialed, before anything reached it (its
+   * client's bytes unread): the pod leaves this session's targets until the next apply, and the
+   * connection goes to another target, or waits for one within what is left of its hold.
+   */
+  private podGone(conn: RelayConnection, err: PortForwardError): boolean {
+    const listener = this.listeners.get(conn.listenerId);
+    const deadline = conn.acceptedAt + this.holdMs;
+    const gone = conn.target;
+    this.targets = this.targets.filter(
+      (t) =>
+        !(
+          t.name === gone.name &&
+          t.namespace === gone.namespace &&
+          t.uid === gone.uid &&
+          t.cluster?.id === gone.cluster?.id
+        ),
+    );
+    if (!listener || conn.socket.destroyed) return false;
+    if (this.targets.length > 0) {
+      this.start(conn.socket, listener, conn.acceptedAt);
+    } else if (this.holdMs > 0 && deadline > performance.now()) {
+      this.hold(conn.socket, listener, conn.acceptedAt);
+    } else {
+      return false;
+    }
+    this.logger.info(
+      'the pod was gone before the connection reached it: it goes to another pod, or waits for one',
+      {
+        key: this.key,
+        pod: `${gone.namespace}/${gone.name}`,
+        error: err.message,
+        waits: this.targets.length === 0,
+      },
+    );
+    return true;
   }
 
   /** The pod for the next connection: the preferred one, or the next in turn when spreading. */
@@ -227,19 +287,20 @@ export class ClientSession {
     return t;
   }
 
-  private start(socket: net.Socket, listener: RelayListener): void {
+  private start(socket: net.Socket, listener: RelayListener, acceptedAt: number): void {
     const target = this.pick();
     const port = target.ports?.[listener.spec.id] ?? listener.spec.remotePort;
-    const conn = new RelayConnection(socket, listener.spec.id, target, port, {
+    const deps = {
       ...this.deps,
       logger: this.logger,
-      onSent: (n) => (this.counters.bytesSent += n),
-      onReceived: (n) => (this.counters.bytesReceived += n),
-      onDialed: (ms, transport) => {
+      onSent: (n: number) => (this.counters.bytesSent += n),
+      onReceived: (n: number) => (this.counters.bytesReceived += n),
+      onDialed: (ms: number, transport: TransportName) => {
         this.counters.transport = transport;
         this.deps.emit({ type: 'tunnelOpened', key: this.key, connectMs: ms, transport });
       },
-    });
+    };
+    const conn = new RelayConnection(socket, listener.spec.id, target, port, deps, acceptedAt);
     this.connections.add(conn);
     this.logger.debug('connection accepted', { key: this.key, pod: target.name, listener: listener.spec.id });
     void conn.done.then((err) => this.closed(conn, err));
@@ -264,7 +325,7 @@ export class ClientSession {
         h.socket.destroy();
         continue;
       }
-      this.start(h.socket, h.listener);
+      this.start(h.socket, h.listener, h.acceptedAt);
     }
   }
 
@@ -286,6 +347,8 @@ export class ClientSession {
 
   private closed(conn: RelayConnection, err: PortForwardError | undefined): void {
     this.connections.delete(conn);
+    if (err && conn.podGone && this.podGone(conn, err)) return; // still active: it waits or goes on
+    if (conn.podGone) conn.socket.destroy();
     this.counters.active--;
     if (!err) {
       this.deps.emit({ type: 'connectionClosed', key: this.key });
@@ -301,5 +364,7 @@ export class ClientSession {
 interface HeldConnection {
   socket: net.Socket;
   listener: RelayListener;
+  /** When its client connected (performance.now()): its hold is counted from then. */
+  acceptedAt: number;
   timer: NodeJS.Timeout;
 }

@@ -22,14 +22,21 @@ export class RelayConnection {
   private readonly connecting = new AbortController();
   private tunnel: RelayTunnel | undefined;
   private aborted = false;
+  /**
+   * Set when the pod was gone before anything reached it (the dial answered 404) and the client
+   * has sent nothing we read: its socket is open and untouched, and may wait for another pod.
+   */
+  podGone = false;
 
   constructor(
     readonly socket: net.Socket,
     /** The listener that accepted it. */
     readonly listenerId: string,
-    target: PodTarget,
+    readonly target: PodTarget,
     port: number,
     private readonly deps: ConnectionDeps,
+    /** When the client connected (performance.now()): a connection held again keeps its deadline. */
+    readonly acceptedAt = performance.now(),
   ) {
     this.done = this.run(target, port);
   }
@@ -50,10 +57,10 @@ export class RelayConnection {
     const { socket, deps } = this;
     // While connecting, a client that goes away cancels the connect.
     const onGone = (): void => this.connecting.abort();
+    const onError = (err: Error): void =>
+      deps.logger.debug('client socket error while connecting', { error: err.message });
     socket.once('close', onGone);
-    socket.on('error', (err) =>
-      deps.logger.debug('client socket error while connecting', { error: err.message }),
-    );
+    socket.on('error', onError);
     const start = performance.now();
     try {
       this.tunnel = await deps.transport.connect(
@@ -63,9 +70,21 @@ export class RelayConnection {
         this.connecting.signal,
       );
     } catch (err) {
+      if (this.connecting.signal.aborted) {
+        socket.destroy();
+        return undefined; // the client left, or we were aborted
+      }
+      const e = asPortForwardError(err, 'network', `port-forward to pod ${target.namespace}/${target.name}`);
+      // A pod deleted between the plan and the dial (a rollout, a pod deleted right after it became
+      // ready): the API server answers 404 before any byte reached a pod. Nothing of the client's was
+      // read (the socket was accepted paused), so it can wait for another pod like any new connection.
+      if (e.kind === 'notFound' && socket.bytesRead === 0 && !socket.destroyed) {
+        socket.off('error', onError);
+        this.podGone = true;
+        return e;
+      }
       socket.destroy();
-      if (this.connecting.signal.aborted) return undefined; // the client left, or we were aborted
-      return asPortForwardError(err, 'network', `port-forward to pod ${target.namespace}/${target.name}`);
+      return e;
     } finally {
       socket.off('close', onGone);
     }

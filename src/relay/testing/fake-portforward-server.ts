@@ -31,6 +31,8 @@ export interface FakePortForwardServer {
   kubeConfig(token?: string): KubeConfig;
   /** Upgrades accepted so far. */
   upgrades(): number;
+  /** Upgrade requests, those answered with an error status (a 404 for an unknown pod) included. */
+  requests(): number;
   /** Tunnels open now. */
   open(): number;
   close(): Promise<void>;
@@ -44,6 +46,7 @@ export async function startFakePortForwardServer(
 ): Promise<FakePortForwardServer> {
   const token = options.token ?? 'fake-token';
   let upgrades = 0;
+  let requests = 0;
   const open = new Set<WebSocket>();
   const wss = new WebSocketServer({
     noServer: true,
@@ -53,6 +56,7 @@ export async function startFakePortForwardServer(
   });
   const server = http.createServer((_req, res) => respond(res, 400, 'upgrade required'));
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    requests++;
     const url = new URL(req.url ?? '/', 'http://fake');
     const m = PATH.exec(url.pathname);
     const port = Number(url.searchParams.get('ports'));
@@ -73,6 +77,7 @@ export async function startFakePortForwardServer(
     url,
     kubeConfig: (t = token) => kubeConfigFor(url, t),
     upgrades: () => upgrades,
+    requests: () => requests,
     open: () => open.size,
     close: async () => {
       for (const ws of open) ws.terminate();
