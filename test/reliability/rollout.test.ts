@@ -132,20 +132,25 @@ describe('reliability: pods replaced under steady traffic', function () {
 
     const traffic = new SteadyTraffic({ port, perSecond: PER_SECOND }).start();
     const windows: { from: number; to: number }[] = [];
-    for (let round = 1; round <= rounds; round++) {
-      const from = Date.now();
-      await cluster.core.deleteNamespacedPod({ name: 'solo', namespace: ns, gracePeriodSeconds: 0 });
-      await poll('the pod to be gone', 30_000, () =>
-        cluster.core.readNamespacedPod({ name: 'solo', namespace: ns }).then(
-          () => false,
-          () => true,
-        ),
-      );
-      await waitForStatus(cluster, ns, 'solo', 'Degraded', (p) => p.status?.phase === 'Degraded', 15_000);
-      await new Promise((r) => setTimeout(r, 2000)); // the fault: two seconds without any pod
-      await cluster.createPod(ns, 'solo', [{ port: 8080, targetPort: echo.port }]);
-      await waitForStatus(cluster, ns, 'solo', 'Ready', (p) => p.status?.phase === 'Ready', 30_000);
-      windows.push({ from, to: Date.now() });
+    try {
+      for (let round = 1; round <= rounds; round++) {
+        const from = Date.now();
+        await cluster.core.deleteNamespacedPod({ name: 'solo', namespace: ns, gracePeriodSeconds: 0 });
+        await poll('the pod to be gone', 30_000, () =>
+          cluster.core.readNamespacedPod({ name: 'solo', namespace: ns }).then(
+            () => false,
+            () => true,
+          ),
+        );
+        await waitForStatus(cluster, ns, 'solo', 'Degraded', (p) => p.status?.phase === 'Degraded', 15_000);
+        await new Promise((r) => setTimeout(r, 2000)); // the fault: two seconds without any pod
+        await cluster.createPod(ns, 'solo', [{ port: 8080, targetPort: echo.port }]);
+        await waitForStatus(cluster, ns, 'solo', 'Ready', (p) => p.status?.phase === 'Ready', 30_000);
+        windows.push({ from, to: Date.now() });
+      }
+    } catch (err) {
+      await traffic.stop(); // else its timers keep mocha from exiting
+      throw err;
     }
     const r = await traffic.stop();
     const held = r.attempts.filter((a) => windows.some((w) => a.start >= w.from && a.start <= w.to));
@@ -156,6 +161,19 @@ describe('reliability: pods replaced under steady traffic', function () {
     );
     assert.ok(held.length >= rounds * PER_SECOND, `${held.length} connections began while no pod was ready`);
     assert.equal(r.corrupted, 0);
-    assert.deepEqual(r.reasons, {}, 'every connection was held and then served');
+    assert.deepEqual(
+      r.reasons,
+      {},
+      `every connection was held and then served; the operator's warnings:\n${warnings(op.logs())}`,
+    );
   });
 });
+
+/** The operator's lines at warn and error, and its refusals: what a failed connection left in its log. */
+function warnings(log: string): string {
+  return log
+    .split('\n')
+    .filter((l) => /"level":"(warn|error)"|refused/.test(l))
+    .slice(-60)
+    .join('\n');
+}
