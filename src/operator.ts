@@ -20,6 +20,7 @@ import { keyOf } from './api/key';
 import type { PortForward } from './api/v1alpha1';
 import type { Config } from './config/flags';
 import { WatchCaches } from './controller/caches';
+import { OwnWrites } from './controller/own-writes';
 import { RemoteClusters } from './controller/remote-clusters';
 import { stopThenRelease } from './controller/handover';
 import { ServingTerm, TermDeps } from './controller/term';
@@ -96,7 +97,12 @@ export class PortForwardOperator extends Operator {
     const instance = cfg.className ? `${os.hostname()}/${cfg.className}` : os.hostname();
     const serves = (pf: PortForward): boolean => (pf.spec?.className ?? '') === cfg.className;
     const events = new EventRecorder(kc, instance, this.log);
-    const statusWriter = new StatusWriter(kc, statusFieldManager(cfg.className));
+    const ownWrites = new OwnWrites();
+    // A write whose echo the cache already holds (it came before the response) is not noted: it ran.
+    const statusWriter = new StatusWriter(kc, statusFieldManager(cfg.className), (ns, name, rv) => {
+      if (caches.portForward(ns, name)?.metadata?.resourceVersion !== rv)
+        ownWrites.wrote(keyOf({ namespace: ns, name }), rv);
+    });
     const { metrics, log } = this;
     // Remote clusters (spec.kubeConfig): their watches run while a PortForward of this term uses them.
     const remotes = new RemoteClusters({
@@ -106,13 +112,24 @@ export class PortForwardOperator extends Operator {
       logger: log,
       enqueue: (keys) => this.term?.enqueue(keys),
     });
-    this.shared = { workers: cfg.workers, caches, events, statusWriter, metrics, log, serves, remotes };
+    this.shared = {
+      workers: cfg.workers,
+      caches,
+      events,
+      statusWriter,
+      metrics,
+      log,
+      serves,
+      remotes,
+      ownWrites,
+    };
     // Events that must not be lost are sent at once when the API server is back (a relist).
     routeWatchEvents(
       caches,
       { serves, listenAddress: cfg.listenAddress },
       () => this.term,
       () => events.retryNow(),
+      ownWrites,
     );
     await caches.start();
     this.log.info('operator started', {

@@ -137,7 +137,7 @@ export function flagDefs(): FlagDef[] {
       help: 'json or text; default: text on a terminal, json otherwise',
       default: '',
     },
-    { name: 'workers', help: 'PortForwards reconciled at once', default: '16' },
+    { name: 'workers', help: 'PortForwards reconciled at once', default: '64' },
     {
       name: 'hold-timeout',
       help: 'how long a new connection waits for a ready pod (during a rollout) before it is refused; 0s refuses at once',

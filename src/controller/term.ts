@@ -13,7 +13,8 @@ import type { Reconciler } from '../reconcile/reconciler';
 import type { ClientRule, RelayEngine, RelayEvent } from '../relay';
 import type { WatchCaches } from './caches';
 import { reconcileHandler } from './handler';
-import { WorkQueue } from './workqueue';
+import type { OwnWrites } from './own-writes';
+import { Priority, WorkQueue } from './workqueue';
 
 /** What every term shares. */
 export interface TermDeps {
@@ -24,6 +25,8 @@ export interface TermDeps {
   log: Logger;
   /** Whether this operator serves `pf` (its class). */
   serves: (pf: PortForward) => boolean;
+  /** The operator's own status writes, whose echoes run nothing (told when a pass starts). */
+  ownWrites?: OwnWrites;
 }
 
 /** What one term owns: a relay of its own, and the reconciler in front of it. */
@@ -45,18 +48,27 @@ export class ServingTerm {
   ) {
     this.relay = relay;
     this.reconciler = reconciler;
-    this.queue = new WorkQueue({ workers: d.workers });
+    this.queue = new WorkQueue({
+      workers: d.workers,
+      onDequeue: (ms, priority) => d.metrics.queueWaitSeconds.observe({ priority }, ms / 1000),
+    });
     d.metrics.observeSessions(relay);
     relay.onEvent((ev) => this.onRelayEvent(ev));
   }
 
-  /** Claims the ports recorded in status, then runs every key in `keys`. */
+  /**
+   * Claims the ports recorded in status, then runs every key in `keys`, at low priority: a change
+   * made meanwhile (a new forward applied while 10,000 are restored) runs first.
+   */
   start(pfs: readonly PortForward[]): void {
     const m = this.d.metrics;
     this.reconciler.restoreRecordedPorts(pfs);
     this.queue.start(
       reconcileHandler({
-        reconcile: (key) => this.reconciler.reconcile(key),
+        reconcile: (key) => {
+          this.d.ownWrites?.passStarts(key);
+          return this.reconciler.reconcile(key);
+        },
         queue: this.queue,
         log: this.d.log,
         metrics: {
@@ -66,18 +78,24 @@ export class ServingTerm {
         },
       }),
     );
-    this.enqueue(pfs.map((pf) => keyOf(pf)));
+    this.enqueue(
+      pfs.map((pf) => keyOf(pf)),
+      'low',
+    );
   }
 
-  enqueue(keys: readonly ObjectKey[]): void {
-    for (const key of keys) this.queue.add(key);
+  enqueue(keys: readonly ObjectKey[], priority: Priority = 'normal'): void {
+    for (const key of keys) this.queue.add(key, priority);
   }
 
-  /** Runs `keys` now, with their backoff forgotten (the API server is reachable again). */
+  /**
+   * Runs `keys` now, with their backoff forgotten (the API server is reachable again), at low priority
+   * like a new term's: changes made meanwhile go first.
+   */
   catchUp(keys: readonly ObjectKey[]): void {
     for (const key of keys) {
       this.queue.forget(key);
-      this.queue.add(key);
+      this.queue.add(key, 'low');
     }
   }
 
@@ -120,7 +138,9 @@ export class ServingTerm {
     } else if (ev.type === 'sessionLost') {
       if (pf) events.record(pf, 'Warning', 'RelayRestarted', ev.message);
     }
-    this.queue.add(ev.key);
+    // A closed connection only moves counters (written at the status interval anyway); a failure,
+    // a refused client (its clientRefused event) or a lost session is news for status at once.
+    this.queue.add(ev.key, ev.type === 'connectionClosed' ? 'low' : 'normal');
   }
 
   /** Counts a refused client in status and metrics, and logs it (rate-limited, with its pod). */

@@ -1,12 +1,32 @@
 import * as assert from 'node:assert/strict';
 import { waitFor } from '../../test/support/wait';
 import { FakeTimers } from '../testing/fake-timers';
-import { WorkQueue } from './workqueue';
+import { Priority, WorkQueue, WorkQueueOptions } from './workqueue';
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/**
+ * A one-worker queue whose first key, 'block' (added at `blockAt`), runs until `release()`: keys added
+ * meanwhile wait, and `runs` lists every key in the order the worker ran them.
+ */
+async function blockedQueue(
+  opts: WorkQueueOptions = {},
+  blockAt: Priority = 'normal',
+): Promise<{ q: WorkQueue; runs: string[]; release: () => void }> {
+  const q = new WorkQueue({ ...opts, workers: 1 });
+  const runs: string[] = [];
+  const gate = deferred();
+  q.start(async (key) => {
+    if (key === 'block') await gate.promise;
+    runs.push(key);
+  });
+  q.add('block', blockAt);
+  await waitFor('block to start', () => q.depth === 0, 2000, 2);
+  return { q, runs, release: gate.resolve };
 }
 
 describe('WorkQueue', function () {
@@ -133,5 +153,123 @@ describe('WorkQueue', function () {
     ]);
     assert.equal(clock.waiting, 0, 'the later timer of x was dropped');
     await q.shutdown();
+  });
+
+  it('runs normal keys before low ones, first in first out within each, and reports each wait', async function () {
+    const clock = new FakeTimers();
+    const waits: [number, string][] = [];
+    const { q, runs, release } = await blockedQueue({
+      timers: clock,
+      onDequeue: (ms, p) => waits.push([ms, p]),
+    });
+    for (let i = 0; i < 2000; i++) q.add(`restored-${i}`, 'low');
+    await clock.advance(7);
+    q.add('applied');
+    q.add('restored-1500'); // asked again at normal: moves up, keeps its time
+    q.add('restored-3', 'low'); // already waiting: nothing changes
+    assert.equal(q.depth, 2001);
+    release();
+    await waitFor('all to run', () => runs.length === 2002, 2000, 2);
+    await q.shutdown();
+    const restored = Array.from({ length: 2000 }, (_, i) => `restored-${i}`).filter(
+      (k) => k !== 'restored-1500',
+    );
+    assert.deepEqual(runs, ['block', 'applied', 'restored-1500', ...restored]);
+    assert.deepEqual(waits.slice(0, 3), [
+      [0, 'normal'],
+      [0, 'normal'],
+      [7, 'normal'],
+    ]);
+    assert.deepEqual(waits[3], [7, 'low']);
+    assert.equal(waits.length, 2002, 'a raised key is taken once');
+  });
+
+  it('runs a key added during its run again at the highest priority asked meanwhile', async function () {
+    const q = new WorkQueue({ workers: 1 });
+    const runs: string[] = [];
+    const gate = deferred();
+    q.start(async (key) => {
+      runs.push(key);
+      if (runs.length === 1) await gate.promise;
+    });
+    q.add('k');
+    await waitFor('k to start', () => runs.length === 1, 2000, 2);
+    q.add('k', 'low');
+    q.add('other', 'low');
+    q.add('k'); // normal: the rerun goes before 'other', queued low meanwhile
+    gate.resolve();
+    await waitFor('the rest to run', () => runs.length === 3, 2000, 2);
+    await q.shutdown();
+    assert.deepEqual(runs, ['k', 'k', 'other']);
+  });
+
+  it('takes a low key after every three normal ones while both wait: restored forwards are not starved', async function () {
+    const { q, runs, release } = await blockedQueue({}, 'low');
+    for (let i = 0; i < 3; i++) q.add(`restored-${i}`, 'low');
+    for (let i = 0; i < 8; i++) q.add(`change-${i}`);
+    release();
+    await waitFor('all to run', () => runs.length === 12, 2000, 2);
+    await q.shutdown();
+    assert.deepEqual(runs, [
+      'block',
+      'change-0',
+      'change-1',
+      'change-2',
+      'restored-0',
+      'change-3',
+      'change-4',
+      'change-5',
+      'restored-1',
+      'change-6',
+      'change-7',
+      'restored-2',
+    ]);
+  });
+
+  it('keeps first-in first-out order for a key queued low again while its moved-up run goes on', async function () {
+    const q = new WorkQueue({ workers: 1 });
+    const runs: string[] = [];
+    const gate = deferred();
+    q.start(async (key) => {
+      if (key === 'block') await gate.promise;
+      // Its first run asks for another, at low: queued behind 'a', not at its first entry's place.
+      if (key === 'k' && !runs.includes('k')) q.add('k', 'low');
+      runs.push(key);
+    });
+    q.add('block');
+    await waitFor('block to start', () => q.depth === 0, 2000, 2);
+    q.add('k', 'low');
+    q.add('a', 'low');
+    q.add('k'); // moves up: runs first
+    gate.resolve();
+    await waitFor('the rest to run', () => runs.length === 4, 2000, 2);
+    await q.shutdown();
+    assert.deepEqual(runs, ['block', 'k', 'a', 'k']);
+  });
+
+  it('never hands a key to a second worker between its take and its run, and survives a throwing onDequeue', async function () {
+    let dequeues = 0;
+    const q: WorkQueue = new WorkQueue({
+      workers: 2,
+      onDequeue: () => {
+        if (++dequeues === 1) q.add('k'); // added while taken, before its worker started
+        if (dequeues === 2) throw new Error('a broken metric');
+      },
+    });
+    let active = 0;
+    let maxActive = 0;
+    let runs = 0;
+    q.start(async () => {
+      active++;
+      maxActive = Math.max(maxActive, active);
+      await new Promise((r) => setTimeout(r, 5));
+      runs++;
+      active--;
+    });
+    q.add('k');
+    await waitFor('two runs', () => runs === 2, 2000, 2);
+    await q.shutdown();
+    assert.equal(maxActive, 1, 'one key, one worker at a time');
+    assert.equal(dequeues, 2);
   });
 });

@@ -47,9 +47,19 @@ export function statusFieldManager(className = ''): string {
 export class StatusWriter {
   private readonly api: k8s.CustomObjectsApi;
 
+  /**
+   * `onWritten` hears the resourceVersion of the object a replace() returned when that object is the
+   * generation the status reports on (controller/own-writes.ts tells its watch event from others'
+   * changes by it; a write that raced a spec change is not reported).
+   */
   constructor(
     kc: k8s.KubeConfig,
     private readonly fieldManager?: string,
+    private readonly onWritten?: (
+      namespace: string,
+      name: string,
+      resourceVersion: string | undefined,
+    ) => void,
   ) {
     this.api = kc.makeApiClient(k8s.CustomObjectsApi);
   }
@@ -73,14 +83,19 @@ export class StatusWriter {
       { op: 'test', path: '/spec/className', value: className || null },
       { op: 'add', path: '/status', value },
     ];
-    return this.send(namespace, name, ops, k8s.PatchStrategy.JsonPatch, () =>
+    const written = await this.send(namespace, name, ops, k8s.PatchStrategy.JsonPatch, () =>
       className ? `its spec.className is no longer ${className}` : 'it has a spec.className now',
     );
+    if (!written) return false;
+    const meta = written.metadata;
+    if (meta?.generation !== undefined && meta.generation === status.observedGeneration)
+      this.onWritten?.(namespace, name, meta.resourceVersion);
+    return true;
   }
 
   /** Merge-patches the named status fields (null deletes one). */
   async patch(namespace: string, name: string, status: Record<string, unknown>): Promise<boolean> {
-    return this.send(namespace, name, { status }, k8s.PatchStrategy.MergePatch);
+    return (await this.send(namespace, name, { status }, k8s.PatchStrategy.MergePatch)) !== undefined;
   }
 
   private async send(
@@ -90,9 +105,10 @@ export class StatusWriter {
     strategy: k8s.PatchStrategy,
     /** What a failed JSON-patch test means, for the error message. */
     testFailed?: () => string,
-  ): Promise<boolean> {
+  ): Promise<k8s.KubernetesObject | undefined> {
+    // The object the write returned; undefined when the PortForward is gone (404).
     try {
-      await this.api.patchNamespacedCustomObjectStatus(
+      const written = (await this.api.patchNamespacedCustomObjectStatus(
         {
           group: GROUP,
           version: VERSION,
@@ -103,11 +119,11 @@ export class StatusWriter {
           fieldManager: this.fieldManager,
         },
         k8s.setHeaderOptions('Content-Type', strategy),
-      );
-      return true;
+      )) as k8s.KubernetesObject | undefined;
+      return written ?? {};
     } catch (err) {
       const code = statusCode(err);
-      if (code === 404) return false;
+      if (code === 404) return undefined;
       // A failed test is a 422 without field causes; a status the schema refuses names its fields.
       const why =
         code === 422 && testFailed && !/causes/.test(bodyText(err))

@@ -34,6 +34,13 @@ export class Metrics {
     help: 'PortForward keys waiting to be reconciled.',
     registers: [this.registry],
   });
+  readonly queueWaitSeconds = new client.Histogram({
+    name: 'portforward_workqueue_queue_duration_seconds',
+    help: 'Time a PortForward key waited in the work queue before a worker took it, by priority (normal: a change; low: a new serving term, counters).',
+    labelNames: ['priority'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
   readonly connectSeconds = new client.Histogram({
     name: 'portforward_connect_duration_seconds',
     help: 'Time from accepting a client to relaying it to the pod, by transport (spdy, spdy-websocket, websocket).',

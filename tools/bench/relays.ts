@@ -61,6 +61,8 @@ export async function startOperator(opts: {
   extraArgs?: string[];
   label?: string;
   timeoutMs?: number;
+  /** Serve /metrics on this loopback port (default: no metrics endpoint). */
+  metricsPort?: number;
 }): Promise<OperatorStart> {
   const healthPort = await freePort();
   const logFile = path.join(opts.logDir, `${opts.label ?? 'operator'}-${process.pid}-${counter++}.log`);
@@ -71,7 +73,7 @@ export async function startOperator(opts: {
     `--kubeconfig=${opts.kubeconfig}`,
     ...opts.namespaces.map((n) => `--namespace=${n}`),
     `--port-range=${opts.portRange.min}-${opts.portRange.max}`,
-    '--metrics-bind-address=0',
+    `--metrics-bind-address=${opts.metricsPort ? `127.0.0.1:${opts.metricsPort}` : '0'}`,
     `--health-probe-bind-address=127.0.0.1:${healthPort}`,
     '--log-format=json',
     '--log-level=info',

@@ -7,17 +7,20 @@
 import * as k8s from '@kubernetes/client-node';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { PortForward, Target } from '../../src/api/v1alpha1';
 import { TestCluster } from '../testenv/cluster';
 import { TestEnvError } from '../testenv/errors';
 import { httpGet } from '../testenv/procs';
-import { applyPortForward, waitForStatus } from '../testenv/portforward';
+import { freePort } from '../testenv/procs';
+import { applyTimed, ApplyTiming } from './apply-timing';
 import { poll } from '../testenv/wait';
 import { Targets } from './children';
 import { apfCounts, getPodsLoop, operatorIdentity, removeFlowSchema, Sample, within } from './fairness';
 import { procStatus } from './proc';
 import { freePortRange, OperatorProcess, PortRange, startOperator, tail } from './relays';
 import { apiCost, apiWrites } from './sessions';
+import { OperatorCounts, scrapeOperator, waitQuantiles } from './queue-metrics';
 import { fmt, mdTable, percentile, timed } from './stats';
 
 export interface ScaleBenchOptions {
@@ -133,7 +136,13 @@ async function createTargets(
 function watchReady(
   o: ScaleBenchOptions,
   n: number,
-): { started: Promise<void>; ready: Promise<{ items: PortForward[]; at: number }>; stop(): Promise<void> } {
+): {
+  started: Promise<void>;
+  ready: Promise<{ items: PortForward[]; at: number }>;
+  /** When each forward was first seen Ready (performance.now()), by namespace/name. */
+  readyAt: Map<string, number>;
+  stop(): Promise<void>;
+} {
   const list = (): Promise<k8s.KubernetesListObject<k8s.KubernetesObject>> =>
     o.cluster.custom.listClusterCustomObject({
       group: 'portforward.dev',
@@ -148,6 +157,14 @@ function watchReady(
     LABEL,
   );
   const forwards = (): PortForward[] => informer.list() as unknown as PortForward[];
+  const readyAt = new Map<string, number>();
+  const seen = (obj: k8s.KubernetesObject): void => {
+    const pf = obj as PortForward;
+    const key = `${pf.metadata.namespace}/${pf.metadata.name}`;
+    if (pf.status?.phase === 'Ready' && !readyAt.has(key)) readyAt.set(key, performance.now());
+  };
+  informer.on('add', seen);
+  informer.on('update', seen);
   let stopped = false;
   const ready = new Promise<{ items: PortForward[]; at: number }>((resolve, reject) => {
     const timer = setTimeout(
@@ -178,6 +195,7 @@ function watchReady(
   return {
     started: informer.start(),
     ready,
+    readyAt,
     stop: async () => {
       if (stopped) return;
       stopped = true;
@@ -278,6 +296,7 @@ async function operator(
   kubeconfig: string,
   portRange: PortRange,
   label: string,
+  metricsPort: number,
 ): Promise<OperatorProcess> {
   const started = await startOperator({
     kubeconfig,
@@ -286,6 +305,7 @@ async function operator(
     logDir: o.logDir,
     label,
     timeoutMs: 120_000,
+    metricsPort,
   });
   if (!started.ok) {
     throw new Error(
@@ -293,6 +313,21 @@ async function operator(
     );
   }
   return started.op;
+}
+
+/** The percentiles of create answered -> first seen Ready over the forwards of the burst. */
+function createToReady(createdAt: Map<string, number>, readyAt: Map<string, number>): string {
+  const ms = [...createdAt].map(([key, at]) => (readyAt.get(key) ?? NaN) - at);
+  return `${[50, 90, 99].map((p) => fmt(percentile(ms, p), 0)).join(' / ')} ms (${ms.filter(Number.isFinite).length})`;
+}
+
+function applyCell(t: ApplyTiming): string {
+  return `${fmt(t.totalMs, 0)} ms (${fmt(t.createMs, 0)}; ${fmt(t.readyMs, 0)})`;
+}
+
+function reconcilesCell(before: OperatorCounts, after: OperatorCounts, n: number): string {
+  const runs = after.reconciles - before.reconciles;
+  return `${runs} (${fmt(runs / n, 2)})`;
 }
 
 function latencies(xs: Sample[]): string {
@@ -343,7 +378,8 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
   const loop = await getPodsLoop(cluster, namespaces[0]);
   o.defer('the kubectl get pods loop', () => loop.stop());
   const portRange = await freePortRange(n + 100);
-  let op = await operator(o, kubeconfig, portRange, 'operator-scale');
+  const metricsPort = await freePort();
+  let op = await operator(o, kubeconfig, portRange, 'operator-scale', metricsPort);
   o.defer('scale operator', () => op.stop());
   await new Promise((r) => setTimeout(r, 3_000)); // settle after start-up, then measure idle
   const idle = procStatus(op.pid);
@@ -364,22 +400,12 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
     target: targetOf(Math.floor(i / nsCount), podsPerNs),
   }));
   // One more PortForward applied halfway through the burst: how long a user's apply waits meanwhile.
-  const oneMore = (name: string): Promise<[number, PortForward]> =>
-    timed(async () => {
-      await applyPortForward(cluster, namespaces[0], name, {
-        target: { pod: 'p-0' },
-        ports: [{ port: 8080 }],
-      });
-      return waitForStatus(
-        cluster,
-        namespaces[0],
-        name,
-        'Ready',
-        (p) => p.status?.phase === 'Ready',
-        900_000,
-      );
-    });
-  let midway: Promise<[number, PortForward]> | undefined;
+  const oneMore = (name: string): Promise<ApplyTiming> =>
+    applyTimed(cluster, namespaces[0], name, { target: { pod: 'p-0' }, ports: [{ port: 8080 }] }, 900_000);
+  const m0 = await scrapeOperator(metricsPort);
+  /** When each create was answered (performance.now()), by namespace/name. */
+  const createdAt = new Map<string, number>();
+  let midway: Promise<ApplyTiming> | undefined;
   for (let i = 0; i < n; i += 25) {
     if (o.aborted()) throw new TestEnvError('interrupted');
     if (!midway && i >= n / 2) {
@@ -388,18 +414,20 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
     }
     await Promise.all(
       specs.slice(i, i + 25).map((s) =>
-        cluster.custom.createNamespacedCustomObject({
-          group: 'portforward.dev',
-          version: 'v1alpha1',
-          namespace: s.ns,
-          plural: 'portforwards',
-          body: {
-            apiVersion: 'portforward.dev/v1alpha1',
-            kind: 'PortForward',
-            metadata: { name: s.name, namespace: s.ns, labels: { [LABEL]: 'true' } },
-            spec: { target: s.target, ports: [{ port: 8080 }] },
-          },
-        }),
+        cluster.custom
+          .createNamespacedCustomObject({
+            group: 'portforward.dev',
+            version: 'v1alpha1',
+            namespace: s.ns,
+            plural: 'portforwards',
+            body: {
+              apiVersion: 'portforward.dev/v1alpha1',
+              kind: 'PortForward',
+              metadata: { name: s.name, namespace: s.ns, labels: { [LABEL]: 'true' } },
+              spec: { target: s.target, ports: [{ port: 8080 }] },
+            },
+          })
+          .then(() => createdAt.set(`${s.ns}/${s.name}`, performance.now())),
       ),
     );
   }
@@ -409,11 +437,12 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
   const readyMs = readyAt - t0;
   const burst = within(loop.samples, t0, Date.now());
   const apf1 = await apfCounts(cluster);
+  const m1 = await scrapeOperator(metricsPort);
   o.progress(`scale: all Ready ${fmt(readyMs / 1000)} s after the first create`);
 
   // Responsive under that load: one more PortForward, /readyz, and a relayed echo.
-  const [midwayMs] = await midway!;
-  const [afterMs] = await oneMore('one-more');
+  const midwayApply = await midway!;
+  const { totalMs: afterMs } = await oneMore('one-more');
   const [probe] = await timed(() => httpGet(`http://127.0.0.1:${op.healthPort}/readyz`));
 
   // Steady state: a minute with no traffic and no change.
@@ -433,9 +462,15 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
   await op.kill();
   const k0 = Date.now();
   const bound = listenersBack(ports, k0);
-  op = await operator(o, kubeconfig, portRange, 'operator-scale-restarted');
+  op = await operator(o, kubeconfig, portRange, 'operator-scale-restarted', metricsPort);
   const readyAfter = Date.now() - k0;
+  const mk0 = await scrapeOperator(metricsPort);
+  // A user's apply while the restarted operator restores every forward and the probes run.
+  const duringRestart = oneMore('one-more-restart');
+  duringRestart.catch(() => undefined); // awaited below
   const serving = await allServing(o, ports, k0);
+  const restartApply = await duringRestart;
+  const mk1 = await scrapeOperator(metricsPort);
   const restartMs = Date.now() - k0;
   const boundAfter = bound.stop();
   const wk1 = await apiWrites(cluster);
@@ -450,7 +485,14 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
       ['PortForwards created (API calls, 25 at a time)', `${fmt(created / 1000)} s`],
       ['from the first create to all Ready', `${fmt(readyMs / 1000)} s`],
       ['from the last create to all Ready', `${fmt((readyMs - created) / 1000)} s`],
-      ['one more PortForward applied halfway through the creates: apply -> Ready', `${fmt(midwayMs, 0)} ms`],
+      [
+        'every forward of the burst: create answered -> Ready seen, p50 / p90 / p99',
+        createToReady(createdAt, watch.readyAt),
+      ],
+      [
+        'one more PortForward applied halfway through the creates: apply -> Ready (create call; create -> Ready)',
+        applyCell(midwayApply),
+      ],
       ['one more PortForward afterwards: apply -> Ready', `${fmt(afterMs, 0)} ms`],
       ['/readyz answer', `${fmt(probe, 1)} ms`],
       ['operator RSS at idle (started, no PortForward)', `${fmt(idle.rssMiB)} MiB`],
@@ -464,6 +506,9 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
       ['of them, Event occurrences by who reported them', eventsBetween(e0, e1)],
       ['kube-apiserver RSS, before / with all Ready', `${fmt(api0.rssMiB)} / ${fmt(api1.rssMiB)} MiB`],
       ['kube-apiserver goroutines, before / with all Ready', `${api0.goroutines} / ${api1.goroutines}`],
+      ["the operator's reconciles, first create -> all Ready (per forward)", reconcilesCell(m0, m1, n)],
+      ['keys waiting in its work queue meanwhile, normal priority', waitQuantiles(m0, m1, 'normal')],
+      ['one reconcile meanwhile (its status write included)', waitQuantiles(m0, m1, 'reconcile')],
       ['SIGKILL -> every forward serving again on its old port', `${fmt(restartMs / 1000)} s`],
       [
         'of it: SIGKILL -> new operator /readyz; forwards serving again p50 / p90',
@@ -476,6 +521,14 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
       [
         'of it: PortForward writes from SIGKILL to all serving (the probes move counters)',
         fmt(wk1.portForwards - wk0.portForwards, 0),
+      ],
+      [
+        'of it: a PortForward applied after /readyz: apply -> Ready (create call; create -> Ready)',
+        applyCell(restartApply),
+      ],
+      [
+        'of it: keys waiting in the work queue, restored (low) / changes (normal)',
+        `${waitQuantiles(mk0, mk1, 'low')}; ${waitQuantiles(mk0, mk1, 'normal')}`,
       ],
       [
         'probes meanwhile that did not serve: refused / stalled 10 s / failed',
