@@ -139,7 +139,8 @@ export class ServingTerm {
       if (pf) events.record(pf, 'Warning', 'RelayRestarted', ev.message);
     }
     // A closed connection only moves counters (written at the status interval anyway); a failure,
-    // a refused client (its clientRefused event) or a lost session is news for status at once.
+    // a refused client (its clientRefused event), a pod found gone at a dial (podGone) or a lost
+    // session is news for status at once.
     this.queue.add(ev.key, ev.type === 'connectionClosed' ? 'low' : 'normal');
   }
 

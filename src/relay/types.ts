@@ -113,6 +113,11 @@ export type RelayEvent =
   | { type: 'connectionClosed'; key: string }
   /** A client was refused at accept (and counted in `refused`): its address and the rule in force. */
   | { type: 'clientRefused'; key: string; address: string; rule: ClientRule }
+  /**
+   * A connection's pod answered its dial 404 (gone) before anything reached it; the connection went
+   * to another target or waits. Plan again: the pod is likely deleted.
+   */
+  | { type: 'podGone'; key: string; message: string }
   /** The relay lost the session (its worker thread died): ensure it again. */
   | { type: 'sessionLost'; key: string; message: string }
   /** A tunnel is open: `connectMs` from accepting the client to relaying, on `transport`. */

@@ -222,15 +222,22 @@ export class ClientSession {
    * Holds an accepted connection (counted active) until a pod is ready, or fails it once it waited
    * holdMs since its client connected (`acceptedAt`, performance.now()).
    */
-  private hold(socket: net.Socket, listener: RelayListener, acceptedAt: number): void {
+  private hold(socket: net.Socket, listener: RelayListener, acceptedAt: number, gone?: GoneAtDial): void {
     const holdMs = this.holdMs;
     const deadline = acceptedAt + holdMs;
     const h: HeldConnection = {
       socket,
       listener,
       acceptedAt,
+      gone,
       timer: setTimeout(
         () => {
+          if (gone) {
+            // Its pod answered 404 and no other came: say so, as the failure it was.
+            const msg = `${gone.error.message}; no other ready pod within ${holdMs / 1000} s`;
+            this.dropHeld(h, msg, 'notFound');
+            return;
+          }
           const why = this.noTargetReason ? ` (${this.noTargetReason})` : '';
           this.dropHeld(h, `no ready pod within ${holdMs / 1000} s${why}`);
         },
@@ -243,52 +250,50 @@ export class ClientSession {
 
   /**
    * A connection whose pod was gone when its tunnel was dialed, before anything reached it (its
-   * client's bytes unread): the pod leaves this session's targets until the next apply, and the
-   * connection goes to another target, or waits for one within what is left of its hold.
+   * client's bytes unread): it goes to another target, or waits for one within what is left of its
+   * hold. Only this connection avoids that pod (each connection dials a pod at most once): the
+   * session's targets are the plan's, and the event has the controller plan again at once, so a pod
+   * that answers 404 while it exists is not dropped for every connection.
    */
   private podGone(conn: RelayConnection, err: PortForwardError): boolean {
     const listener = this.listeners.get(conn.listenerId);
-    const deadline = conn.acceptedAt + this.holdMs;
-    const gone = conn.target;
-    this.targets = this.targets.filter(
-      (t) =>
-        !(
-          t.name === gone.name &&
-          t.namespace === gone.namespace &&
-          t.uid === gone.uid &&
-          t.cluster?.id === gone.cluster?.id
-        ),
-    );
     if (!listener || conn.socket.destroyed) return false;
-    if (this.targets.length > 0) {
-      this.start(conn.socket, listener, conn.acceptedAt);
-    } else if (this.holdMs > 0 && deadline > performance.now()) {
-      this.hold(conn.socket, listener, conn.acceptedAt);
-    } else {
-      return false;
-    }
+    const gone: GoneAtDial = { pods: new Set([...(conn.avoid ?? []), podId(conn.target)]), error: err };
+    const next = this.pick(gone.pods);
+    if (next) this.start(conn.socket, listener, conn.acceptedAt, gone.pods, next);
+    else if (this.holdMs > 0 && conn.acceptedAt + this.holdMs > performance.now())
+      this.hold(conn.socket, listener, conn.acceptedAt, gone);
+    else return false;
+    const pod = `${conn.target.namespace}/${conn.target.name}`;
     this.logger.info(
       'the pod was gone before the connection reached it: it goes to another pod, or waits for one',
-      {
-        key: this.key,
-        pod: `${gone.namespace}/${gone.name}`,
-        error: err.message,
-        waits: this.targets.length === 0,
-      },
+      { key: this.key, pod, error: err.message, waits: !next },
     );
+    this.deps.emit({ type: 'podGone', key: this.key, message: err.message });
     return true;
   }
 
-  /** The pod for the next connection: the preferred one, or the next in turn when spreading. */
-  private pick(): PodTarget {
-    if (this.loadBalance !== 'spread') return this.targets[0];
-    const t = this.targets[this.next % this.targets.length];
+  /**
+   * The pod for the next connection: the preferred one, or the next in turn when spreading; none
+   * of `avoid` (pods that answered this connection 404). Undefined when no target is left.
+   */
+  private pick(avoid?: ReadonlySet<string>): PodTarget | undefined {
+    const targets = avoid ? this.targets.filter((t) => !avoid.has(podId(t))) : this.targets;
+    if (targets.length === 0) return undefined;
+    if (this.loadBalance !== 'spread') return targets[0];
+    const t = targets[this.next % targets.length];
     this.next = (this.next + 1) % this.targets.length;
     return t;
   }
 
-  private start(socket: net.Socket, listener: RelayListener, acceptedAt: number): void {
-    const target = this.pick();
+  private start(
+    socket: net.Socket,
+    listener: RelayListener,
+    acceptedAt: number,
+    avoid?: ReadonlySet<string>,
+    picked?: PodTarget,
+  ): void {
+    const target = picked ?? this.pick()!;
     const port = target.ports?.[listener.spec.id] ?? listener.spec.remotePort;
     const deps = {
       ...this.deps,
@@ -301,6 +306,7 @@ export class ClientSession {
       },
     };
     const conn = new RelayConnection(socket, listener.spec.id, target, port, deps, acceptedAt);
+    conn.avoid = avoid;
     this.connections.add(conn);
     this.logger.debug('connection accepted', { key: this.key, pod: target.name, listener: listener.spec.id });
     void conn.done.then((err) => this.closed(conn, err));
@@ -317,6 +323,8 @@ export class ClientSession {
   private releaseHeld(): void {
     if (this.targets.length === 0) return;
     for (const h of [...this.held]) {
+      const next = this.pick(h.gone?.pods);
+      if (!next) continue; // every target answered it 404: it waits on for another
       this.held.delete(h);
       clearTimeout(h.timer);
       if (h.socket.destroyed || this.listeners.get(h.listener.spec.id) !== h.listener) {
@@ -325,21 +333,25 @@ export class ClientSession {
         h.socket.destroy();
         continue;
       }
-      this.start(h.socket, h.listener, h.acceptedAt);
+      this.start(h.socket, h.listener, h.acceptedAt, h.gone?.pods, next);
     }
   }
 
   /** A held connection ends: timed out (`why`), or closed by its client or listener (undefined). */
-  private dropHeld(h: HeldConnection, why: string | undefined): void {
+  private dropHeld(
+    h: HeldConnection,
+    why: string | undefined,
+    kind: 'timeout' | 'notFound' = 'timeout',
+  ): void {
     if (!this.held.delete(h)) return;
     clearTimeout(h.timer);
     this.counters.active--;
     this.counters.failed++;
     h.socket.destroy();
     if (why) {
-      this.counters.lastError = { message: why, time: new Date(), kind: 'timeout' };
+      this.counters.lastError = { message: why, time: new Date(), kind };
       this.logger.warn('held connection refused', { key: this.key, error: why });
-      this.deps.emit({ type: 'tunnelError', key: this.key, message: why, kind: 'timeout' });
+      this.deps.emit({ type: 'tunnelError', key: this.key, message: why, kind });
     } else {
       this.deps.emit({ type: 'connectionClosed', key: this.key });
     }
@@ -366,5 +378,18 @@ interface HeldConnection {
   listener: RelayListener;
   /** When its client connected (performance.now()): its hold is counted from then. */
   acceptedAt: number;
+  /** Set when it waits because its pod answered 404 at the dial. */
+  gone?: GoneAtDial;
   timer: NodeJS.Timeout;
+}
+
+/** Pods that answered a connection's dial 404 (gone), and the latest such answer. */
+interface GoneAtDial {
+  pods: ReadonlySet<string>;
+  error: PortForwardError;
+}
+
+/** One pod of one cluster, a re-created pod (new uid) apart. */
+function podId(t: PodTarget): string {
+  return `${t.cluster?.id ?? ''}/${t.namespace}/${t.name}/${t.uid ?? ''}`;
 }

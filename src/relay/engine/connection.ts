@@ -27,6 +27,8 @@ export class RelayConnection {
    * has sent nothing we read: its socket is open and untouched, and may wait for another pod.
    */
   podGone = false;
+  /** Pods that answered this connection 404 before (ClientSession sends it elsewhere). */
+  avoid: ReadonlySet<string> | undefined;
 
   constructor(
     readonly socket: net.Socket,
