@@ -323,11 +323,12 @@ export class ClientSession {
   private releaseHeld(): void {
     if (this.targets.length === 0) return;
     for (const h of [...this.held]) {
-      const next = this.pick(h.gone?.pods);
-      if (!next) continue; // every target answered it 404: it waits on for another
+      const dead = h.socket.destroyed || this.listeners.get(h.listener.spec.id) !== h.listener;
+      const next = dead ? undefined : this.pick(h.gone?.pods);
+      if (!dead && !next) continue; // every target answered it 404: it waits on for another
       this.held.delete(h);
       clearTimeout(h.timer);
-      if (h.socket.destroyed || this.listeners.get(h.listener.spec.id) !== h.listener) {
+      if (!next) {
         this.counters.active--;
         this.counters.failed++;
         h.socket.destroy();
@@ -389,7 +390,7 @@ interface GoneAtDial {
   error: PortForwardError;
 }
 
-/** One pod of one cluster, a re-created pod (new uid) apart. */
-function podId(t: PodTarget): string {
+/** One pod of one cluster, a re-created pod (new uid) apart (also how the engine counts retained pods). */
+export function podId(t: PodTarget): string {
   return `${t.cluster?.id ?? ''}/${t.namespace}/${t.name}/${t.uid ?? ''}`;
 }

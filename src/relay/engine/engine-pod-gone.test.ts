@@ -4,6 +4,7 @@
 // wait. The fake port-forward server answers 404 for every pod without a route, as kube-apiserver
 // does for a pod that is gone.
 import * as assert from 'node:assert/strict';
+import type * as net from 'node:net';
 import { closed, connect, readAll, startTcpServer, TcpServer } from '../../../test/support/net';
 import { waitFor } from '../../../test/support/wait';
 import { Rig, startRig } from '../testing/rig';
@@ -23,13 +24,19 @@ describe('relay engine: a pod gone before the connection reached it', function (
     await echo.close();
   });
 
-  it('holds the connection until the next pod is ready, and relays its bytes there', async function () {
+  /** A client that wrote `data` to a forward whose only pod is gone: its dial answered 404, it waits. */
+  async function heldAfter404(data: string): Promise<{ port: number; sock: net.Socket }> {
     const port = await rig.listen('k', 'gone', 8080, { holdMs: 10_000 });
     const sock = await connect(port);
     sock.on('error', () => undefined);
-    sock.write('hello');
+    sock.write(data);
     await waitFor('the dial to the gone pod', () => rig.fake.requests() === 1);
     await waitFor('the connection to be held', () => rig.engine.stats('k')?.active === 1);
+    return { port, sock };
+  }
+
+  it('holds the connection until the next pod is ready, and relays its bytes there', async function () {
+    const { port, sock } = await heldAfter404('hello');
     assert.equal(rig.engine.stats('k')!.failed, 0, 'not counted as failed');
     assert.equal(await rig.listen('k', 'new', 8080, { holdMs: 10_000 }), port);
     await waitFor('the bytes sent before the 404 to echo from the next pod', () => sock.bytesRead === 5);
@@ -46,12 +53,7 @@ describe('relay engine: a pod gone before the connection reached it', function (
   });
 
   it('does not dial the gone pod again for that connection while the plan still lists it', async function () {
-    const port = await rig.listen('k', 'gone', 8080, { holdMs: 10_000 });
-    const sock = await connect(port);
-    sock.on('error', () => undefined);
-    sock.write('x');
-    await waitFor('the dial to the gone pod', () => rig.fake.requests() === 1);
-    await waitFor('the connection to be held', () => rig.engine.stats('k')?.active === 1);
+    const { sock } = await heldAfter404('x');
     // A plan that has not seen the deletion yet (a status-interval pass) lists the pod again.
     await rig.listen('k', 'gone', 8080, { holdMs: 10_000 });
     await rig.listen('k', 'gone', 8080, { holdMs: 10_000 });

@@ -13,7 +13,7 @@ import * as net from 'node:net';
 import type { Dialer } from '../v4/v4-dialer';
 import { RelayClosedError, RelaySpecError } from '../errors';
 import { RelayLogger, silentLogger } from '../logger';
-import { ClientSession } from './client-session';
+import { ClientSession, podId } from './client-session';
 import { ClientAccess } from './client-access';
 import type { Transport } from '../transport';
 import type { ListenerState, PodTarget, RelayEngine, RelayEvent, SessionSpec, SessionStats } from '../types';
@@ -55,16 +55,11 @@ export function createRelayEngine(options: RelayEngineOptions): RelayEngine {
   return new Engine(options);
 }
 
-/** One pod of one cluster, as the transport tells pods apart (a re-created pod has a new uid). */
-function retainKey(t: PodTarget): string {
-  return `${t.cluster?.id ?? ''}/${t.namespace}/${t.name}/${t.uid ?? ''}`;
-}
-
 class Engine implements RelayEngine {
   private readonly sessions = new Map<string, ClientSession>();
-  /** The pods some session targets (retainKey), and how many sessions do. */
+  /** The pods some session targets (podId), and how many sessions do. */
   private readonly retained = new Map<string, { pod: PodTarget; sessions: number }>();
-  /** Session key -> the retainKeys it counts in `retained`. */
+  /** Session key -> the podIds it counts in `retained`. */
   private readonly retainedBy = new Map<string, Set<string>>();
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly subscribers: ((event: RelayEvent) => void)[] = [];
@@ -142,7 +137,7 @@ class Engine implements RelayEngine {
   private retainTargets(key: string, pods: readonly PodTarget[]): void {
     if (!this.transport.retain) return;
     const before = this.retainedBy.get(key);
-    const after = new Map(pods.map((t) => [retainKey(t), t]));
+    const after = new Map(pods.map((t) => [podId(t), t]));
     let changed = false;
     for (const [k, pod] of after) {
       if (before?.has(k)) continue;
