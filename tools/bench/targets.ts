@@ -77,7 +77,22 @@ function sink(s: net.Socket): void {
   });
 }
 
+/**
+ * Connections to the greeting and echo servers close after this long with no byte either way. kwok
+ * (v0.8.0) passes neither the client's FIN nor a stream's reset on to the server: its forward waits
+ * for the server's side to end. So without this every connection the scale benchmark's probes made
+ * stayed open in kwok and here, until kwok ran out of file descriptors (this machine's limit is
+ * 20,000) and failed dials with EMFILE. A kubelet with containerd closes the server's side by itself.
+ * Real servers close idle connections too; no measure here keeps one idle this long.
+ */
+const IDLE_CLOSE_MS = 10_000;
+
+function closeWhenIdle(s: net.Socket): void {
+  s.setTimeout(IDLE_CLOSE_MS, () => s.destroy());
+}
+
 function greeting(s: net.Socket): void {
+  closeWhenIdle(s);
   s.setNoDelay(true);
   s.write(GREETING);
   s.resume();
@@ -85,6 +100,7 @@ function greeting(s: net.Socket): void {
 }
 
 function echo(s: net.Socket): void {
+  closeWhenIdle(s);
   s.pipe(s);
 }
 
