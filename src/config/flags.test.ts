@@ -13,6 +13,7 @@ describe('operator flags', function () {
     assert.deepEqual(cfg.namespaces, []);
     assert.equal(cfg.leaderElect, false);
     assert.equal(cfg.statusIntervalMs, 5000);
+    assert.equal(cfg.counterWritesPerSecond, 50);
     assert.equal(cfg.className, '', 'serves PortForwards without spec.className');
   });
 
@@ -81,6 +82,8 @@ describe('operator flags', function () {
     [['--class=-x'], /is not a class name/],
     [[`--class=${'a'.repeat(64)}`], /is not a class name/],
     [['--status-interval=5'], /is not a duration/],
+    [['--counter-writes-per-second=-1'], /--counter-writes-per-second/],
+    [['--counter-writes-per-second=fast'], /--counter-writes-per-second/],
     [['--bogus'], /unknown flag --bogus/],
     [['--port-range'], /flag --port-range needs a value/],
     [['stray'], /unexpected argument "stray"/],

@@ -34,6 +34,8 @@ export interface Config {
   workers: number;
   /** Least time between two status writes of one PortForward that only update counters. */
   statusIntervalMs: number;
+  /** Counter-only status writes a second across all PortForwards (0: no limit). */
+  counterWritesPerSecond: number;
   /** How long a new client connection waits for a ready pod before it is refused. */
   holdMs: number;
   /** On SIGTERM: how long open connections may finish after listeners closed. */
@@ -168,6 +170,11 @@ export function flagDefs(): FlagDef[] {
       help: 'least time between two counter-only status writes of one PortForward (e.g. 5s)',
       default: '5s',
     },
+    {
+      name: 'counter-writes-per-second',
+      help: 'counter-only status writes a second across all PortForwards at most; beyond it they wait their turn (0: no limit)',
+      default: '50',
+    },
   ];
 }
 
@@ -242,6 +249,12 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     ] as const),
     workers: parseInt('workers', get('workers'), 1, 64),
     statusIntervalMs: parseDuration('status-interval', get('status-interval')),
+    counterWritesPerSecond: parseInt(
+      'counter-writes-per-second',
+      get('counter-writes-per-second'),
+      0,
+      100_000,
+    ),
     holdMs: parseDuration('hold-timeout', get('hold-timeout')),
     shutdownGraceMs: parseDuration('shutdown-grace-period', get('shutdown-grace-period')),
     className: className ? parseClassName(className) : '',

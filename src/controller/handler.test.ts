@@ -1,7 +1,7 @@
 // reconcileHandler: the one place that decides what a reconcile's outcome means, with the work queue
 // it drives on virtual time.
 import * as assert from 'node:assert/strict';
-import { TerminalError } from '../reconcile/result';
+import { Result, TerminalError } from '../reconcile/result';
 import { FakeTimers } from '../testing/fake-timers';
 import { errorPolicy, reconcileHandler } from './handler';
 import { WorkQueue } from './workqueue';
@@ -13,7 +13,7 @@ describe('reconcileHandler', function () {
   let results: string[];
   let timed: number;
 
-  function start(reconcile: (key: string, run: number) => Promise<{ requeueAfterMs?: number }>): number[] {
+  function start(reconcile: (key: string, run: number) => Promise<Result>): number[] {
     const runsAt: number[] = [];
     queue.start(
       reconcileHandler({
@@ -55,6 +55,27 @@ describe('reconcileHandler', function () {
     assert.deepEqual(results, ['success', 'success']);
     assert.equal(timed, 2, 'every run is timed');
     assert.deepEqual(lines, [], 'a success logs nothing here');
+  });
+
+  it('re-runs at the priority the result asks for: low for counters, normal otherwise', async function () {
+    const asked: [string, number, string | undefined][] = [];
+    const addAfter = queue.addAfter.bind(queue);
+    queue.addAfter = (key, ms, priority) => {
+      asked.push([key, ms, priority]);
+      addAfter(key, ms, priority);
+    };
+    start((key) =>
+      Promise.resolve(
+        key === 'ns/counters' ? { requeueAfterMs: 250, requeuePriority: 'low' } : { requeueAfterMs: 100 },
+      ),
+    );
+    queue.add('ns/counters');
+    queue.add('ns/expiry');
+    await clock.advance(50);
+    assert.deepEqual(asked, [
+      ['ns/counters', 250, 'low'],
+      ['ns/expiry', 100, 'normal'],
+    ]);
   });
 
   it("retries an error with the key's backoff, logs one warning per failure, and forgets it after a success", async function () {

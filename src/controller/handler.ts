@@ -53,7 +53,8 @@ export function reconcileHandler(deps: HandlerDeps): (key: string) => Promise<vo
     deps.metrics?.result(failed ? 'error' : 'success');
     if (!failed) {
       deps.queue.forget(key);
-      if (result?.requeueAfterMs !== undefined) deps.queue.addAfter(key, result.requeueAfterMs);
+      if (result?.requeueAfterMs !== undefined)
+        deps.queue.addAfter(key, result.requeueAfterMs, result.requeuePriority ?? 'normal');
     } else if (errorPolicy(failure) === 'giveUp') {
       deps.queue.forget(key);
       deps.log.error('reconcile failed; not retried until the PortForward changes', {

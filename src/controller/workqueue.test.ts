@@ -155,6 +155,24 @@ describe('WorkQueue', function () {
     await q.shutdown();
   });
 
+  it('queues a key of addAfter at the priority it was given when its time comes', async function () {
+    const clock = new FakeTimers();
+    const waits: string[] = [];
+    const { q, runs, release } = await blockedQueue({ timers: clock, onDequeue: (_ms, p) => waits.push(p) });
+    q.addAfter('counters', 10, 'low');
+    q.addAfter('ttl', 20);
+    await clock.advance(30); // both timers fired while the worker is held: both wait in the queue
+    release();
+    await waitFor('both to run', () => runs.length === 3, 2000, 2);
+    await q.shutdown();
+    assert.deepEqual(
+      runs,
+      ['block', 'ttl', 'counters'],
+      'the normal key first, though its timer fired later',
+    );
+    assert.deepEqual(waits.slice(1), ['normal', 'low']);
+  });
+
   it('runs normal keys before low ones, first in first out within each, and reports each wait', async function () {
     const clock = new FakeTimers();
     const waits: [number, string][] = [];

@@ -115,17 +115,21 @@ export class WorkQueue {
     this.waiters.shift()?.();
   }
 
-  /** Adds the key after `ms`; an earlier pending timer for the same key wins. */
-  addAfter(key: string, ms: number): void {
+  /**
+   * Adds the key after `ms`, at `priority`; an earlier pending timer for the same key wins, with its
+   * own priority (the reconciler asks again when that run comes, so a later normal re-run is only as
+   * late as the low one waits in the queue).
+   */
+  addAfter(key: string, ms: number, priority: Priority = 'normal'): void {
     if (this.stopped) return;
-    if (ms <= 0) return this.add(key);
+    if (ms <= 0) return this.add(key, priority);
     const at = this.timers.now() + ms;
     const pending = this.pending.get(key);
     if (pending && pending.at <= at) return;
     if (pending) this.timers.clearTimeout(pending.timer);
     const timer = this.timers.setTimeout(() => {
       this.pending.delete(key);
-      this.add(key);
+      this.add(key, priority);
     }, ms);
     (timer as { unref?: () => void }).unref?.();
     this.pending.set(key, { at, timer });

@@ -75,6 +75,7 @@ function setup() {
       holdMs: 0,
       advertiseAddress: '127.0.0.1',
       statusIntervalMs: 0,
+      counterWritesPerSecond: 0,
     },
     logger: winston.createLogger({ silent: true }),
   });

@@ -55,6 +55,7 @@ describe('Reconciler', function () {
     const r1 = await t.rec.reconcile('ns/a');
     assert.equal(t.writes.length, base, 'no write 1 s after the last one');
     assert.equal(r1.requeueAfterMs, 4000, 'comes back when the interval is over');
+    assert.equal(r1.requeuePriority, 'low', 'behind changes: it only refreshes counters');
 
     t.relay.statsByKey.set('ns/a', stats(2, 20));
     t.advance(4000);

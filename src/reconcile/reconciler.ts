@@ -22,14 +22,8 @@ import { ClientRefusals, Refusal } from './refusals';
 import { fail, NO_OBJECTS } from '../targets/kinds';
 import { ClusterDirectory, ClusterView, NO_REMOTE_CLUSTERS } from './clusters';
 import { resolveTarget, TargetObjects } from '../targets/resolve';
-import {
-  bindOutcome,
-  buildStatus,
-  Counters,
-  countersChanged,
-  lastErrorChanged,
-  significantChange,
-} from './status';
+import { bindOutcome, buildStatus, Counters } from './status';
+import { StatusWriterConfig, StatusWrites, WriteMemory } from './status-writes';
 import { keyOf, parseKey } from '../api/key';
 
 /** Re-try a port that another program holds this often (PortInUse recovers by itself). */
@@ -47,23 +41,17 @@ export interface ReconcilerDeps {
   allocator: PortAllocator;
   writeStatus(namespace: string, name: string, status: PortForwardStatus): Promise<boolean>;
   events: Pick<EventRecorder, 'record'>;
-  config: PlanConfig & { advertiseAddress: string; statusIntervalMs: number };
+  config: PlanConfig & StatusWriterConfig & { advertiseAddress: string };
   logger: Logger;
   now?: () => Date;
   /** Called when new connections of a PortForward move to another pod. */
   onRetarget?: (key: string) => void;
 }
 
-/** Least time between two status writes made only for a new lastError. */
-const ERROR_WRITE_INTERVAL_MS = 1000;
-
-interface SessionMemory {
+interface SessionMemory extends WriteMemory {
   baseline: Counters;
   podUid?: string;
   retargets: number;
-  lastWrite: number;
-  /** When a new lastError was last written: the first failure of an interval goes out at once. */
-  lastErrorWrite: number;
   lastPhase?: string;
   /** The listeners of the last plan that had any, with their ports: their ids survive edits. */
   listeners?: PriorListener[];
@@ -74,11 +62,15 @@ export class Reconciler {
   private readonly now: () => Date;
   private readonly admitted: AdmittedAddresses;
   private readonly refusals: ClientRefusals;
+  private readonly statusWrites: StatusWrites;
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
     this.admitted = new AdmittedAddresses(deps.clients ?? EMPTY_DIRECTORY);
     this.refusals = new ClientRefusals(deps.clients ?? EMPTY_DIRECTORY, this.now);
+    this.statusWrites = new StatusWrites(deps.config, (namespace, name, status) =>
+      this.deps.writeStatus(namespace, name, status),
+    );
   }
 
   /** Whether this reconciler holds anything for `key` (a session, ports, counters). */
@@ -173,11 +165,15 @@ export class Reconciler {
       remote: view.remote,
     });
     this.notePhase(pf, outcome, mem, log);
-    const statusDue = await this.writeStatusIfDue(pf, status, mem, now, log);
+    const statusDue = await this.statusWrites.writeIfDue(pf, status, mem, now.getTime(), log);
     // The relay reports on connections as they end; while some stay open, look at the counters
     // again each status interval so bytes moving on long connections show up.
     const countersDue = (stats?.active ?? 0) > 0 ? this.deps.config.statusIntervalMs : undefined;
-    return soonest(p.requeueAfterMs, retryPortsAfter, statusDue, countersDue);
+    // A re-run for counters alone waits behind changes; one the plan or a port asked for does not.
+    const timed = soonest(p.requeueAfterMs, retryPortsAfter);
+    if (timed.requeueAfterMs !== undefined) return soonest(timed.requeueAfterMs, statusDue, countersDue);
+    const counters = soonest(statusDue, countersDue);
+    return counters.requeueAfterMs === undefined ? done : { ...counters, requeuePriority: 'low' };
   }
 
   /** The cluster the target is in: this one (the watch caches), or the one of spec.kubeConfig. */
@@ -193,6 +189,8 @@ export class Reconciler {
     (this.deps.clusters ?? NO_REMOTE_CLUSTERS).release(key);
     await this.deps.relay.stop(key);
     this.deps.allocator.release(key);
+    const mem = this.sessions.get(key);
+    if (mem) this.statusWrites.release(mem, this.now().getTime());
     this.sessions.delete(key);
     this.admitted.forget(key);
     this.refusals.forget(key);
@@ -308,37 +306,6 @@ export class Reconciler {
     }
     log.info(`phase ${outcome.phase}`, { reason: outcome.reason, message: outcome.message });
     mem.lastPhase = outcome.phase;
-  }
-
-  /**
-   * Writes status when anything but counters changed, a new lastError when none was written in the
-   * last second, and counters at most every status interval. Returns when to look again for counters
-   * held back. A failed write throws (StatusWriteError): the handler logs it once and retries the key.
-   */
-  private async writeStatusIfDue(
-    pf: PortForward,
-    status: PortForwardStatus,
-    mem: SessionMemory,
-    now: Date,
-    log: Logger,
-  ): Promise<number | undefined> {
-    const sinceWrite = now.getTime() - mem.lastWrite;
-    const interval = this.deps.config.statusIntervalMs;
-    // A new failure is news: one is written at once if none was in the last second (or status
-    // interval, if shorter); the rest of a storm goes out with the counters. So failures cost at most
-    // one status write a second, and one that comes alone is in status at once.
-    const errorInterval = Math.min(interval, ERROR_WRITE_INTERVAL_MS);
-    const errorChanged = lastErrorChanged(pf.status, status);
-    const newError = errorChanged && now.getTime() - mem.lastErrorWrite >= errorInterval;
-    const counters = countersChanged(pf.status, status);
-    if (significantChange(pf.status, status) || newError || (counters && sinceWrite >= interval)) {
-      await this.deps.writeStatus(pf.metadata.namespace, pf.metadata.name, status);
-      mem.lastWrite = now.getTime();
-      if (errorChanged) mem.lastErrorWrite = now.getTime();
-      log.debug('status written', { phase: status.phase, connections: status.connections });
-      return undefined;
-    }
-    return counters ? interval - sinceWrite : undefined;
   }
 
   /** Keeps a closing session's counters: the relay forgets them with the session. */

@@ -4,6 +4,11 @@
 
 export interface Result {
   requeueAfterMs?: number;
+  /**
+   * `low`: the re-run only refreshes counters, so it waits behind changes (and behind nothing else) in
+   * the work queue. Default `normal`.
+   */
+  requeuePriority?: 'low';
 }
 
 export const done: Result = {};

@@ -112,6 +112,7 @@ describe('fuzz: random PortForward specs through the reconciler', function () {
           holdMs: 30_000,
           advertiseAddress: '127.0.0.1',
           statusIntervalMs: 1000,
+          counterWritesPerSecond: 0,
         },
         logger: silent,
         now: () => now,

@@ -463,9 +463,11 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
   // kwok each, on the same two cores) is what bounds both passes; the restart's excess over this is the
   // operator's.
   const ports = ready.map((p) => p.status!.endpoints![0].localPort);
+  const wp0 = await apiWrites(cluster);
   const w0Pass = Date.now();
   const warmPass = await allServing(o, ports, w0Pass);
   const warmPassMs = Date.now() - w0Pass;
+  const wp1 = await apiWrites(cluster);
   o.progress(`scale: every forward probed, operator running, in ${fmt(warmPassMs / 1000)} s`);
   await new Promise((r) => setTimeout(r, 10_000)); // the counter writes the pass moved land first
 
@@ -524,6 +526,10 @@ export async function scaleBench(o: ScaleBenchOptions): Promise<string> {
       [
         'the floor: every forward probed once, operator running (sessions warm): all / p50 / p90',
         `${fmt(warmPassMs / 1000)} / ${fmt(percentile(warmPass.servedAfter, 50) / 1000)} / ${fmt(percentile(warmPass.servedAfter, 90) / 1000)} s (not served at first: ${warmPass.misses.refused} / ${warmPass.misses.stalled} / ${warmPass.misses.failed})`,
+      ],
+      [
+        'of it: PortForward writes during that pass (the probes move counters; with a budget, the rest wait for slots)',
+        fmt(wp1.portForwards - wp0.portForwards, 0),
       ],
       ['SIGKILL -> every forward serving again on its old port', `${fmt(restartMs / 1000)} s`],
       [

@@ -18,6 +18,8 @@ export interface HarnessOptions {
   clusters?: ClusterDirectory;
   /** Default: 5000. */
   statusIntervalMs?: number;
+  /** Default: 0 (no budget). */
+  counterWritesPerSecond?: number;
 }
 
 export interface ReconcilerHarness {
@@ -64,6 +66,7 @@ export function reconcilerHarness(opts: HarnessOptions): ReconcilerHarness {
       holdMs: 30_000,
       advertiseAddress: '127.0.0.1',
       statusIntervalMs: opts.statusIntervalMs ?? 5000,
+      counterWritesPerSecond: opts.counterWritesPerSecond ?? 0,
     },
     logger: winston.createLogger({ silent: true }),
     now: () => now,
