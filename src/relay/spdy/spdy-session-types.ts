@@ -41,6 +41,11 @@ export interface SpdySessionStats {
    */
   writeBlockedMs: number;
   /**
+   * When (Date.now()) a write last found the socket full, 0 if never: a session with an upload under
+   * way fills its socket on every large write; one carrying small exchanges does not.
+   */
+  lastFullAt: number;
+  /**
    * DATA bytes that arrived for streams this session no longer has (kwok's server keeps copying a
    * pod's output into a stream we reset until the pod stops).
    */

@@ -77,6 +77,8 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   private readonly orphanGraceMs: number;
   /** Since when the socket has been waiting for 'drain' (0: it is not). */
   private writeBlockedSince = 0;
+  /** When a write last found the socket full (0: never): the session carries an upload. */
+  private lastFullAt = 0;
   private streamsOpened = 0;
   private bytesIn = 0;
   private bytesOut = 0;
@@ -99,13 +101,10 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
-    socket.on('end', () =>
-      this.fail(new PortForwardError('network', `${this.name}: the peer closed the connection`)),
-    );
+    const ended = (why: string) => () => this.fail(new PortForwardError('network', `${this.name}: ${why}`));
+    socket.on('end', ended('the peer closed the connection'));
     socket.on('error', (err) => this.fail(asPortForwardError(err, 'network', this.name)));
-    socket.on('close', () =>
-      this.fail(new PortForwardError('network', `${this.name}: the connection closed`)),
-    );
+    socket.on('close', ended('the connection closed'));
     if (options.head && options.head.length > 0) this.onData(options.head);
   }
 
@@ -152,6 +151,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
       streamsOpened: this.streamsOpened,
       queuedBytes: this.socket.writableLength,
       writeBlockedMs: this.writeBlockedSince === 0 ? 0 : Date.now() - this.writeBlockedSince,
+      lastFullAt: this.lastFullAt,
       orphanBytes: this.orphanBytes,
       draining: this.draining,
       closed: this.closed,
@@ -253,7 +253,8 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     }
     this.bytesOut += buf.length;
     const more = written ? this.socket.write(buf, () => written()) : this.socket.write(buf);
-    if (!more && this.writeBlockedSince === 0) this.writeBlockedSince = Date.now();
+    if (!more) this.lastFullAt = Date.now();
+    if (!more && this.writeBlockedSince === 0) this.writeBlockedSince = this.lastFullAt;
   }
 
   private onDrain(): void {

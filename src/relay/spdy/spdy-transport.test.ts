@@ -1,18 +1,14 @@
 // The SPDY transport through the relay engine, against the project's fake spdystream server: sessions
 // dialed before they are needed, connections isolated from a session that stalls, half-close carried,
-// node-side errors ending one connection, and AutoTransport's fallback order.
+// and node-side errors ending one connection (AutoTransport's fallback: ../auto-transport.test.ts).
 import * as assert from 'node:assert/strict';
-import * as net from 'node:net';
 import { connect, readAll, startTcpServer, TcpServer } from '../../../test/support/net';
 import { waitFor } from '../../../test/support/wait';
-import { AutoTransport, transportUnsupported } from '../auto-transport';
 import { createRelayEngine } from '../engine/engine';
-import { PortForwardError } from '../errors';
 import { silentLogger } from '../logger';
 import { dialSpdy } from './dial';
 import { SpdyTransport, SpdyTransportOptions } from './spdy-transport';
 import { FakeSpdyServer, startFakeSpdyServer } from '../testing/fake-spdy-server';
-import type { RelayTunnel, StreamTarget, Transport } from '../transport';
 import type { RelayEngine, SessionSpec } from '../types';
 
 const ECHO = 8080;
@@ -167,6 +163,53 @@ describe('relay SPDY transport (sessions before they are needed) on the fake spd
     stalled.destroy();
   });
 
+  it('never places a new connection behind an upload that may stall; it waits for the session being dialed', async function () {
+    this.timeout(20_000);
+    // Dials after the second wait for `gate`: the echo below arrives while its session is being dialed.
+    let opened = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    transport = new SpdyTransport({
+      name: 'spdy',
+      logger: silentLogger,
+      dial: async (pod) => {
+        if (++opened > 2) await gate;
+        return dialSpdy(
+          { namespace: pod.namespace, pod: pod.name },
+          { server: fake.url, applyOptions: fake.applyOptions() },
+        );
+      },
+    });
+    engine = createRelayEngine({ transport });
+    const ports = Object.fromEntries(
+      (await engine.ensure('demo/pf', spec())).map((st) => [st.id, st.localPort]),
+    );
+    const open = () => transport.sessions().filter((x) => x.open);
+    await waitFor('the warm session', () => open().length === 1);
+    const first = await connect(ports.sink);
+    await waitFor('a second warm session', () => open().length === 2);
+    const second = await connect(ports.sink);
+    await waitFor('both uploads on sessions of their own', () => open().every((x) => x.streams === 1));
+    // Both targets never read: their sessions will stall once the kernel buffers on the way are full.
+    const chunk = Buffer.alloc(1024 * 1024);
+    for (const s of [first, second]) {
+      s.on('error', () => undefined);
+      for (let i = 0; i < 64; i++) s.write(chunk);
+    }
+    await waitFor('the uploads to fill their sessions', () =>
+      transport.sessions().every((x) => x.queuedBytes > 0 || !x.open),
+    );
+    const echoed = echoOnce(ports.echo, Buffer.from('not behind an upload'));
+    await waitFor('the echo to wait for the session being dialed', () =>
+      transport.sessions().some((x) => !x.open && x.streams === 1),
+    );
+    release();
+    assert.equal((await echoed).toString(), 'not behind an upload');
+    assert.equal(engine.stats('demo/pf')?.failed, 0);
+    first.destroy();
+    second.destroy();
+  });
+
   it('keeps the connections of a session going away (GOAWAY) and serves new ones on another', async function () {
     const ports = await start();
     const held = await connect(ports.echo);
@@ -297,70 +340,6 @@ describe('relay SPDY transport on a node that ends the data stream before it say
       const last = relay.stats('demo/pf')?.lastError;
       assert.equal(last?.kind, 'nodeError');
       assert.match(last?.message ?? '', /error forwarding port 9999/);
-    }
-  });
-});
-
-describe('AutoTransport', function () {
-  const target: StreamTarget = { namespace: 'demo', pod: 'web', port: 80 };
-  const tunnel = { done: Promise.resolve(undefined), bufferedBytes: () => 0, abort: () => undefined };
-
-  function fakeTransport(
-    name: 'spdy' | 'spdy-websocket' | 'websocket',
-    fail?: PortForwardError,
-  ): Transport & { calls: number } {
-    const t = {
-      name,
-      calls: 0,
-      connect: (): Promise<RelayTunnel> => {
-        t.calls++;
-        return fail ? Promise.reject(fail) : Promise.resolve({ ...tunnel, transport: name });
-      },
-      close: () => Promise.resolve(),
-    };
-    return t;
-  }
-
-  it('falls back on a refused upgrade and remembers the transport that worked', async function () {
-    const spdy = fakeTransport('spdy', new PortForwardError('protocol', 'upgrade refused', { status: 400 }));
-    const ws = fakeTransport('websocket');
-    const auto = new AutoTransport([spdy, ws], silentLogger);
-    const socket = new net.Socket();
-    for (let i = 0; i < 3; i++) {
-      const t = await auto.connect(
-        socket,
-        target,
-        { onSent: () => 0, onReceived: () => 0, logger: silentLogger },
-        new AbortController().signal,
-      );
-      assert.equal(t.transport, 'websocket');
-    }
-    assert.equal(spdy.calls, 1);
-    assert.equal(ws.calls, 3);
-    assert.equal(auto.current(), 'websocket');
-    socket.destroy();
-  });
-
-  it('does not fall back on RBAC, a missing pod or a node-side error', async function () {
-    for (const err of [
-      new PortForwardError('forbidden', 'no', { status: 403 }),
-      new PortForwardError('notFound', 'no', { status: 404 }),
-      new PortForwardError('nodeError', 'socat not found'),
-    ]) {
-      assert.equal(transportUnsupported(err), false, err.message);
-      const spdy = fakeTransport('spdy', err);
-      const ws = fakeTransport('websocket');
-      const auto = new AutoTransport([spdy, ws], silentLogger);
-      await assert.rejects(
-        auto.connect(
-          new net.Socket(),
-          target,
-          { onSent: () => 0, onReceived: () => 0, logger: silentLogger },
-          new AbortController().signal,
-        ),
-        (e) => e === err,
-      );
-      assert.equal(ws.calls, 0);
     }
   });
 });

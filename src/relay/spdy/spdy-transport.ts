@@ -10,6 +10,11 @@
 //   `maxStreamsPerSession` connections) only while a new session is being dialed. A session whose
 //   socket has not drained for `congestedAfterMs`, or that missed a PING reply, takes no new connections:
 //   spdystream has no flow control, and a target that stops reading stalls its whole session.
+// - A connection shares an open session only if that session's socket has not been full for
+//   `quietBeforeSharingMs` (no upload under way); otherwise it waits for the session being dialed. Its
+//   frames would queue behind megabytes of another connection's upload, and if that upload's target
+//   stalls before they get through (spdystream stalls within ~0.3 s, congestedAfterMs cannot see it
+//   sooner), the new connection is stuck with it: that was test/e2e/transport.test.ts' failure.
 // - A slow or stalled target is never cut by the keep-alive: a missed PING only stops new
 //   connections going to that session; its connections go on until the pod or the client ends them.
 //   Dead peers are found by TCP keep-alive (and an idle session that misses a PING is re-dialed).
@@ -23,55 +28,20 @@
 //   is what stops that copy, and new connections do not share their session with it.
 //
 // Caveats
-// - A connection sharing a session with one whose target stalls is slowed with it; only
-//   connections placed after the stall was seen avoid it.
+// - A connection sharing a session with one whose target stalls later (a quiet session when it was
+//   placed) is stalled with it.
 import type * as net from 'node:net';
 import { PortForwardError } from '../errors';
-import type { RelayLogger } from '../logger';
 import { openPortForward } from './portforward';
 import type { SpdySession } from './spdy-session';
 import { SpdyTunnel } from './spdy-tunnel';
 import { WarmPolicy } from './warm-pods';
 import { abortable, podKey, PodSessions, type Pooled } from './pod-sessions';
+import type { SpdyTransportOptions } from './spdy-transport-options';
 import type { RelayTunnel, StreamTarget, Transport, TunnelHooks } from '../transport';
 import type { PodRef } from '../types';
 
-export type SessionDialer = (pod: PodRef, signal: AbortSignal) => Promise<SpdySession>;
-
-export interface SpdyTransportOptions {
-  name: 'spdy' | 'spdy-websocket';
-  dial: SessionDialer;
-  logger: RelayLogger;
-  /** Idle sessions kept open per retained pod. Default 1. */
-  warmSessions?: number;
-  /** Connections one session carries at most. Default 8. */
-  maxStreamsPerSession?: number;
-  /**
-   * A session whose socket has not drained for this long takes no new connections (its peer stopped
-   * reading: spdystream blocked behind a target that does not read). Default 250 ms.
-   */
-  congestedAfterMs?: number;
-  /** PING interval of every session. Default 10 000 ms. */
-  pingIntervalMs?: number;
-  /** A PING unanswered this long marks the session unresponsive. Default 5 000 ms. */
-  pingTimeoutMs?: number;
-  /** Sessions beyond the warm ones close after this long without a connection. Default 60 000 ms. */
-  idleTimeoutMs?: number;
-  /** First re-dial delay of a warm session that failed to dial; doubles up to 30 s. Default 250 ms. */
-  redialDelayMs?: number;
-  /** After a client's FIN, how long a silent pod side is waited for (spdy-tunnel.ts). Default 5 000 ms. */
-  halfCloseTimeoutMs?: number;
-  /**
-   * A retained pod without a connection for this long goes cold: its idle sessions close and none is
-   * dialed until its next connection. Checked every pingIntervalMs. 0 (the default here): never.
-   */
-  warmIdleMs?: number;
-  /**
-   * Idle sessions kept open across all pods at most; beyond it the least recently used pods go cold.
-   * Sessions carrying connections do not count. 0 (the default here): no cap.
-   */
-  maxWarmSessions?: number;
-}
+export type { SessionDialer, SpdyTransportOptions } from './spdy-transport-options';
 
 export class SpdyTransport implements Transport {
   readonly name: 'spdy' | 'spdy-websocket';
@@ -88,6 +58,7 @@ export class SpdyTransport implements Transport {
       warmSessions: options.warmSessions ?? 1,
       maxStreamsPerSession: options.maxStreamsPerSession ?? 8,
       congestedAfterMs: options.congestedAfterMs ?? 250,
+      quietBeforeSharingMs: options.quietBeforeSharingMs ?? 1_000,
       pingIntervalMs: options.pingIntervalMs ?? 10_000,
       pingTimeoutMs: options.pingTimeoutMs ?? 5_000,
       idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
@@ -233,15 +204,18 @@ export class SpdyTransport implements Transport {
   }
 
   /**
-   * The session for a new connection: an open idle one; else the least loaded open one with room (no
-   * round trip, while keepWarm dials an idle one); else one being dialed with room; else a new dial.
+   * The session for a new connection: an open idle one; else the least loaded open one with room and
+   * no upload under way (no round trip, while keepWarm dials an idle one); else one being dialed with
+   * room; else a new dial.
    */
   private pick(pod: PodSessions): Pooled {
     let open: Pooled | undefined;
     let dialing: Pooled | undefined;
+    const now = Date.now();
     for (const p of pod.sessions) {
       if (!this.usable(p)) continue;
       if (p.session) {
+        if (p.streams > 0 && now - p.session.stats().lastFullAt < this.o.quietBeforeSharingMs) continue;
         if (!open || p.streams < open.streams) open = p;
       } else if (!dialing || p.streams < dialing.streams) {
         dialing = p;
