@@ -41,6 +41,8 @@ export interface RelayBenchOptions {
   runs: number;
   /** Repetitions of the pull and the push within a round, interleaved across the systems; a round's figure is their median. */
   reps: number;
+  /** The same for the connects and the concurrent echoes. */
+  manyReps: number;
   transports: string[];
   streamBytes: number;
   connects: number;
@@ -453,14 +455,14 @@ export async function relayBench(o: RelayBenchOptions): Promise<string> {
   await warmUp(o, systems, notes);
   for (const pid of relays) pause(pid, true);
 
-  // Repetitions for the streams only: the connects and echoes are figures over many connections
-  // already, and kwok keeps every connection's sockets until its session ends, so three times their
-  // connections through one session reach its 20,000 open files.
+  // Every measure repeats within a round. The connects and echoes could not until the target servers
+  // closed idle connections (targets.ts): kwok keeps each connection's sockets until the pod's side
+  // closes, and three rounds' worth through one session reached its 20,000 open files.
   const steps: [string, Step, number][] = [
     ['pull', stream('pull'), o.reps],
     ['push', stream('push'), o.reps],
-    ['connects', connectsStep, 1],
-    ...o.concurrencies.map((n): [string, Step, number] => [`${n} echoes`, echoStep(n), 1]),
+    ['connects', connectsStep, o.manyReps],
+    ...o.concurrencies.map((n): [string, Step, number] => [`${n} echoes`, echoStep(n), o.manyReps]),
   ];
   for (const [what, step, reps] of steps) {
     for (let turn = 0; turn < o.runs * reps; turn++) {
@@ -505,7 +507,7 @@ export async function relayBench(o: RelayBenchOptions): Promise<string> {
     ratioCell(r, m, systems),
   ]);
   rows.push([
-    `echo failures / corruptions (all rounds, ${o.concurrencies.join(' + ')} connections per round)`,
+    `echo failures / corruptions (all rounds, ${o.concurrencies.join(' + ')} connections per repetition)`,
     ...systems.map((s) => {
       const f = r.echoFailures.get(s.label);
       return f ? `${f.failed} / ${f.corrupted} of ${f.of}` : '-';
@@ -521,7 +523,8 @@ export async function relayBench(o: RelayBenchOptions): Promise<string> {
     `${where}; every system forwards to that one pod.`,
     'Each cell: median of the rounds (min-max). MiB/s and KiB per call: higher is better; ms, s and CPU ' +
       's/GiB: lower is better.',
-    `Each measure runs in rounds (pull and push: of ${o.reps} repetition${o.reps === 1 ? '' : 's'}); a ` +
+    `Each measure runs in rounds (pull and push: of ${o.reps} repetition${o.reps === 1 ? '' : 's'}; ` +
+      `connects and echoes: of ${o.manyReps}); a ` +
       'repetition measures every system once, in an order rotated from one repetition to the next, and every ' +
       "relaying process but the measured one is stopped (SIGSTOP) meanwhile. A round's figure is the median " +
       'of its repetitions.',

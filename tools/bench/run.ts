@@ -11,6 +11,8 @@
 //   BENCH_RUNS [5]              rounds of every relay measure; each cell is their median and spread
 //   BENCH_REPS [5]              repetitions of the relay's pull and push within a round, interleaved across
 //                               the systems (the order rotates per repetition); a round's figure is their median
+//   BENCH_MANY_REPS [3]         the same for the connects and the concurrent echoes (figures over many
+//                               connections already, and the longest steps)
 //   BENCH_TRANSPORTS [spdy,spdy-websocket,websocket]   one operator per entry, started with --transport=X;
 //                               when the operator rejects the flag (exit 2), one operator without it
 //   BENCH_STREAM_MIB [256]      size of the pull (pod -> client) and the push (client -> pod)
@@ -114,6 +116,7 @@ function settings() {
   return {
     runs: positive('BENCH_RUNS', 5),
     reps: positive('BENCH_REPS', 5),
+    manyReps: positive('BENCH_MANY_REPS', 3),
     transports,
     streamBytes: Math.round(positive('BENCH_STREAM_MIB', 256, false) * MiB),
     connects: positive('BENCH_CONNECTS', 200),
@@ -209,7 +212,8 @@ async function main(): Promise<number> {
         kwok: cluster.state.versions.kwok,
         operatorMain: operatorMain(),
         settings: [
-          `runs: ${s.runs} (BENCH_RUNS) of ${s.reps} repetitions (BENCH_REPS); parts: ${parts.join(', ')}`,
+          `runs: ${s.runs} (BENCH_RUNS) of ${s.reps} repetitions (BENCH_REPS; connects and echoes ` +
+            `${s.manyReps}, BENCH_MANY_REPS); parts: ${parts.join(', ')}`,
           ...(info
             ? [
                 `real node ${REAL_NODE_NAME}: kubelet ${info.kubeletVersion}, ${info.containerRuntimeVersion}, ` +
@@ -254,6 +258,7 @@ async function main(): Promise<number> {
             seed,
             runs: s.runs,
             reps: s.reps,
+            manyReps: s.manyReps,
             transports: s.transports,
             streamBytes: s.streamBytes,
             connects: s.connects,
