@@ -78,65 +78,74 @@ describe('operator: transports (SPDY sessions before they are needed, SPDY over 
     });
   }
 
-  it('keeps serving other ports of the pod while connections to one port are stalled, and keeps those open', async function () {
-    const op = await startOperator({ kubeconfig: cluster.state.kubeconfig, namespaces: [ns] });
-    ops.push(op);
-    await applyPortForward(cluster, ns, 'iso', {
-      target: { pod: 'app' },
-      ports: [
-        { name: 'echo', port: 8080 },
-        { name: 'sink', port: 9090 },
-      ],
-    });
-    const pf = await waitForStatus(cluster, ns, 'iso', 'Ready', (p) => p.status?.phase === 'Ready', 15_000);
-    const byName: Record<string, number> = Object.fromEntries(
-      pf.status!.endpoints!.map((e): [string, number] => [e.name ?? '', e.localPort]),
-    );
-    const small = randomPayload(1024);
-    const roundTrips = async (n: number): Promise<number[]> => {
-      const ms: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const t0 = performance.now();
-        assert.equal(sha256(await echoRoundTrip(byName.echo, small, 10_000)), sha256(small));
-        ms.push(performance.now() - t0);
-      }
-      return ms;
-    };
-    const before = await roundTrips(20);
+  for (const transport of ['spdy', 'spdy-websocket'] as const)
+    it(`keeps serving other ports of the pod while connections to one port are stalled, and keeps those open (${transport})`, async function () {
+      const op = await startOperator({
+        kubeconfig: cluster.state.kubeconfig,
+        namespaces: [ns],
+        extraArgs: [`--transport=${transport}`],
+      });
+      ops.push(op);
+      const name = `iso-${transport}`;
+      await applyPortForward(cluster, ns, name, {
+        target: { pod: 'app' },
+        ports: [
+          { name: 'echo', port: 8080 },
+          { name: 'sink', port: 9090 },
+        ],
+      });
+      const pf = await waitForStatus(cluster, ns, name, 'Ready', (p) => p.status?.phase === 'Ready', 15_000);
+      const byName: Record<string, number> = Object.fromEntries(
+        pf.status!.endpoints!.map((e): [string, number] => [e.name ?? '', e.localPort]),
+      );
+      const small = randomPayload(1024);
+      const roundTrips = async (n: number): Promise<number[]> => {
+        const ms: number[] = [];
+        for (let i = 0; i < n; i++) {
+          const t0 = performance.now();
+          assert.equal(sha256(await echoRoundTrip(byName.echo, small, 10_000)), sha256(small));
+          ms.push(performance.now() - t0);
+        }
+        return ms;
+      };
+      const before = await roundTrips(20);
 
-    // Two clients push 64 MiB each to a target that never reads: spdystream stalls their sessions
-    // after 12-21 MiB in flight (kernel buffers, kube-apiserver, kwok), the rest waits in the clients.
-    const stalled = await Promise.all(
-      [0, 1].map(
-        () =>
-          new Promise<net.Socket>((resolve, reject) => {
-            const s = net.connect(byName.sink, '127.0.0.1', () => resolve(s));
-            s.on('error', reject);
-          }),
-      ),
-    );
-    const push = randomPayload(16 * MiB);
-    for (const s of stalled) for (let i = 0; i < 4; i++) s.write(push);
-    // The first echoes start at once, while the pushes fill the path and stall it: one placed on a
-    // session with an upload under way would be stalled with it (spdy-transport.ts, quietBeforeSharingMs).
-    const onset = await roundTrips(20);
-    const left = await waitStable('the pushes', () => stalled[0].writableLength + stalled[1].writableLength);
-    assert.ok(left > 0, 'the pushes stalled: part of them is still in the clients');
-    const during = await roundTrips(20);
-    console.log(
-      `      (connect + 1 KiB echo, median: ${median(before).toFixed(1)} ms before the pushes, ` +
-        `${median(onset).toFixed(1)} ms as they stall, ${median(during).toFixed(1)} ms once stalled, ` +
-        `worst ${Math.max(...onset, ...during).toFixed(1)} ms; 0 of 60 failed)`,
-    );
-    for (const s of stalled) assert.equal(s.destroyed, false, 'a stalled connection is still open');
-    const status = await waitForStatus(
-      cluster,
-      ns,
-      'iso',
-      'the counters',
-      (p) => (p.status?.connections?.total ?? 0) >= 62,
-    );
-    assert.equal(status.status?.connections?.failed, 0);
-    for (const s of stalled) s.destroy();
-  });
+      // Two clients push 64 MiB each to a target that never reads: spdystream stalls their sessions
+      // after 12-21 MiB in flight (kernel buffers, kube-apiserver, kwok), the rest waits in the clients.
+      const stalled = await Promise.all(
+        [0, 1].map(
+          () =>
+            new Promise<net.Socket>((resolve, reject) => {
+              const s = net.connect(byName.sink, '127.0.0.1', () => resolve(s));
+              s.on('error', reject);
+            }),
+        ),
+      );
+      const push = randomPayload(16 * MiB);
+      for (const s of stalled) for (let i = 0; i < 4; i++) s.write(push);
+      // The first echoes start at once, while the pushes fill the path and stall it: one placed on a
+      // session with an upload under way would be stalled with it (spdy-transport.ts, quietBeforeSharingMs).
+      const onset = await roundTrips(20);
+      const left = await waitStable(
+        'the pushes',
+        () => stalled[0].writableLength + stalled[1].writableLength,
+      );
+      assert.ok(left > 0, 'the pushes stalled: part of them is still in the clients');
+      const during = await roundTrips(20);
+      console.log(
+        `      (connect + 1 KiB echo, median: ${median(before).toFixed(1)} ms before the pushes, ` +
+          `${median(onset).toFixed(1)} ms as they stall, ${median(during).toFixed(1)} ms once stalled, ` +
+          `worst ${Math.max(...onset, ...during).toFixed(1)} ms; 0 of 60 failed)`,
+      );
+      for (const s of stalled) assert.equal(s.destroyed, false, 'a stalled connection is still open');
+      const status = await waitForStatus(
+        cluster,
+        ns,
+        name,
+        'the counters',
+        (p) => (p.status?.connections?.total ?? 0) >= 62,
+      );
+      assert.equal(status.status?.connections?.failed, 0);
+      for (const s of stalled) s.destroy();
+    });
 });

@@ -41,8 +41,8 @@ export interface SpdySessionStats {
    */
   writeBlockedMs: number;
   /**
-   * When (Date.now()) a write last found the socket full, 0 if never: a session with an upload under
-   * way fills its socket on every large write; one carrying small exchanges does not.
+   * When (Date.now()) a write last found the socket full or 64 KiB queued on it, 0 if never: a session
+   * with an upload under way does so on every large write; one carrying small exchanges does not.
    */
   lastFullAt: number;
   /**

@@ -44,7 +44,6 @@ import { FrameDecoder } from './decoder';
 import { HeaderCompressor, HeaderDecompressor, SpdyHeaders } from './headers';
 import { PendingPings } from './pings';
 import { SpdyStream, StreamOwner } from './stream';
-
 import type {
   OpenStreamOptions,
   SpdySessionEvents,
@@ -77,7 +76,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
   private readonly orphanGraceMs: number;
   /** Since when the socket has been waiting for 'drain' (0: it is not). */
   private writeBlockedSince = 0;
-  /** When a write last found the socket full (0: never): the session carries an upload. */
+  /** When a write last found the socket full or UPLOAD_QUEUED_BYTES queued (0: never): an upload. */
   private lastFullAt = 0;
   private streamsOpened = 0;
   private bytesIn = 0;
@@ -90,9 +89,8 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     super();
     this.name = options.name ?? 'SPDY session';
     this.maxFrameBytes = options.maxFrameBytes ?? 64 * 1024;
-    if (!(this.maxFrameBytes >= 1 && this.maxFrameBytes <= 0xffffff)) {
+    if (!(this.maxFrameBytes >= 1 && this.maxFrameBytes <= 0xffffff))
       throw new RangeError(`maxFrameBytes ${this.maxFrameBytes} is not in 1-16777215`);
-    }
     this.streamHighWaterMark = options.streamHighWaterMark ?? 256 * 1024;
     this.orphanGraceMs = options.orphanGraceMs ?? 500;
     this.decoder = new FrameDecoder({
@@ -253,7 +251,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
     }
     this.bytesOut += buf.length;
     const more = written ? this.socket.write(buf, () => written()) : this.socket.write(buf);
-    if (!more) this.lastFullAt = Date.now();
+    if (!more || this.socket.writableLength >= UPLOAD_QUEUED_BYTES) this.lastFullAt = Date.now();
     if (!more && this.writeBlockedSince === 0) this.writeBlockedSince = this.lastFullAt;
   }
 
@@ -396,5 +394,7 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> implements Stre
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Bytes queued on the socket that mark an upload (lastFullAt) whatever the socket's high-water mark. */
+const UPLOAD_QUEUED_BYTES = 64 * 1024;
 /** A DATA frame's header: the room writeFramed's caller leaves in front of the payload. */
 const FRAME_HEADER_BYTES = 8;

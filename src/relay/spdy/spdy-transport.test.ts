@@ -2,6 +2,7 @@
 // dialed before they are needed, connections isolated from a session that stalls, half-close carried,
 // and node-side errors ending one connection (AutoTransport's fallback: ../auto-transport.test.ts).
 import * as assert from 'node:assert/strict';
+import type * as net from 'node:net';
 import { connect, readAll, startTcpServer, TcpServer } from '../../../test/support/net';
 import { waitFor } from '../../../test/support/wait';
 import { createRelayEngine } from '../engine/engine';
@@ -163,17 +164,23 @@ describe('relay SPDY transport (sessions before they are needed) on the fake spd
     stalled.destroy();
   });
 
-  it('never places a new connection behind an upload that may stall; it waits for the session being dialed', async function () {
-    this.timeout(20_000);
-    // Dials after the second wait for `gate`: the echo below arrives while its session is being dialed.
+  /**
+   * Two uploads to `to` on sessions of their own, then an echo while the third session is being
+   * dialed (its dial held until the echo waits for it), and that dial then succeeding or failing.
+   */
+  async function echoBehindUploads(to: 'sink' | 'count', thirdDial: 'succeeds' | 'fails'): Promise<string> {
     let opened = 0;
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
+    let open3!: () => void;
+    const gate = new Promise<void>((resolve, reject) => {
+      open3 = () => (thirdDial === 'succeeds' ? resolve() : reject(new Error('dial refused (test)')));
+    });
+    gate.catch(() => undefined);
     transport = new SpdyTransport({
       name: 'spdy',
       logger: silentLogger,
-      dial: async (pod) => {
-        if (++opened > 2) await gate;
+      dial: async (pod, signal) => {
+        if (++opened > 2)
+          await Promise.race([gate, new Promise((r) => signal.addEventListener('abort', r, { once: true }))]);
         return dialSpdy(
           { namespace: pod.namespace, pod: pod.name },
           { server: fake.url, applyOptions: fake.applyOptions() },
@@ -185,29 +192,45 @@ describe('relay SPDY transport (sessions before they are needed) on the fake spd
       (await engine.ensure('demo/pf', spec())).map((st) => [st.id, st.localPort]),
     );
     const open = () => transport.sessions().filter((x) => x.open);
-    await waitFor('the warm session', () => open().length === 1);
-    const first = await connect(ports.sink);
-    await waitFor('a second warm session', () => open().length === 2);
-    const second = await connect(ports.sink);
-    await waitFor('both uploads on sessions of their own', () => open().every((x) => x.streams === 1));
-    // Both targets never read: their sessions will stall once the kernel buffers on the way are full.
-    const chunk = Buffer.alloc(1024 * 1024);
-    for (const s of [first, second]) {
-      s.on('error', () => undefined);
-      for (let i = 0; i < 64; i++) s.write(chunk);
+    const uploads: net.Socket[] = [];
+    try {
+      await waitFor('the warm session', () => open().length === 1);
+      uploads.push(await connect(ports[to]));
+      await waitFor('a second warm session', () => open().length === 2);
+      uploads.push(await connect(ports[to]));
+      await waitFor('both uploads on sessions of their own', () => open().every((x) => x.streams === 1));
+      const chunk = Buffer.alloc(1024 * 1024);
+      for (const s of uploads) {
+        s.on('error', () => undefined);
+        for (let i = 0; i < 1024; i++) s.write(chunk);
+      }
+      await waitFor('the uploads to fill their sessions', () =>
+        transport.sessions().every((x) => x.lastFullAt > 0 || !x.open),
+      );
+      const echoed = echoOnce(ports.echo, Buffer.from('echoed'));
+      await waitFor('the echo to wait for the session being dialed', () =>
+        transport.sessions().some((x) => !x.open && x.streams === 1),
+      );
+      open3();
+      const got = (await echoed).toString();
+      assert.equal(engine.stats('demo/pf')?.failed, 0);
+      return got;
+    } finally {
+      open3();
+      for (const s of uploads) s.destroy();
     }
-    await waitFor('the uploads to fill their sessions', () =>
-      transport.sessions().every((x) => x.queuedBytes > 0 || !x.open),
-    );
-    const echoed = echoOnce(ports.echo, Buffer.from('not behind an upload'));
-    await waitFor('the echo to wait for the session being dialed', () =>
-      transport.sessions().some((x) => !x.open && x.streams === 1),
-    );
-    release();
-    assert.equal((await echoed).toString(), 'not behind an upload');
-    assert.equal(engine.stats('demo/pf')?.failed, 0);
-    first.destroy();
-    second.destroy();
+  }
+
+  it('does not place a new connection behind an upload under way; it waits for the session being dialed', async function () {
+    this.timeout(20_000);
+    // The targets never read: their sessions stall once the kernel buffers on the way are full, and an
+    // echo behind either upload would never come back.
+    assert.equal(await echoBehindUploads('sink', 'succeeds'), 'echoed');
+  });
+
+  it('shares a session carrying an upload when the dial it waited for fails, rather than fail', async function () {
+    this.timeout(20_000);
+    assert.equal(await echoBehindUploads('count', 'fails'), 'echoed');
   });
 
   it('keeps the connections of a session going away (GOAWAY) and serves new ones on another', async function () {

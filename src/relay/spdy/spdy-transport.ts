@@ -10,11 +10,13 @@
 //   `maxStreamsPerSession` connections) only while a new session is being dialed. A session whose
 //   socket has not drained for `congestedAfterMs`, or that missed a PING reply, takes no new connections:
 //   spdystream has no flow control, and a target that stops reading stalls its whole session.
-// - A connection shares an open session only if that session's socket has not been full for
-//   `quietBeforeSharingMs` (no upload under way); otherwise it waits for the session being dialed. Its
-//   frames would queue behind megabytes of another connection's upload, and if that upload's target
-//   stalls before they get through (spdystream stalls within ~0.3 s, congestedAfterMs cannot see it
-//   sooner), the new connection is stuck with it: that was test/e2e/transport.test.ts' failure.
+// - A connection shares an open session with streams only if no write found that session's socket
+//   full (or 64 KiB queued) for `quietBeforeSharingMs` (no upload under way); otherwise it waits for
+//   the session being dialed. Its frames would queue behind megabytes of another connection's upload,
+//   and if that upload's target stalls before they get through (spdystream stalls within ~0.3 s,
+//   congestedAfterMs cannot see it sooner), the new connection is stuck with it: that was
+//   test/e2e/transport.test.ts' failure. If the dial fails (or the pod's dials are failing), it
+//   shares after all: no connection is refused for the rule.
 // - A slow or stalled target is never cut by the keep-alive: a missed PING only stops new
 //   connections going to that session; its connections go on until the pod or the client ends them.
 //   Dead peers are found by TCP keep-alive (and an idle session that misses a PING is re-dialed).
@@ -85,15 +87,23 @@ export class SpdyTransport implements Transport {
     if (this.closed) throw new PortForwardError('network', 'the relay is closing');
     const pod = this.podSessions({ namespace: target.namespace, name: target.pod, uid: target.uid });
     if (attempt === 1) this.warmth.used(pod, 1);
-    const pooled = this.pick(pod);
+    let pooled = this.pick(pod);
     pooled.streams++;
     let session: SpdySession;
     try {
       session = pooled.session ?? (await abortable(pooled.ready!, signal, target));
     } catch (err) {
       pooled.streams--;
-      this.warmth.used(pod, -1);
-      throw err;
+      // The dial this connection waited for (rather than share a session with an upload) failed:
+      // sharing is better than failing.
+      const busy = signal.aborted ? undefined : this.pick(pod, false);
+      if (!busy?.session) {
+        this.warmth.used(pod, -1);
+        throw err;
+      }
+      pooled = busy;
+      pooled.streams++;
+      session = busy.session;
     }
     if (session.stats().closed || session.stats().draining) {
       pooled.streams--;
@@ -139,7 +149,14 @@ export class SpdyTransport implements Transport {
   }
 
   /** What each session is doing now, per pod (for tests, metrics and debugging). */
-  sessions(): { pod: string; open: boolean; streams: number; queuedBytes: number; takesNew: boolean }[] {
+  sessions(): {
+    pod: string;
+    open: boolean;
+    streams: number;
+    queuedBytes: number;
+    lastFullAt: number;
+    takesNew: boolean;
+  }[] {
     const out = [];
     for (const pod of this.pods.values())
       for (const p of pod.sessions)
@@ -148,6 +165,7 @@ export class SpdyTransport implements Transport {
           open: !!p.session,
           streams: p.streams,
           queuedBytes: p.session?.stats().queuedBytes ?? 0,
+          lastFullAt: p.session?.stats().lastFullAt ?? 0,
           takesNew: this.usable(p),
         });
     return out;
@@ -204,18 +222,21 @@ export class SpdyTransport implements Transport {
   }
 
   /**
-   * The session for a new connection: an open idle one; else the least loaded open one with room and
-   * no upload under way (no round trip, while keepWarm dials an idle one); else one being dialed with
-   * room; else a new dial.
+   * The session for a new connection: an open idle one; else the least loaded open one with room (no
+   * round trip, while keepWarm dials an idle one); else one being dialed with room; else a new dial.
+   * With `quiet` (unless the pod's dials are failing), an open session whose socket was full in the
+   * last quietBeforeSharingMs while it still has streams (an upload under way) is passed over.
    */
-  private pick(pod: PodSessions): Pooled {
+  private pick(pod: PodSessions, quiet = pod.failures === 0): Pooled {
     let open: Pooled | undefined;
     let dialing: Pooled | undefined;
     const now = Date.now();
     for (const p of pod.sessions) {
       if (!this.usable(p)) continue;
       if (p.session) {
-        if (p.streams > 0 && now - p.session.stats().lastFullAt < this.o.quietBeforeSharingMs) continue;
+        // Streams still open, a half-closed upload's included, behind a socket full a moment ago.
+        const s = p.session.stats();
+        if (quiet && s.openStreams > 0 && now - s.lastFullAt < this.o.quietBeforeSharingMs) continue;
         if (!open || p.streams < open.streams) open = p;
       } else if (!dialing || p.streams < dialing.streams) {
         dialing = p;
