@@ -95,8 +95,8 @@ export class SpdyTransport implements Transport {
     } catch (err) {
       pooled.streams--;
       // The dial this connection waited for (rather than share a session with an upload) failed:
-      // sharing is better than failing.
-      const busy = signal.aborted ? undefined : this.pick(pod, false);
+      // sharing is better than failing. No new dial here: the re-dial's backoff stays in charge.
+      const busy = signal.aborted ? undefined : this.candidates(pod, false).open;
       if (!busy?.session) {
         this.warmth.used(pod, -1);
         throw err;
@@ -227,7 +227,13 @@ export class SpdyTransport implements Transport {
    * With `quiet` (unless the pod's dials are failing), an open session whose socket was full in the
    * last quietBeforeSharingMs while it still has streams (an upload under way) is passed over.
    */
-  private pick(pod: PodSessions, quiet = pod.failures === 0): Pooled {
+  private pick(pod: PodSessions): Pooled {
+    const { open, dialing } = this.candidates(pod, pod.failures === 0);
+    return open ?? dialing ?? this.dial(pod);
+  }
+
+  /** The least loaded usable open session and session being dialed of `pod`; dials nothing. */
+  private candidates(pod: PodSessions, quiet: boolean): { open?: Pooled; dialing?: Pooled } {
     let open: Pooled | undefined;
     let dialing: Pooled | undefined;
     const now = Date.now();
@@ -242,7 +248,7 @@ export class SpdyTransport implements Transport {
         dialing = p;
       }
     }
-    return open ?? dialing ?? this.dial(pod);
+    return { open, dialing };
   }
 
   private usable(p: Pooled): boolean {
